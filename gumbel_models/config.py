@@ -1,0 +1,72 @@
+"""Settings of the Gumbel-softmax GAN; every default is chosen by a measurement (README, "Learning").
+
+The daemon's configuration tree embeds these fields; this module validates them once.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .temperature import TemperatureSchedule
+
+
+@dataclass(frozen=True)
+class GANConfig:
+    n_categories: int
+    samples_per_step: int = 256          # M generator samples per key and update
+    hard: bool = True                    # straight-through one-hot samples (exact equilibrium q = p)
+    generator_steps: int = 1             # G updates per training step
+    discriminator_steps: int = 1         # D updates per training step
+    generator_lr: float = 0.05
+    discriminator_lr: float = 0.05
+    betas: tuple[float, float] = (0.5, 0.999)
+    r1_gamma: float = 1.0                # ½γ‖w‖² on the discriminator weights
+    ema_decay: float = 0.995             # Polyak averaging of the generator logits
+    lr_decay_steps: float | None = None  # lr · 1/(1 + t / lr_decay_steps); None keeps lr constant
+    logit_range: float = 30.0            # logits stay within this distance of their row maximum
+    real_batch: int | None = None        # None: exact histogram; n: resample n real events per D step
+    temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
+    half_life: float | None = None       # forgetting of the empirical histogram, in events per key
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        positive_ints = ("n_categories", "samples_per_step", "generator_steps", "discriminator_steps")
+        for name in positive_ints:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.n_categories < 2:
+            raise ValueError(f"n_categories must be >= 2, got {self.n_categories}")
+        for name in ("generator_lr", "discriminator_lr", "logit_range"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must lie in [0, 1), got {self.betas!r}")
+        if self.r1_gamma < 0:
+            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.lr_decay_steps is not None and not self.lr_decay_steps > 0:
+            raise ValueError(f"lr_decay_steps must be > 0 or None, got {self.lr_decay_steps}")
+        if self.real_batch is not None and self.real_batch < 1:
+            raise ValueError(f"real_batch must be >= 1 or None, got {self.real_batch}")
+        if self.half_life is not None and not (self.half_life > 0 and math.isfinite(self.half_life)):
+            raise ValueError(f"half_life must be a positive number of events or None, got {self.half_life}")
+        if self.dtype not in ("float32", "float64", "bfloat16"):
+            raise ValueError(f"dtype must be float32, float64 or bfloat16, got {self.dtype!r}")
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return getattr(torch, self.dtype)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; anything else as torch understands it."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved

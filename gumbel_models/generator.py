@@ -1,0 +1,73 @@
+"""The generator: per-key logits over K categories, a category mask, and their Polyak average.
+
+``q_b = softmax(θ_b)`` over the unmasked categories of key ``b``; masked categories have logit
+``−inf`` and probability exactly 0. Published probabilities come from the exponential moving
+average of the logits (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN
+Training")::
+
+    θ̄_b ← θ̄_b + (1 − α_b)·(θ_b − θ̄_b),   α_b = min(decay, (1 + t_b) / (10 + t_b))
+
+where ``t_b`` is the row's update count: the warm-up keeps a young key's average from being
+dominated by its initial logits.
+"""
+from __future__ import annotations
+
+import torch
+
+
+class CategoricalGenerator:
+    def __init__(self, n_keys: int, n_categories: int, *, ema_decay: float, logit_range: float,
+                 dtype: torch.dtype, device: torch.device) -> None:
+        self.ema_decay, self.logit_range = ema_decay, logit_range
+        self.logits = torch.zeros(n_keys, n_categories, dtype=dtype, device=device)
+        self.average = torch.zeros_like(self.logits)
+        self.mask = torch.ones(n_keys, n_categories, dtype=torch.bool, device=device)
+
+    def masked(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.masked_fill(~self.mask, float("-inf"))
+
+    def probabilities(self, averaged: bool = True) -> torch.Tensor:
+        """``[B, K]`` float32 probabilities, exactly 0 on masked categories."""
+        logits = self.average if averaged else self.logits
+        return torch.softmax(self.masked(logits).float(), dim=-1)
+
+    def after_update(self, steps: torch.Tensor, on: torch.Tensor) -> None:
+        """Advance the average on rows where ``on`` ``[B, 1]`` is 1; ``steps`` ``[B, 1]`` counts updates."""
+        alpha = ((1 + steps) / (10 + steps)).clamp_(max=self.ema_decay)
+        self.average.lerp_(self.logits, (1 - alpha) * on)
+
+    def recentre(self) -> None:
+        """Centre the logits and floor them at ``max − logit_range`` (softmax is unchanged by the shift).
+
+        Adam's per-coordinate scaling lets rows drift and a zero-probability category's logit fall
+        without bound; called every few updates, this keeps both in float range.
+        """
+        for logits in (self.logits, self.average):
+            floor = self.masked(logits).amax(dim=-1, keepdim=True) - self.logit_range
+            logits.copy_(torch.maximum(logits, floor))
+            mean = (logits * self.mask).sum(-1, keepdim=True) / self.mask.sum(-1, keepdim=True)
+            logits.sub_(mean).masked_fill_(~self.mask, 0.0)
+
+    def set_mask(self, rows: torch.Tensor, mask: torch.Tensor) -> None:
+        mask = mask.to(device=self.mask.device, dtype=torch.bool)
+        if not bool(mask.any(dim=-1).all()):
+            raise ValueError("every key needs at least one unmasked category")
+        self.mask[rows] = mask
+        self.logits[rows] = self.logits[rows].masked_fill(~mask, 0.0)
+        self.average[rows] = self.average[rows].masked_fill(~mask, 0.0)
+
+    def append(self, n_keys: int) -> None:
+        self.logits = torch.cat([self.logits, self.logits.new_zeros(n_keys, self.logits.shape[1])])
+        self.average = torch.cat([self.average, self.average.new_zeros(n_keys, self.average.shape[1])])
+        self.mask = torch.cat([self.mask, self.mask.new_ones(n_keys, self.mask.shape[1])])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.logits, self.average, self.mask = self.logits[rows], self.average[rows], self.mask[rows]
+
+    def state_dict(self) -> dict:
+        return {"logits": self.logits.clone(), "average": self.average.clone(), "mask": self.mask.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.logits = state["logits"].to(self.logits).clone()
+        self.average = state["average"].to(self.average).clone()
+        self.mask = state["mask"].to(self.mask).clone()

@@ -1,0 +1,69 @@
+"""Per-key empirical histograms with optional exponential forgetting.
+
+Counts ``c`` of shape ``[B, K]`` (float64, so they stay exact far past 2^24 events). A batch
+bringing ``n_b`` new events to key ``b`` first decays that key's counts::
+
+    c_b ← c_b · 2^(−n_b / h) + new_b          (h = half-life in events; h = ∞ keeps everything)
+
+so an event's weight halves after ``h`` further events of its key, and a drifting stream is
+tracked. ``events`` counts every event ever observed per key (never decayed).
+
+>>> import torch
+>>> h = EmpiricalHistogram(n_keys=1, n_categories=3)
+>>> h.observe(torch.tensor([[2., 1., 1.]]))
+>>> h.probabilities()
+tensor([[0.5000, 0.2500, 0.2500]])
+>>> h = EmpiricalHistogram(n_keys=1, n_categories=2, half_life=10)
+>>> h.observe(torch.tensor([[10., 0.]])); h.observe(torch.tensor([[0., 10.]]))
+>>> h.probabilities()
+tensor([[0.3333, 0.6667]])
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+class EmpiricalHistogram:
+    def __init__(self, n_keys: int, n_categories: int, *, half_life: float | None = None,
+                 device: torch.device | str = "cpu") -> None:
+        if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
+            raise ValueError(f"half_life must be a positive number of events, got {half_life!r}")
+        self.half_life = half_life
+        self.counts = torch.zeros(n_keys, n_categories, dtype=torch.float64, device=device)
+        self.events = torch.zeros(n_keys, dtype=torch.int64, device=device)
+
+    def observe(self, new_counts: torch.Tensor) -> None:
+        """Add ``new_counts`` ``[B, K]`` (events per key and category) to the histogram."""
+        new_counts = new_counts.to(self.counts)
+        arrived = new_counts.sum(dim=-1)
+        if self.half_life is not None:
+            decay = torch.exp2(-arrived / self.half_life)
+            self.counts.mul_(decay.unsqueeze(-1))
+        self.counts.add_(new_counts)
+        self.events.add_(arrived.round().to(torch.int64))
+
+    def probabilities(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Normalised counts ``[B, K]``; rows without events are all zero."""
+        total = self.counts.sum(dim=-1, keepdim=True)
+        return (self.counts / total.clamp(min=1e-300)).to(dtype)
+
+    def has_data(self) -> torch.Tensor:
+        return self.counts.sum(dim=-1) > 0
+
+    def append(self, n_keys: int) -> None:
+        k = self.counts.shape[1]
+        self.counts = torch.cat([self.counts, self.counts.new_zeros(n_keys, k)])
+        self.events = torch.cat([self.events, self.events.new_zeros(n_keys)])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.counts, self.events = self.counts[rows], self.events[rows]
+
+    def state_dict(self) -> dict:
+        return {"counts": self.counts.clone(), "events": self.events.clone(), "half_life": self.half_life}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.counts = state["counts"].to(self.counts.device, torch.float64).clone()
+        self.events = state["events"].to(self.events.device, torch.int64).clone()
+        self.half_life = state["half_life"]

@@ -1,0 +1,54 @@
+"""Adam over a batch of independent rows, each with its own step count.
+
+One tensor ``θ`` of shape ``[B, D]`` holds ``B`` independent problems (keys). Rows join and
+leave a live model, so the bias correction uses each row's own step ``t_b``::
+
+    m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²
+    θ ← θ − lr · (m / (1−β1^t_b)) / (√(v / (1−β2^t_b)) + ε)
+
+Only rows with ``on = 1`` move: keys without data, or whose gradient is not finite, keep their
+state exactly. Kingma & Ba (2015), "Adam: A Method for Stochastic Optimization".
+"""
+from __future__ import annotations
+
+import torch
+
+
+class RowAdam:
+    def __init__(self, param: torch.Tensor, *, lr: float, betas: tuple[float, float] = (0.5, 0.999),
+                 eps: float = 1e-8) -> None:
+        if lr <= 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0:
+            raise ValueError(f"invalid Adam settings lr={lr} betas={betas} eps={eps}")
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.exp_avg = torch.zeros_like(param)
+        self.exp_avg_sq = torch.zeros_like(param)
+        self.steps = torch.zeros(param.shape[0], 1, dtype=param.dtype, device=param.device)
+
+    def step(self, param: torch.Tensor, grad: torch.Tensor, on: torch.Tensor, lr_scale: float = 1.0) -> None:
+        """Update ``param`` ``[B, D]`` in place on rows where ``on`` ``[B, 1]`` is 1 (else 0).
+
+        ``grad`` must be finite on every row (rows that are off may hold zeros).
+        """
+        beta1, beta2 = self.betas
+        self.steps.add_(on)
+        self.exp_avg.lerp_(grad, on * (1 - beta1))
+        self.exp_avg_sq.lerp_(grad.square(), on * (1 - beta2))
+        bias1 = 1 - torch.pow(beta1, self.steps.clamp(min=1))
+        bias2 = 1 - torch.pow(beta2, self.steps.clamp(min=1))
+        denom = (self.exp_avg_sq / bias2).sqrt_().add_(self.eps)
+        param.addcdiv_(self.exp_avg * (on * (-self.lr * lr_scale) / bias1), denom)
+
+    def append(self, n_rows: int) -> None:
+        self.exp_avg = torch.cat([self.exp_avg, self.exp_avg.new_zeros(n_rows, self.exp_avg.shape[1])])
+        self.exp_avg_sq = torch.cat([self.exp_avg_sq, self.exp_avg_sq.new_zeros(n_rows, self.exp_avg_sq.shape[1])])
+        self.steps = torch.cat([self.steps, self.steps.new_zeros(n_rows, 1)])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        self.exp_avg, self.exp_avg_sq, self.steps = self.exp_avg[rows], self.exp_avg_sq[rows], self.steps[rows]
+
+    def state_dict(self) -> dict:
+        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "steps": self.steps.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name in ("exp_avg", "exp_avg_sq", "steps"):
+            setattr(self, name, state[name].to(getattr(self, name)).clone())

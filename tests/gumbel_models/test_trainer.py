@@ -1,0 +1,132 @@
+import numpy as np
+import pytest
+import torch
+
+from gumbel_models import GANConfig, GumbelGAN, TemperatureSchedule
+
+SEED_TRUTH = np.array([0.0, 0.0, 0.1, 0.3, 0.6])
+
+
+def _model(n_keys=2, **overrides) -> GumbelGAN:
+    config = GANConfig(n_categories=5, **overrides)
+    return GumbelGAN(config, n_keys, seed=11, device="cpu")
+
+
+def _counts(rng, truth, n):
+    return np.bincount(rng.choice(len(truth), size=n, p=truth), minlength=len(truth)).astype(float)
+
+
+def test_learns_the_seed_distribution_close_to_counting():
+    """Fixed seeds; tolerance TV ≤ 0.01 after 4,000 steps on 50,000 events (the bench goes further)."""
+    rng = np.random.default_rng(0)
+    model = _model(n_keys=1)
+    model.observe(_counts(rng, SEED_TRUTH, 50_000)[None])
+    model.step(4000)
+    learned = model.probabilities()[0].numpy()
+    assert 0.5 * np.abs(learned - model.empirical()[0].numpy()).sum() < 0.01
+    assert learned[:2].max() < 0.005
+    assert float(model.nonfinite) == 0
+
+
+def _assert_same_state(a: dict, b: dict, path="") -> None:
+    assert a.keys() == b.keys(), path
+    for name in a:
+        x, y = a[name], b[name]
+        if isinstance(x, dict):
+            _assert_same_state(x, y, f"{path}.{name}")
+        elif isinstance(x, torch.Tensor):
+            assert torch.equal(x, y), f"{path}.{name} differs"
+        else:
+            assert x == y, f"{path}.{name} differs"
+
+
+def test_restored_trainer_continues_exactly_as_if_never_stopped():
+    rng = np.random.default_rng(1)
+    counts = np.stack([_counts(rng, SEED_TRUTH, 1000), _counts(rng, SEED_TRUTH[::-1], 1000)])
+    original = _model(half_life=5000.0)
+    original.observe(counts)
+    original.step(300)
+    saved = original.state_dict()
+
+    restored = _model(half_life=5000.0)
+    restored.load_state_dict(saved)
+    for model in (original, restored):
+        model.observe(counts)
+        model.step(300)
+    _assert_same_state(original.state_dict(), restored.state_dict())
+
+
+def test_state_of_another_shape_or_format_is_rejected():
+    state = _model().state_dict()
+    with pytest.raises(ValueError, match="categories"):
+        GumbelGAN(GANConfig(n_categories=4), 2, device="cpu").load_state_dict(state)
+    with pytest.raises(ValueError, match="format"):
+        _model().load_state_dict({**state, "format": 99})
+
+
+def test_masked_categories_have_probability_exactly_zero():
+    model = _model(n_keys=2)
+    model.set_mask([1], torch.tensor([[True, False, True, True, False]]))
+    model.observe(np.array([[5.0, 5, 5, 5, 5], [5, 5, 5, 5, 5]]))  # events in masked categories are ignored
+    model.step(200)
+    probs = model.probabilities()
+    assert float(probs[1, 1]) == 0.0 and float(probs[1, 4]) == 0.0
+    assert float(model.empirical()[1, 1]) == 0.0
+    assert torch.allclose(probs.sum(-1), torch.ones(2))
+    assert float(probs[0].min()) > 0.0
+
+
+def test_a_key_without_a_single_category_is_rejected():
+    with pytest.raises(ValueError, match="at least one"):
+        _model().set_mask([0], torch.zeros(1, 5, dtype=torch.bool))
+
+
+def test_adding_and_removing_keys_leaves_the_others_untouched():
+    rng = np.random.default_rng(2)
+    model = _model(n_keys=2)
+    model.observe(np.stack([_counts(rng, SEED_TRUTH, 500), _counts(rng, SEED_TRUTH, 500)]))
+    model.step(50)
+    before = model.state_dict()
+    rows = model.add_keys(3)
+    assert list(rows) == [2, 3, 4] and model.n_keys == 5
+    assert torch.equal(model.generator.logits[:2], before["generator"]["logits"])
+    assert torch.equal(model.d_params[:2], before["d_params"])
+    assert torch.equal(model.histogram.counts[:2], before["histogram"]["counts"])
+    # keys without events do not train, and training them later does not disturb the others' steps
+    model.step(10)
+    assert model.key_steps().tolist() == [60.0, 60.0, 0.0, 0.0, 0.0]
+    kept_logits = model.generator.logits[[0, 3]].clone()
+    model.remove_keys([1, 2, 4])
+    assert model.n_keys == 2 and torch.equal(model.generator.logits, kept_logits)
+
+
+def test_forgetting_tracks_a_drifting_stream():
+    model = _model(n_keys=1, half_life=1000.0)
+    model.observe(np.array([[0.0, 0, 0, 0, 10_000]]))
+    model.observe(np.array([[10_000.0, 0, 0, 0, 0]]))
+    assert float(model.empirical()[0, 0]) > 0.99
+
+
+def test_observe_rejects_counts_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="shape"):
+        _model().observe(np.ones((3, 5)))
+
+
+def test_non_finite_updates_are_counted_and_skipped():
+    model = _model(n_keys=2)
+    model.observe(np.ones((2, 5)))
+    model.d_params[1, 0] = float("nan")
+    model.step(3)
+    assert float(model.nonfinite) > 0
+    assert bool(torch.isfinite(model.generator.logits[0]).all())
+
+
+@pytest.mark.parametrize("kind", ["constant", "exponential", "linear", "cosine"])
+def test_temperature_schedule_position_is_part_of_the_state(kind):
+    schedule = TemperatureSchedule(kind, initial=1.0, minimum=0.1, rate=1e-2, steps=100)
+    model = _model(temperature=schedule)
+    model.observe(np.ones((2, 5)))
+    model.step(40)
+    restored = _model(temperature=schedule)
+    restored.load_state_dict(model.state_dict())
+    assert restored.temperature == model.temperature == schedule(40)
