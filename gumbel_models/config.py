@@ -26,9 +26,12 @@ class GANConfig:
     ema_decay: float = 0.995             # Polyak averaging of the generator logits
     lr_decay_steps: float | None = None  # lr · 1/(1 + t / lr_decay_steps); None keeps lr constant
     logit_range: float = 30.0            # logits stay within this distance of their row maximum
+    expected_fake: bool = True           # hard samples only: D's fake term as Σ_k q_k·ℓ(D(e_k)), exact
     real_batch: int | None = None        # None: exact histogram; n: resample n real events per D step
     temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
     half_life: float | None = None       # forgetting of the empirical histogram, in events per key
+    change_p_value: float | None = None  # restart a key's histogram when a window differs at this p-value
+    change_window: int = 2000            # events per key per change test
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -54,6 +57,10 @@ class GANConfig:
             raise ValueError(f"real_batch must be >= 1 or None, got {self.real_batch}")
         if self.half_life is not None and not (self.half_life > 0 and math.isfinite(self.half_life)):
             raise ValueError(f"half_life must be a positive number of events or None, got {self.half_life}")
+        if self.change_p_value is not None and not 0 < self.change_p_value < 1:
+            raise ValueError(f"change_p_value must lie in (0, 1) or be None, got {self.change_p_value}")
+        if self.change_window < 1:
+            raise ValueError(f"change_window must be >= 1, got {self.change_window}")
         if self.dtype not in ("float32", "float64", "bfloat16"):
             raise ValueError(f"dtype must be float32, float64 or bfloat16, got {self.dtype!r}")
 

@@ -13,6 +13,11 @@ Discriminator, with ``x_m`` the forward sample (``e_{z_m}`` or ``y_m``) and ``σ
     ∂L/∂w_k = −p̂_k·σ(−(w_k+β)) + (1/M)·Σ_m σ(s_m)·x_mk + γ·w_k
     ∂L/∂β   = −Σ_k p̂_k·σ(−(w_k+β)) + (1/M)·Σ_m σ(s_m)
 
+With hard samples every fake is a vertex ``e_k`` drawn with probability ``q_k = softmax(θ)_k``, so the
+expected fake term is exact and O(K), like the real one (``expected_fake``)::
+
+    E[L_fake] = Σ_k q_k·softplus(w_k+β),   ∂/∂w_k = q_k·σ(w_k+β)
+
 Generator, ``ℓ = softplus(−s)``; the straight-through gradient is the soft sample's, and
 ``∂y_k/∂θ_j = y_k(δ_jk − y_j)/τ`` gives::
 
@@ -32,23 +37,33 @@ def forward_scores(params: torch.Tensor, soft: torch.Tensor, index: torch.Tensor
     return w.gather(1, index) + bias
 
 
-def discriminator_step(params: torch.Tensor, real: torch.Tensor, soft: torch.Tensor,
-                       index: torch.Tensor | None, gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient ``[B, K+1]`` and loss ``[B]`` of real (``p̂`` ``[B, K]``) + fake + R1 terms."""
+def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | tuple,
+                       gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ``[B, K+1]`` and loss ``[B]`` of real (``p̂`` ``[B, K]``) + fake + R1 terms.
+
+    ``fake`` is either the generator's probabilities ``q`` ``[B, K]`` (exact expected fake term
+    of hard samples) or drawn samples ``(soft, index)``.
+    """
     w, bias = params[:, :-1], params[:, -1:]
-    n_samples = soft.shape[1]
-    real_scores = w + bias
-    real_grad = -real * torch.sigmoid(-real_scores)
-    scores = forward_scores(params, soft, index)
-    fake_weight = torch.sigmoid(scores) / n_samples
-    if index is None:
-        fake_grad = torch.einsum("bm,bmk->bk", fake_weight, soft)
+    vertex_scores = w + bias
+    real_grad = -real * torch.sigmoid(-vertex_scores)
+    loss = (real * F.softplus(-vertex_scores)).sum(-1) + 0.5 * gamma * w.pow(2).sum(-1)
+    if isinstance(fake, torch.Tensor):
+        fake_grad = fake * torch.sigmoid(vertex_scores)
+        fake_bias_grad = fake_grad.sum(-1, keepdim=True)
+        loss = loss + (fake * F.softplus(vertex_scores)).sum(-1)
     else:
-        fake_grad = torch.zeros_like(w).scatter_add_(1, index, fake_weight)
+        soft, index = fake
+        scores = forward_scores(params, soft, index)
+        fake_weight = torch.sigmoid(scores) / soft.shape[1]
+        if index is None:
+            fake_grad = torch.einsum("bm,bmk->bk", fake_weight, soft)
+        else:
+            fake_grad = torch.zeros_like(w).scatter_add_(1, index, fake_weight)
+        fake_bias_grad = fake_weight.sum(-1, keepdim=True)
+        loss = loss + F.softplus(scores).mean(-1)
     grad_w = real_grad + fake_grad + gamma * w
-    grad_b = real_grad.sum(-1, keepdim=True) + fake_weight.sum(-1, keepdim=True)
-    loss = ((real * F.softplus(-real_scores)).sum(-1) + F.softplus(scores).mean(-1)
-            + 0.5 * gamma * w.pow(2).sum(-1))
+    grad_b = real_grad.sum(-1, keepdim=True) + fake_bias_grad
     return torch.cat([grad_w, grad_b], dim=-1), loss
 
 

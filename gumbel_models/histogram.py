@@ -6,7 +6,8 @@ bringing ``n_b`` new events to key ``b`` first decays that key's counts::
     c_b ← c_b · 2^(−n_b / h) + new_b          (h = half-life in events; h = ∞ keeps everything)
 
 so an event's weight halves after ``h`` further events of its key, and a drifting stream is
-tracked. ``events`` counts every event ever observed per key (never decayed).
+tracked. With a :class:`ChangeDetector`, an abrupt change restarts a key's counts from the
+window of events that revealed it. ``events`` counts every event ever observed (never decayed).
 
 >>> import torch
 >>> h = EmpiricalHistogram(n_keys=1, n_categories=3)
@@ -24,13 +25,15 @@ import math
 
 import torch
 
+from .change_detector import ChangeDetector
+
 
 class EmpiricalHistogram:
     def __init__(self, n_keys: int, n_categories: int, *, half_life: float | None = None,
-                 device: torch.device | str = "cpu") -> None:
+                 change: ChangeDetector | None = None, device: torch.device | str = "cpu") -> None:
         if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
             raise ValueError(f"half_life must be a positive number of events, got {half_life!r}")
-        self.half_life = half_life
+        self.half_life, self.change = half_life, change
         self.counts = torch.zeros(n_keys, n_categories, dtype=torch.float64, device=device)
         self.events = torch.zeros(n_keys, dtype=torch.int64, device=device)
 
@@ -38,10 +41,14 @@ class EmpiricalHistogram:
         """Add ``new_counts`` ``[B, K]`` (events per key and category) to the histogram."""
         new_counts = new_counts.to(self.counts)
         arrived = new_counts.sum(dim=-1)
+        if self.change is not None:
+            changed = self.change.observe(new_counts, self.counts).unsqueeze(-1)
         if self.half_life is not None:
             decay = torch.exp2(-arrived / self.half_life)
             self.counts.mul_(decay.unsqueeze(-1))
         self.counts.add_(new_counts)
+        if self.change is not None:
+            self.counts.copy_(torch.where(changed, self.change.last_window, self.counts))
         self.events.add_(arrived.round().to(torch.int64))
 
     def probabilities(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -53,17 +60,24 @@ class EmpiricalHistogram:
         return self.counts.sum(dim=-1) > 0
 
     def append(self, n_keys: int) -> None:
+        if self.change is not None:
+            self.change.append(n_keys)
         k = self.counts.shape[1]
         self.counts = torch.cat([self.counts, self.counts.new_zeros(n_keys, k)])
         self.events = torch.cat([self.events, self.events.new_zeros(n_keys)])
 
     def keep(self, rows: torch.Tensor) -> None:
+        if self.change is not None:
+            self.change.keep(rows)
         self.counts, self.events = self.counts[rows], self.events[rows]
 
     def state_dict(self) -> dict:
-        return {"counts": self.counts.clone(), "events": self.events.clone(), "half_life": self.half_life}
+        return {"counts": self.counts.clone(), "events": self.events.clone(), "half_life": self.half_life,
+                "window": None if self.change is None else self.change.counts.clone()}
 
     def load_state_dict(self, state: dict) -> None:
         self.counts = state["counts"].to(self.counts.device, torch.float64).clone()
         self.events = state["events"].to(self.events.device, torch.int64).clone()
         self.half_life = state["half_life"]
+        if self.change is not None and state.get("window") is not None:
+            self.change.counts = state["window"].to(self.counts).clone()

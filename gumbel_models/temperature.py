@@ -28,8 +28,8 @@ SCHEDULES = ("constant", "exponential", "linear", "cosine")
 @dataclass(frozen=True)
 class TemperatureSchedule:
     kind: str = "exponential"
-    initial: float = 1.0
-    minimum: float = 0.2
+    initial: float = 2.0
+    minimum: float = 1.0
     rate: float = 1e-3
     steps: int = 5000
 

@@ -19,6 +19,7 @@ import torch
 
 from . import discriminator as disc
 from .gradients import discriminator_step, generator_step
+from .change_detector import ChangeDetector
 from .config import GANConfig, resolve_device
 from .divergence import divergences
 from .generator import CategoricalGenerator
@@ -42,7 +43,11 @@ class GumbelGAN:
         self.d_params = disc.init_params(n_keys, k, dtype=dtype, device=self.device)
         self.g_opt = RowAdam(self.generator.logits, lr=config.generator_lr, betas=config.betas)
         self.d_opt = RowAdam(self.d_params, lr=config.discriminator_lr, betas=config.betas)
-        self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, device=self.device)
+        change = None if config.change_p_value is None else ChangeDetector(
+            n_keys, k, window=config.change_window, p_value=config.change_p_value, device=self.device)
+        self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, change=change, device=self.device)
+        # soft samples are not vertices, so only hard ones have an exact expected fake term
+        self._expected_fake = config.hard and config.expected_fake
         self.t = 0
         self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # skipped row-updates
         self.g_loss = torch.zeros(n_keys, device=self.device)
@@ -109,12 +114,14 @@ class GumbelGAN:
     def step(self, n_steps: int = 1) -> None:
         for _ in range(n_steps):
             tau, lr_scale = self.temperature, self._lr_scale()
+            samples = None
             for _ in range(self.config.discriminator_steps):
-                samples = self._draw(tau)
+                samples = None if self._expected_fake else self._draw(tau)
                 self._discriminator_update(samples, lr_scale)
-            for g in range(self.config.generator_steps):
+            for _ in range(self.config.generator_steps):
                 # θ has not moved since the last D update drew its samples: reuse them once.
-                self._generator_update(samples if g == 0 else self._draw(tau), tau, lr_scale)
+                self._generator_update(samples or self._draw(tau), tau, lr_scale)
+                samples = None
             self.t += 1
             if self.t % RECENTRE_EVERY == 0:
                 self.generator.recentre()
@@ -139,7 +146,8 @@ class GumbelGAN:
         return torch.zeros_like(self._reference).scatter_add_(-1, drawn, torch.ones_like(drawn, dtype=safe.dtype)) / n
 
     def _discriminator_update(self, samples, lr_scale: float) -> None:
-        grad, loss = discriminator_step(self.d_params, self._real_weights(), *samples, self.config.r1_gamma)
+        fake = self.generator.probabilities(averaged=False).to(self.d_params) if samples is None else samples
+        grad, loss = discriminator_step(self.d_params, self._real_weights(), fake, self.config.r1_gamma)
         grad, on = self._skip_nonfinite(grad)
         self.d_opt.step(self.d_params, grad, on, lr_scale)
         self.d_loss = loss
