@@ -1,0 +1,175 @@
+"""The ``gumbeld`` command: ``run`` the daemon, show the effective ``config``, or ``bench``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import typing
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from pydantic_core import to_jsonable_python
+
+from daemon.config import ConfigError, LeafSetting, leaf_settings, load_settings
+
+DESCRIPTION = """\
+gumbeld reads a stream of categorical events (one category per event, grouped by key), learns
+each key's distribution over the categories with a Gumbel-softmax GAN, and publishes the learned
+distributions as snapshots (stdout, a JSON-lines file) and Prometheus metrics.
+"""
+
+SETTINGS_HELP = """\
+settings:
+  Every setting has one dotted name, e.g. metrics.port. Set it in a TOML file ([metrics] port = 9000),
+  in the environment (GUMBELD_METRICS__PORT=9000) or on the command line (--metrics.port 9000).
+  The command line wins over the environment, which wins over the file, which wins over the
+  defaults. The file is --config PATH or $GUMBELD_CONFIG. List and dict settings take JSON;
+  booleans take true or false. 'gumbeld run --help' lists every setting.
+"""
+
+EXAMPLES = """\
+examples:
+  gumbeld run                                  learn the built-in synthetic stream, metrics on :9464
+  gumbeld run --config gumbeld.toml --metrics.port 9000
+  GUMBELD_LOG__FORMAT=json gumbeld run --model.n_categories 5
+  gumbeld run --source.synthetic.keys '{"web": {"probabilities": [0.7, 0.2, 0.1]}}' --model.n_categories 3
+  gumbeld config --config gumbeld.toml         print the settings a run would use, as JSON
+  gumbeld bench convergence --help             options of the convergence benchmark
+"""
+
+EXIT_INVALID_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gumbeld`` and ``python -m daemon``; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if args.command in ("run", "config"):
+            overrides = {**vars(args).get("settings_from_flags", {}), **_unknown_flags(extras, parser)}
+        elif extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else 2
+
+    if args.command == "bench":
+        from daemon.bench.convergence import main as convergence_main
+        return convergence_main(list(args.bench_args))
+
+    try:
+        settings = load_settings(overrides, config_file=args.config)
+    except ConfigError as error:
+        print("gumbeld: invalid configuration:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_INVALID_CONFIG
+
+    if args.command == "config":
+        try:
+            print(json.dumps(settings.model_dump(mode="json"), indent=2), flush=True)
+        except BrokenPipeError:  # e.g. `gumbeld config | head`; the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+    from daemon.logs import configure_logging
+    from daemon.service import run
+
+    configure_logging(settings.log)
+    return run(settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gumbeld", description=DESCRIPTION, epilog=SETTINGS_HELP + "\n" + EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="run the daemon until SIGINT or SIGTERM", usage="gumbeld run [--config PATH] [--SETTING VALUE ...]",
+        description="Run the daemon until SIGINT or SIGTERM. "
+        "Each option below overrides one setting; see 'gumbeld --help' for the other ways to set them.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    _add_settings_options(run)
+
+    config = commands.add_parser(
+        "config", help="print the effective settings as JSON and exit",
+        usage="gumbeld config [--config PATH] [--SETTING VALUE ...]",
+        description="Print the settings 'gumbeld run' would use with the same options and environment, as JSON. "
+        "Takes every option of 'gumbeld run'.", allow_abbrev=False)
+    _add_settings_options(config, with_help=False)
+
+    bench = commands.add_parser(
+        "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
+        "the benchmark itself: 'gumbeld bench convergence --help' lists its options.")
+    bench.add_argument("benchmark", choices=["convergence"],
+                       help="convergence: how fast and how closely the learned distributions converge")
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
+    return parser
+
+
+def _add_settings_options(parser: argparse.ArgumentParser, with_help: bool = True) -> None:
+    parser.set_defaults(settings_from_flags={})
+    parser.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: $GUMBELD_CONFIG)")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for leaf in leaf_settings():
+        section = leaf.name.rpartition(".")[0]
+        if section not in groups:
+            title = f"[{section}] settings" if section else "general settings"
+            groups[section] = parser.add_argument_group(title)
+        groups[section].add_argument(
+            leaf.flag, metavar=_metavar(leaf), action=_SettingAction, dest=leaf.name, default=argparse.SUPPRESS,
+            help=_help(leaf) if with_help else argparse.SUPPRESS)
+
+
+class _SettingAction(argparse.Action):
+    """Collects flag values by dotted name, kept as typed: :func:`load_settings` validates them."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        collected = dict(getattr(namespace, "settings_from_flags", {}))
+        collected[self.dest] = values
+        namespace.settings_from_flags = collected
+
+
+def _unknown_flags(extras: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``--name VALUE`` and ``--name=VALUE`` not declared: kept, so the error names the setting."""
+    unknown: dict[str, str] = {}
+    i = 0
+    while i < len(extras):
+        token = extras[i]
+        if not token.startswith("--") or token == "--":
+            parser.error(f"unrecognized arguments: {' '.join(extras[i:])}")
+        name, has_value, value = token[2:].partition("=")
+        if not has_value and i + 1 < len(extras) and not extras[i + 1].startswith("--"):
+            value, i = extras[i + 1], i + 1
+        unknown[name] = value
+        i += 1
+    return unknown
+
+
+def _metavar(leaf: LeafSetting) -> str:
+    annotation = leaf.field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return "{" + ",".join(map(str, args)) + "}"
+    if leaf.takes_json:
+        return "JSON"
+    base = args[0] if len(args) == 1 else annotation
+    return {bool: "true|false", int: "INT", float: "NUMBER", str: "TEXT"}.get(base, "PATH" if base is Path else "VALUE")
+
+
+def _help(leaf: LeafSetting) -> str:
+    text = leaf.field.description or ""
+    default = to_jsonable_python(leaf.field.get_default(call_default_factory=True))
+    shown = json.dumps(default, ensure_ascii=False)
+    text = f"{text} (default: {shown})" if text else f"default: {shown}"
+    return text.replace("%", "%%")  # argparse %-formats help strings
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gumbeld")
+    except metadata.PackageNotFoundError:
+        return "unknown"

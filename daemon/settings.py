@@ -1,0 +1,170 @@
+"""The one configuration tree of gumbeld.
+
+Every setting has one dotted name, used alike in the TOML file, the environment and on the
+command line: ``metrics.port`` is ``[metrics] port = …`` in the file, ``GUMBELD_METRICS__PORT`` in
+the environment and ``--metrics.port`` on the command line. Precedence, highest first: command
+line, environment, file, defaults. This module only declares and validates; reading the sources
+lives in :mod:`daemon.config`.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gumbel_models import GANConfig, TemperatureSchedule
+
+SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
+_GAN = GANConfig(n_categories=2)  # the learning defaults live in gumbel_models; the settings mirror them
+_TAU = _GAN.temperature
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemperatureSettings(Section):
+    schedule: Literal["constant", "exponential", "linear", "cosine"] = _TAU.kind
+    initial: float = Field(_TAU.initial, gt=0, description="τ0")
+    minimum: float = Field(_TAU.minimum, gt=0, description="τ_min, the floor of every schedule")
+    rate: float = Field(_TAU.rate, ge=0, description="r of τ0·exp(−r·t), per step")
+    steps: int = Field(_TAU.steps, gt=0, description="T of the linear and cosine schedules")
+
+
+class ModelSettings(Section):
+    categories: list[str] | None = Field(None, description="category labels; or give n_categories")
+    n_categories: int | None = Field(None, ge=2, description="K for index categories 0..K-1")
+    samples_per_step: int = Field(_GAN.samples_per_step, ge=1)
+    hard: bool = _GAN.hard
+    expected_fake: bool = Field(_GAN.expected_fake, description="hard samples: exact expected fake term in the discriminator loss")
+    generator_steps: int = Field(_GAN.generator_steps, ge=1)
+    discriminator_steps: int = Field(_GAN.discriminator_steps, ge=1)
+    generator_lr: float = Field(_GAN.generator_lr, gt=0)
+    discriminator_lr: float = Field(_GAN.discriminator_lr, gt=0)
+    betas: tuple[float, float] = _GAN.betas
+    r1_gamma: float = Field(_GAN.r1_gamma, ge=0)
+    ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1)
+    lr_decay_steps: float | None = Field(None, gt=0)
+    temperature: TemperatureSettings = TemperatureSettings()
+    half_life: float | None = Field(None, gt=0, description="forgetting half-life, events per key")
+    change_p_value: float | None = Field(None, gt=0, lt=1, description="restart a key's histogram when a window of its events differs at this p-value")
+    change_window: int = Field(_GAN.change_window, ge=1, description="events per key in each change test")
+    dtype: Literal["float32", "float64", "bfloat16"] = "float32"
+    max_keys: int = Field(10_000, ge=1, description="keys trained at most; events of further keys are dead-lettered")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_categories(self) -> "ModelSettings":
+        if self.categories is not None:
+            if len(self.categories) < 2 or len(set(self.categories)) != len(self.categories):
+                raise ValueError("categories must list at least two distinct labels")
+            if self.n_categories is not None and self.n_categories != len(self.categories):
+                raise ValueError("n_categories disagrees with the number of categories")
+        self.gan_config()  # what the learning core rejects is rejected when the settings load, not later
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        if self.categories is not None:
+            return list(self.categories)
+        return [str(i) for i in range(self.n_categories or len(SEED_DISTRIBUTION))]
+
+    def gan_config(self) -> GANConfig:
+        t = self.temperature
+        return GANConfig(
+            n_categories=len(self.labels), samples_per_step=self.samples_per_step, hard=self.hard,
+            expected_fake=self.expected_fake, generator_steps=self.generator_steps, discriminator_steps=self.discriminator_steps,
+            generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr, betas=self.betas,
+            r1_gamma=self.r1_gamma, ema_decay=self.ema_decay, lr_decay_steps=self.lr_decay_steps,
+            temperature=TemperatureSchedule(t.schedule, t.initial, t.minimum, t.rate, t.steps),
+            half_life=self.half_life, change_p_value=self.change_p_value, change_window=self.change_window,
+            dtype=self.dtype)
+
+
+class DriftSettings(Section):
+    probabilities: list[float] = Field(description="the distribution switched to")
+    after_events: int | None = Field(None, ge=1, description="switch once, after this many events of the key")
+    period_events: int | None = Field(None, ge=1, description="alternate every this many events")
+
+
+class SyntheticKey(Section):
+    probabilities: list[float] = Field(default_factory=lambda: list(SEED_DISTRIBUTION))
+    drift: DriftSettings | None = None
+
+    @field_validator("probabilities")
+    @classmethod
+    def _a_distribution(cls, p: list[float]) -> list[float]:
+        if len(p) < 2 or any(not math.isfinite(x) or x < 0 for x in p) or abs(sum(p) - 1.0) > 1e-6:
+            raise ValueError("probabilities must be >= 0 and sum to 1")
+        return p
+
+
+class SyntheticSettings(Section):
+    keys: dict[str, SyntheticKey] = Field(default_factory=lambda: {"default": SyntheticKey()})
+    rate: float = Field(100_000.0, ge=0, description="events per second over all keys; 0 = unlimited")
+    batch_size: int = Field(1000, ge=1, description="events per generated batch")
+    seed: int = 0
+
+
+class SourceSettings(Section):
+    kind: Literal["synthetic"] = "synthetic"
+    synthetic: SyntheticSettings = SyntheticSettings()
+
+
+class SinkSettings(Section):
+    stdout: bool = True
+    jsonl_path: Path | None = Field(None, description="append snapshots to this JSON-lines file")
+
+
+class DeadLetterSettings(Section):
+    path: Path = Field(Path("gumbeld-dead-letters.jsonl"), description="JSON-lines file of bad events")
+    log_interval: float = Field(10.0, gt=0, description="seconds between log lines about bad events")
+
+
+class MetricsSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535, description="HTTP port of /metrics, /livez, /readyz; 0 = any free")
+    max_key_labels: int = Field(100, ge=0, description="keys with their own metric series; others aggregate as key=\"__other__\"")
+
+
+class TrainingSettings(Section):
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
+    seed: int = 0
+    steps_per_round: int = Field(50, ge=1, description="steps the worker runs between taking new counts")
+    idle_after_steps: int = Field(20_000, ge=0, description="pause after this many steps without new events; 0 = never")
+    queue_batches: int = Field(64, ge=1, description="ingested batches buffered before ingest waits (backpressure)")
+
+
+class CheckpointSettings(Section):
+    directory: Path = Path("gumbeld-state")
+    interval: float = Field(30.0, gt=0, description="seconds between checkpoints")
+    fresh_start: bool = Field(False, description="ignore an unreadable or incompatible checkpoint and start anew")
+
+
+class LogSettings(Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class GumbeldSettings(Section):
+    model: ModelSettings = ModelSettings()
+    source: SourceSettings = SourceSettings()
+    sinks: SinkSettings = SinkSettings()
+    dead_letter: DeadLetterSettings = DeadLetterSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    training: TrainingSettings = TrainingSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    log: LogSettings = LogSettings()
+    publish_interval: float = Field(1.0, gt=0, description="seconds between snapshots")
+    shutdown_timeout: float = Field(8.0, gt=0, description="seconds allowed for the final step, checkpoint and publish")
+
+    @model_validator(mode="after")
+    def _synthetic_matches_model(self) -> "GumbeldSettings":
+        k = len(self.model.labels)
+        for name, key in self.source.synthetic.keys.items():
+            sizes = {len(key.probabilities)} | ({len(key.drift.probabilities)} if key.drift else set())
+            if sizes != {k}:
+                raise ValueError(f"source.synthetic.keys.{name}: probabilities need {k} entries, one per category "
+                                 f"of the model (model.categories or model.n_categories)")
+        return self
