@@ -1,0 +1,264 @@
+"""The Prometheus metrics of gumbeld, all owned by one :class:`Metrics` object.
+
+Every series is named ``gumbeld_*`` and lives in the registry passed in, never in the global
+default one, so each test can build its own. Metrics fed by the service through method calls
+are plain prometheus-client objects; those computed when Prometheus scrapes (the checkpoint age,
+the per-key probabilities and divergences) come from small collectors reading the latest values.
+
+Per-key cardinality is capped by ``max_key_labels``: the first keys seen get their own ``key``
+label, and counters of every further key add up under ``key="__other__"``. Per-key gauges of keys
+past the cap have no series of their own, except that ``gumbeld_divergence{key="__other__"}``
+reports, per measure, the largest divergence among them (NaN when any of them is NaN), so a
+badly learned key past the cap still shows.
+
+>>> from prometheus_client import CollectorRegistry
+>>> registry = CollectorRegistry()
+>>> metrics = Metrics(registry, max_key_labels=1, clock=lambda: 100.0)
+>>> metrics.count_events({"a": 3, "b": 2, "c": 1})
+>>> registry.get_sample_value("gumbeld_events_total", {"key": "__other__"})
+3.0
+>>> metrics.checkpoint_written()
+>>> registry.get_sample_value("gumbeld_checkpoint_age_seconds")
+0.0
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+OTHER_KEY = "__other__"
+DIVERGENCE_MEASURES = ("tv", "kl", "js")
+# One training step takes from tens of microseconds (few keys, CPU) to about a second
+# (many keys, large samples_per_step); roughly three buckets per decade over that range.
+STEP_DURATION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
+                         0.1, 0.25, 0.5, 1.0)
+
+
+def _package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class _KeyValues:
+    categories: tuple[str, ...]
+    learned: tuple[float, ...]
+    empirical: tuple[float, ...]
+    divergence: tuple[tuple[str, float], ...]
+
+
+def _worst(values: list[float]) -> float:
+    """The largest value; NaN if any is NaN, so a broken key is not hidden by healthy ones."""
+    return math.nan if any(math.isnan(v) for v in values) else max(values)
+
+
+class _CheckpointAgeCollector:
+    """``gumbeld_checkpoint_age_seconds``, computed at scrape time; no sample before a checkpoint."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.saved_at: float | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("gumbeld_checkpoint_age_seconds",
+                                "Seconds since the last checkpoint was saved; absent before the first.")
+
+    def collect(self) -> Iterator[Metric]:
+        family = next(self.describe())
+        saved_at = self.saved_at
+        if saved_at is not None:
+            family.add_metric([], max(0.0, self.clock() - saved_at))
+        yield family
+
+
+class _KeyGaugesCollector:
+    """``gumbeld_probability`` and ``gumbeld_divergence``, from the latest values of each key."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.labelled: dict[str, _KeyValues] = {}
+        self.other_divergence: dict[str, dict[str, float]] = {}  # keys past the cap
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "gumbeld_probability", "Probability of a category: kind=learned by the generator, "
+            "kind=empirical from the events.", labels=["key", "category", "kind"])
+        yield GaugeMetricFamily(
+            "gumbeld_divergence", "Divergence between the empirical and the learned distribution "
+            "(tv: total variation; kl: KL(empirical||learned) and js: Jensen-Shannon, in nats).",
+            labels=["key", "measure"])
+
+    def collect(self) -> Iterator[Metric]:
+        probability, divergence = self.describe()
+        with self.lock:
+            labelled = list(self.labelled.items())
+            others = list(self.other_divergence.values())
+        for key, values in labelled:
+            for category, learned, empirical in zip(values.categories, values.learned, values.empirical):
+                probability.add_metric([key, category, "learned"], learned)
+                probability.add_metric([key, category, "empirical"], empirical)
+            for measure, value in values.divergence:
+                divergence.add_metric([key, measure], value)
+        for measure in sorted({m for d in others for m in d}):
+            divergence.add_metric([OTHER_KEY, measure], _worst([d[measure] for d in others if measure in d]))
+        yield probability
+        yield divergence
+
+
+class Metrics:
+    """Creates every metric of gumbeld in ``registry``; the service reports through its methods.
+
+    Thread-safe: methods may be called from the event loop and from worker threads.
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, max_key_labels: int,
+                 clock: Callable[[], float] = time.time, version: str = "0.1.0",
+                 device: str = "cpu") -> None:
+        if max_key_labels < 0:
+            raise ValueError(f"max_key_labels must be >= 0, got {max_key_labels}")
+        self.registry = registry
+        self.max_key_labels = max_key_labels
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._labelled: set[str] = set()
+
+        Info("gumbeld_build", "Build of the running gumbeld (value is always 1).", registry=registry).info(
+            {"version": version, "python": platform.python_version(), "torch": _package_version("torch"),
+             "device": str(device)})
+        self.events = Counter("gumbeld_events", "Events counted, per key.", ["key"], registry=registry)
+        self.bad_events = Counter("gumbeld_bad_events", "Events rejected, by reason.", ["reason"],
+                                  registry=registry)
+        self.training_steps = Counter("gumbeld_training_steps", "Training steps run.", registry=registry)
+        self.step_duration = Histogram("gumbeld_training_step_duration_seconds",
+                                       "Wall time of one training step.", buckets=STEP_DURATION_BUCKETS,
+                                       registry=registry)
+        self.nonfinite_updates = Counter("gumbeld_nonfinite_updates",
+                                         "Per-key updates skipped because a gradient was not finite.",
+                                         registry=registry)
+        self.generator_loss = Gauge("gumbeld_generator_loss", "Generator loss, mean over keys.",
+                                    registry=registry)
+        self.discriminator_loss = Gauge("gumbeld_discriminator_loss", "Discriminator loss, mean over keys.",
+                                        registry=registry)
+        self.temperature = Gauge("gumbeld_temperature", "Current Gumbel-softmax temperature.",
+                                 registry=registry)
+        self.keys_tracked = Gauge("gumbeld_keys_tracked", "Keys the model is learning.", registry=registry)
+        self.snapshots = Counter("gumbeld_snapshots_published", "Snapshots published, by sink.", ["sink"],
+                                 registry=registry)
+        self.last_publish = Gauge("gumbeld_last_publish_timestamp_seconds",
+                                  "Unix time of the last published snapshot; 0 before the first.",
+                                  registry=registry)
+        self.checkpoints_written = Counter("gumbeld_checkpoints_written", "Checkpoints saved.",
+                                           registry=registry)
+        self.checkpoints_failed = Counter("gumbeld_checkpoints_failed", "Checkpoints that failed to save.",
+                                          registry=registry)
+        self.dead_letters = Counter("gumbeld_dead_letters_written", "Events written to the dead-letter file.",
+                                    registry=registry)
+        self.ready = Gauge("gumbeld_ready", "1 when gumbeld is ready to serve, else 0.", registry=registry)
+        self._checkpoint_age = _CheckpointAgeCollector(clock)
+        self._key_gauges = _KeyGaugesCollector()
+        registry.register(self._checkpoint_age)
+        registry.register(self._key_gauges)
+
+    # -- per-key labels -----------------------------------------------------------------------
+    def _label_for(self, key: str) -> str:
+        """The ``key`` label of ``key``: its own while there is room (kept for good), else ``__other__``."""
+        with self._lock:
+            if key in self._labelled:
+                return key
+            if key == OTHER_KEY or len(self._labelled) >= self.max_key_labels:
+                return OTHER_KEY
+            self._labelled.add(key)
+        with self._key_gauges.lock:  # it may have been past the cap before a slot was freed
+            self._key_gauges.other_divergence.pop(key, None)
+        return key
+
+    def labelled_keys(self) -> frozenset[str]:
+        """The keys that have series of their own."""
+        with self._lock:
+            return frozenset(self._labelled)
+
+    def forget_key(self, key: str) -> None:
+        """Drop every series of ``key`` (counters included) and free its label for another key."""
+        with self._lock:
+            was_labelled = key in self._labelled
+            self._labelled.discard(key)
+        with self._key_gauges.lock:
+            self._key_gauges.labelled.pop(key, None)
+            self._key_gauges.other_divergence.pop(key, None)
+        if was_labelled:
+            self.events.remove(key)
+
+    # -- what the service reports --------------------------------------------------------------
+    def count_events(self, counts_by_key: Mapping[str, int]) -> None:
+        for key, n in counts_by_key.items():
+            self.events.labels(self._label_for(key)).inc(n)
+
+    def count_bad(self, reason: str, n: int = 1) -> None:
+        self.bad_events.labels(reason).inc(n)
+
+    def observe_training(self, steps: int, seconds: float, nonfinite: int, g_loss: float, d_loss: float,
+                         temperature: float) -> None:
+        """Report ``steps`` steps that took ``seconds`` in all, ``nonfinite`` updates skipped in them.
+
+        The mean step time is observed once per step, so the histogram's ``_count`` equals the
+        steps and its ``_sum`` the total training time, whatever the steps per round.
+        """
+        if steps > 0:
+            self.training_steps.inc(steps)
+            per_step = seconds / steps
+            for _ in range(steps):
+                self.step_duration.observe(per_step)
+        self.nonfinite_updates.inc(nonfinite)
+        self.generator_loss.set(g_loss)
+        self.discriminator_loss.set(d_loss)
+        self.temperature.set(temperature)
+
+    def set_key(self, key: str, categories: Sequence[str], learned: Sequence[float],
+                empirical: Sequence[float], divergence: Mapping[str, float]) -> None:
+        """Latest probabilities (one per category) and divergences (by measure) of ``key``."""
+        if not len(categories) == len(learned) == len(empirical):
+            raise ValueError(f"key {key!r}: {len(categories)} categories, {len(learned)} learned and "
+                             f"{len(empirical)} empirical probabilities")
+        measures = {str(m): float(v) for m, v in divergence.items()}
+        labelled = self._label_for(key) != OTHER_KEY
+        with self._key_gauges.lock:
+            if labelled:
+                self._key_gauges.labelled[key] = _KeyValues(
+                    tuple(map(str, categories)), tuple(map(float, learned)), tuple(map(float, empirical)),
+                    tuple(measures.items()))
+            else:
+                self._key_gauges.other_divergence[key] = measures
+
+    def set_keys(self, n: int) -> None:
+        self.keys_tracked.set(n)
+
+    def snapshots_published(self, sink: str, n: int = 1) -> None:
+        self.snapshots.labels(sink).inc(n)
+        self.last_publish.set(self.clock())
+
+    def checkpoint_written(self) -> None:
+        self.checkpoints_written.inc()
+        self._checkpoint_age.saved_at = self.clock()
+
+    def checkpoint_restored(self, saved_at: float) -> None:
+        """A checkpoint saved at ``saved_at`` was loaded: the age counts from then, not from zero."""
+        self._checkpoint_age.saved_at = saved_at
+
+    def checkpoint_failed(self) -> None:
+        self.checkpoints_failed.inc()
+
+    def dead_lettered(self, n: int = 1) -> None:
+        self.dead_letters.inc(n)
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready.set(1 if ready else 0)
