@@ -1,0 +1,104 @@
+"""Events in batches, and the codec that turns raw records into them.
+
+A batch is columnar: ``key_names[keys[i]]`` and ``categories[i]`` (an index into the model's
+categories) describe event ``i``. Sources that generate events (synthetic) build batches directly;
+sources that receive records (JSON) go through :class:`EventCodec`, which sets every invalid
+record aside as a :class:`BadEvent` with its reason — the good records of the batch still count.
+
+>>> codec = EventCodec(["a", "b"])
+>>> batch = codec.decode([{"key": "k", "category": "b"}, {"key": "k", "category": "z"}, b"{"])
+>>> batch.categories.tolist(), [bad.reason for bad in batch.bad]
+([1], ['unknown_category', 'not_json'])
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit")
+
+
+@dataclass(frozen=True)
+class BadEvent:
+    reason: str          # one of BAD_REASONS
+    detail: str
+    raw: Any             # the record as received (bytes, str or a JSON value)
+    origin: dict = field(default_factory=dict)  # where it came from (source, topic, partition, offset)
+
+
+@dataclass
+class EventBatch:
+    key_names: list[str]
+    keys: np.ndarray         # int64 [n], index into key_names
+    categories: np.ndarray   # int64 [n], index into the model's categories
+    bad: list[BadEvent] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.keys.shape[0])
+
+
+class EventCodec:
+    """Decode records ``{"key": str, "category": label | index}`` (dicts or JSON bytes/str).
+
+    A category is accepted as one of the configured labels (a string) or as an integer index
+    ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``.
+    """
+
+    def __init__(self, labels: Sequence[str], *, key_field: str = "key", category_field: str = "category",
+                 default_key: str | None = None) -> None:
+        self.labels = list(labels)
+        self._index = {label: i for i, label in enumerate(self.labels)}
+        self.key_field, self.category_field, self.default_key = key_field, category_field, default_key
+
+    def decode(self, records: Sequence[Any], origins: Sequence[dict] | None = None) -> EventBatch:
+        key_ids: dict[str, int] = {}
+        keys, categories, bad = [], [], []
+        for i, raw in enumerate(records):
+            origin = origins[i] if origins is not None else {}
+            try:
+                key, category = self._decode_one(raw)
+            except _Invalid as invalid:
+                bad.append(BadEvent(invalid.reason, invalid.detail, raw, origin))
+                continue
+            keys.append(key_ids.setdefault(key, len(key_ids)))
+            categories.append(category)
+        return EventBatch(list(key_ids), np.asarray(keys, dtype=np.int64),
+                          np.asarray(categories, dtype=np.int64), bad)
+
+    def _decode_one(self, raw: Any) -> tuple[str, int]:
+        record = raw
+        if isinstance(raw, (bytes, bytearray, str)):
+            try:
+                record = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as error:
+                raise _Invalid("not_json", f"not valid JSON: {error}") from None
+        if not isinstance(record, dict):
+            raise _Invalid("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+        key = record.get(self.key_field, self.default_key)
+        if key is None:
+            raise _Invalid("missing_field", f"no '{self.key_field}' field")
+        if not isinstance(key, str):
+            raise _Invalid("wrong_type", f"'{self.key_field}' must be a string, got {type(key).__name__}")
+        if self.category_field not in record:
+            raise _Invalid("missing_field", f"no '{self.category_field}' field")
+        return key, self.category_index(record[self.category_field])
+
+    def category_index(self, value: Any) -> int:
+        if isinstance(value, str):
+            if value in self._index:
+                return self._index[value]
+            raise _Invalid("unknown_category", f"category {value[:64]!r} is not one of the {len(self.labels)} configured")
+        if isinstance(value, int) and not isinstance(value, bool):
+            if 0 <= value < len(self.labels):
+                return value
+            raise _Invalid("unknown_category", f"category index {value} is outside 0..{len(self.labels) - 1}")
+        raise _Invalid("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail

@@ -1,0 +1,252 @@
+"""``gumbeld run``: the service's lifecycle — startup, main loop, shutdown.
+
+Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``,
+``/livez`` and ``/readyz``. Main loop, until SIGTERM/SIGINT: **pump** events from the source into
+the histograms (on the event loop), **train** in rounds on the training thread, **publish**
+snapshots every ``publish_interval``, **checkpoint** every ``checkpoint.interval``. Shutdown:
+``/readyz`` turns 503, ingest stops, the current round finishes, then the final checkpoint and
+the final publish; a second signal exits at once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from prometheus_client import CollectorRegistry
+
+from gumbel_models import GumbelGAN, resolve_device
+
+from .checkpoint import CheckpointError, CheckpointStore
+from .http import Health, HttpServer
+from .ingest import BadEventLog, Ingest
+from .keys import KeyTable
+from .learner import Learner, rfc3339
+from .metrics import Metrics
+from .sinks import DeadLetterFile, JsonLinesSink, SnapshotSink, StreamSink
+from .settings import GumbeldSettings
+from .sources.synthetic import SyntheticSource
+
+log = logging.getLogger("gumbeld")
+CHECKPOINT_VERSION = 1
+
+
+class StartupError(Exception):
+    """The service cannot start; the message says why and what to do."""
+
+
+class Service:
+    def __init__(self, settings: GumbeldSettings, *, registry: CollectorRegistry | None = None,
+                 clock=time.time, sinks: list[SnapshotSink] | None = None, source=None) -> None:
+        self.settings, self._clock = settings, clock
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.stopping = asyncio.Event()
+        self._new_events = asyncio.Event()
+        self._sinks_override, self._source_override = sinks, source
+        self._idle_steps = 0
+        self._nonfinite_seen = 0
+
+    # -- startup ------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        s = self.settings
+        self.labels = s.model.labels
+        self.metrics = Metrics(self.registry, max_key_labels=s.metrics.max_key_labels, clock=self._clock,
+                               device=str(resolve_device(s.training.device)))
+        self.health = Health(on_change=self.metrics.set_ready)
+        self.health.set_not_ready("model", "starting")
+        self.source = self._source_override or SyntheticSource(s.source.synthetic, clock=self._clock)
+        self.store = CheckpointStore(s.checkpoint.directory, clock=self._clock)
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gumbeld-train")
+        model = GumbelGAN(s.model.gan_config(), 0, seed=s.training.seed, device=s.training.device)
+        self.learner = Learner(model, self.labels, clock=self._clock)
+        self.keys = KeyTable(s.model.max_keys)
+        await self._run(self._resume)
+        self.dead_letters = DeadLetterFile(s.dead_letter.path)
+        self.ingest = Ingest(self.keys, self.labels, metrics=self.metrics, dead_letters=self.dead_letters,
+                             bad_log=BadEventLog(s.dead_letter.log_interval, self._clock),
+                             now_rfc3339=lambda: rfc3339(self._clock()))
+        self.sinks = self._sinks_override if self._sinks_override is not None else self._open_sinks()
+        self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health)
+        try:
+            await self.http.start()
+        except OSError as error:
+            raise StartupError(f"cannot serve metrics on {s.metrics.host}:{s.metrics.port} "
+                               f"(metrics.host, metrics.port): {error.strerror or error}") from None
+        self.health.set_ready("model")
+        log.info("gumbeld started: %d categories, device %s, %s; metrics on http://%s:%d/metrics",
+                 len(self.labels), model.device, model, s.metrics.host, self.http.port)
+
+    def _resume(self) -> None:
+        s = self.settings.checkpoint
+        try:
+            saved = self.store.load()
+        except CheckpointError as error:
+            if not s.fresh_start:
+                raise StartupError(str(error)) from None
+            log.warning("starting fresh, ignoring the checkpoint: %s", error)
+            return
+        if saved is None:
+            log.info("no checkpoint in %s: starting fresh", s.directory)
+            return
+        try:
+            self._check_compatible(saved)
+            self.keys = KeyTable(self.settings.model.max_keys, saved["keys"])
+            self.learner.load_state_dict(saved["learner"])
+            if hasattr(self.source, "restore"):
+                self.source.restore(saved.get("source", {}))
+        except (KeyError, ValueError, TypeError, RuntimeError) as error:
+            if not s.fresh_start:
+                raise StartupError(f"checkpoint in {s.directory} does not fit this configuration: {error}. "
+                                   "Remove it or set checkpoint.fresh_start=true to start anew.") from None
+            log.warning("starting fresh, checkpoint does not fit: %s", error)
+            self.learner = Learner(GumbelGAN(self.settings.model.gan_config(), 0, seed=self.settings.training.seed,
+                                             device=self.settings.training.device), self.labels, clock=self._clock)
+            self.keys = KeyTable(self.settings.model.max_keys)
+            return
+        self._nonfinite_seen = int(self.learner.model.nonfinite.item())
+        if self.store.saved_at is not None:
+            self.metrics.checkpoint_restored(self.store.saved_at)
+        log.info("resumed from checkpoint: %d keys, step %d", len(self.keys), self.learner.model.t)
+
+    def _check_compatible(self, saved: dict) -> None:
+        if saved.get("version") != CHECKPOINT_VERSION:
+            raise ValueError(f"service state version {saved.get('version')!r}, expected {CHECKPOINT_VERSION}")
+        if list(saved["categories"]) != self.labels:
+            raise ValueError(f"it was trained on categories {list(saved['categories'])}, "
+                             f"the configuration has {self.labels}")
+
+    def _open_sinks(self) -> list[SnapshotSink]:
+        sinks: list[SnapshotSink] = []
+        if self.settings.sinks.stdout:
+            sinks.append(StreamSink())
+        if self.settings.sinks.jsonl_path is not None:
+            sinks.append(JsonLinesSink(self.settings.sinks.jsonl_path))
+        return sinks
+
+    # -- main loop ----------------------------------------------------------------------------
+    async def main_loop(self) -> None:
+        tasks = [asyncio.create_task(coro, name=coro.__name__) for coro in
+                 (self.pump(), self.train(), self.every(self.settings.publish_interval, self.publish),
+                  self.every(self.settings.checkpoint.interval, self.checkpoint))]
+        stop = asyncio.create_task(self.stopping.wait())
+        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        failed = [t for t in done if t is not stop and t.exception() is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stop.cancel()
+        if failed:
+            raise failed[0].exception()
+
+    async def pump(self) -> None:
+        async for batch in self.source.batches():
+            if self.ingest.add(batch):
+                self._new_events.set()
+
+    async def train(self) -> None:
+        t = self.settings.training
+        while True:
+            n_keys, counts = self.ingest.take()
+            if counts is not None:
+                self._idle_steps = 0
+            elif t.idle_after_steps and self._idle_steps >= t.idle_after_steps:
+                self._new_events.clear()
+                await self._new_events.wait()
+                continue
+            stats = await self._run(self.learner.train, n_keys, counts, t.steps_per_round)
+            self._idle_steps += stats.steps
+            self.metrics.set_keys(n_keys)
+            self.metrics.observe_training(stats.steps, stats.seconds, stats.nonfinite - self._nonfinite_seen,
+                                          stats.g_loss, stats.d_loss, stats.temperature)
+            self._nonfinite_seen = stats.nonfinite
+
+    async def every(self, interval: float, action) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+                return
+            except asyncio.TimeoutError:
+                await action()
+
+    async def publish(self) -> None:
+        snapshots = await self._run(self.learner.snapshots, list(self.keys.names))
+        if not snapshots:
+            return
+        for sink in self.sinks:
+            await asyncio.to_thread(sink.write, snapshots)
+            self.metrics.snapshots_published(sink.name, len(snapshots))
+        for snap in snapshots:
+            self.metrics.set_key(snap["key"], snap["categories"], snap["probabilities"], snap["empirical"],
+                                 snap["divergence"])
+
+    async def checkpoint(self) -> None:
+        """Save the whole state: (1) take pending counts into the model, (2) write atomically."""
+        n_keys, counts = self.ingest.take()
+        try:
+            await self._run(self._save, n_keys, counts)
+            self.metrics.checkpoint_written()
+        except OSError as error:
+            self.metrics.checkpoint_failed()
+            log.error("checkpoint failed, will retry at the next interval: %s", error)
+
+    def _save(self, n_keys: int, counts) -> None:
+        self.learner.train(n_keys, counts, 0)                                   # 1.
+        self.store.save({"version": CHECKPOINT_VERSION, "categories": self.labels,  # 2.
+                         "keys": list(self.keys.names), "learner": self.learner.state_dict(),
+                         "source": self.source.position() if hasattr(self.source, "position") else {}})
+
+    async def _run(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    # -- shutdown -----------------------------------------------------------------------------
+    async def shutdown(self) -> None:
+        """Drain: the current round has finished (main loop joined); then checkpoint and publish."""
+        self.health.draining()
+        await self.checkpoint()
+        await self.publish()
+        for sink in self.sinks:
+            sink.close()
+        self.dead_letters.close()
+        await self.http.stop()
+        self.executor.shutdown(wait=True)
+        log.info("gumbeld stopped at step %d", self.learner.model.t)
+
+    async def serve(self) -> int:
+        await self.startup()
+        try:
+            await self.main_loop()
+        finally:
+            await asyncio.wait_for(self.shutdown(), timeout=self.settings.shutdown_timeout)
+        return 0
+
+
+def install_signal_handlers(service: Service) -> None:
+    """First SIGTERM/SIGINT: drain and stop. Second: exit at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if service.stopping.is_set():
+            log.error("second %s: exiting without the final checkpoint", signal.Signals(signum).name)
+            import os
+            os._exit(128 + signum)
+        log.info("%s received: draining", signal.Signals(signum).name)
+        service.stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def run(settings: GumbeldSettings) -> int:
+    """Run the service until stopped; returns the process exit code."""
+    async def serve() -> int:
+        service = Service(settings)
+        install_signal_handlers(service)
+        return await service.serve()
+
+    try:
+        return asyncio.run(serve())
+    except StartupError as error:
+        log.error("cannot start: %s", error)
+        return 1

@@ -1,0 +1,92 @@
+"""Where snapshots and dead letters go: standard output and JSON-lines files.
+
+Sinks are synchronous and small; the service calls them from a worker thread so a slow pipe or
+disk never stalls the event loop.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+from typing import IO, Iterable, Protocol
+
+from .events import BadEvent
+
+
+class SnapshotSink(Protocol):
+    name: str
+
+    def write(self, snapshots: list[dict]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class StreamSink:
+    """One JSON object per line on a text stream (stdout by default)."""
+
+    name = "stdout"
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout
+
+    def write(self, snapshots: list[dict]) -> None:
+        self._stream.write("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in snapshots))
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()
+
+
+class JsonLinesSink:
+    """Appends one JSON object per line to a file (created with its parent directories)."""
+
+    name = "jsonl"
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(path, "a", encoding="utf-8")
+
+    def write(self, records: list[dict]) -> None:
+        self._file.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def dead_letter_record(bad: BadEvent, at: str) -> dict:
+    """The JSON form of a bad event: reason, detail, origin, and the raw record, losslessly."""
+    record = {"reason": bad.reason, "detail": bad.detail, "origin": bad.origin, "dead_lettered_at": at}
+    raw = bad.raw
+    if isinstance(raw, (bytes, bytearray)):
+        try:
+            record["raw"] = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            record["raw_base64"] = base64.b64encode(bytes(raw)).decode("ascii")
+    else:
+        record["raw"] = raw if _json_safe(raw) else repr(raw)
+    return record
+
+
+def _json_safe(value) -> bool:
+    try:
+        json.dumps(value)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+class DeadLetterFile:
+    """The dead-letter sink: bad events as JSON lines (see :func:`dead_letter_record`)."""
+
+    def __init__(self, path: Path) -> None:
+        self._sink = JsonLinesSink(path)
+
+    def write(self, bad: Iterable[BadEvent], at: str) -> int:
+        records = [dead_letter_record(b, at) for b in bad]
+        self._sink.write(records)
+        return len(records)
+
+    def close(self) -> None:
+        self._sink.close()

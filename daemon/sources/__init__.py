@@ -1,0 +1,1 @@
+"""Event sources: asynchronous iterators of :class:`daemon.events.EventBatch`."""

@@ -1,0 +1,42 @@
+import json
+
+import numpy as np
+
+from daemon.events import EventCodec
+
+LABELS = ["red", "green", "blue"]
+
+
+def test_each_kind_of_bad_record_is_set_aside_with_its_reason_and_good_ones_decode():
+    records = [
+        {"key": "a", "category": "red"},
+        b"not json at all",
+        b"[1, 2]",
+        {"category": "red"},
+        {"key": 7, "category": "red"},
+        {"key": "a"},
+        {"key": "a", "category": 1.5},
+        {"key": "a", "category": True},
+        {"key": "a", "category": "purple"},
+        {"key": "a", "category": 3},
+        json.dumps({"key": "b", "category": 2}).encode(),
+        b"\xff\xfe",
+    ]
+    batch = EventCodec(LABELS).decode(records, origins=[{"offset": i} for i in range(len(records))])
+    assert batch.key_names == ["a", "b"]
+    assert batch.keys.tolist() == [0, 1] and batch.categories.tolist() == [0, 2]
+    assert [(b.reason, b.origin["offset"]) for b in batch.bad] == [
+        ("not_json", 1), ("not_an_object", 2), ("missing_field", 3), ("wrong_type", 4), ("missing_field", 5),
+        ("wrong_type", 6), ("wrong_type", 7), ("unknown_category", 8), ("unknown_category", 9), ("not_json", 11),
+    ]
+    assert batch.bad[0].raw == b"not json at all"
+
+
+def test_a_default_key_applies_when_records_carry_none():
+    batch = EventCodec(LABELS, default_key="all").decode([{"category": "blue"}])
+    assert batch.key_names == ["all"] and batch.categories.tolist() == [2]
+
+
+def test_an_empty_batch_decodes_to_nothing():
+    batch = EventCodec(LABELS).decode([])
+    assert len(batch) == 0 and batch.bad == [] and batch.keys.dtype == np.int64
