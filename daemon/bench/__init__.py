@@ -1,0 +1,1 @@
+"""Benchmarks: ``gumbeld bench convergence`` (learning accuracy and speed)."""
