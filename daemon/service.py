@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -59,9 +60,7 @@ class Service:
         self.source = self._source_override or SyntheticSource(s.source.synthetic, clock=self._clock)
         self.store = CheckpointStore(s.checkpoint.directory, clock=self._clock)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gumbeld-train")
-        model = GumbelGAN(s.model.gan_config(), 0, seed=s.training.seed, device=s.training.device)
-        self.learner = Learner(model, self.labels, clock=self._clock)
-        self.keys = KeyTable(s.model.max_keys)
+        self.learner, self.keys = self._new_learner(), KeyTable(s.model.max_keys)
         await self._run(self._resume)
         self.dead_letters = DeadLetterFile(s.dead_letter.path)
         self.ingest = Ingest(self.keys, self.labels, metrics=self.metrics, dead_letters=self.dead_letters,
@@ -75,8 +74,14 @@ class Service:
             raise StartupError(f"cannot serve metrics on {s.metrics.host}:{s.metrics.port} "
                                f"(metrics.host, metrics.port): {error.strerror or error}") from None
         self.health.set_ready("model")
+        model = self.learner.model
         log.info("gumbeld started: %d categories, device %s, %s; metrics on http://%s:%d/metrics",
                  len(self.labels), model.device, model, s.metrics.host, self.http.port)
+
+    def _new_learner(self) -> Learner:
+        s = self.settings
+        model = GumbelGAN(s.model.gan_config(), 0, seed=s.training.seed, device=s.training.device)
+        return Learner(model, self.labels, clock=self._clock)
 
     def _resume(self) -> None:
         s = self.settings.checkpoint
@@ -101,9 +106,7 @@ class Service:
                 raise StartupError(f"checkpoint in {s.directory} does not fit this configuration: {error}. "
                                    "Remove it or set checkpoint.fresh_start=true to start anew.") from None
             log.warning("starting fresh, checkpoint does not fit: %s", error)
-            self.learner = Learner(GumbelGAN(self.settings.model.gan_config(), 0, seed=self.settings.training.seed,
-                                             device=self.settings.training.device), self.labels, clock=self._clock)
-            self.keys = KeyTable(self.settings.model.max_keys)
+            self.learner, self.keys = self._new_learner(), KeyTable(self.settings.model.max_keys)
             return
         self._nonfinite_seen = int(self.learner.model.nonfinite.item())
         if self.store.saved_at is not None:
@@ -148,11 +151,11 @@ class Service:
     async def train(self) -> None:
         t = self.settings.training
         while True:
+            self._new_events.clear()  # before take(): an event counted after it wakes the wait below
             n_keys, counts = self.ingest.take()
             if counts is not None:
                 self._idle_steps = 0
-            elif t.idle_after_steps and self._idle_steps >= t.idle_after_steps:
-                self._new_events.clear()
+            elif n_keys == 0 or (t.idle_after_steps and self._idle_steps >= t.idle_after_steps):
                 await self._new_events.wait()
                 continue
             stats = await self._run(self.learner.train, n_keys, counts, t.steps_per_round)
@@ -171,31 +174,44 @@ class Service:
                 await action()
 
     async def publish(self) -> None:
-        snapshots = await self._run(self.learner.snapshots, list(self.keys.names))
+        """Snapshot every key with events, including events not yet trained on, to every sink."""
+        names = list(self.keys.names)
+        snapshots = await self._run(self._absorbed, self.ingest.take(), lambda: self.learner.snapshots(names))
         if not snapshots:
             return
         for sink in self.sinks:
-            await asyncio.to_thread(sink.write, snapshots)
+            try:
+                await asyncio.to_thread(sink.write, snapshots)
+            except OSError as error:  # a closed pipe or a full disk must not stop learning
+                log.error("publishing to %s failed: %s", sink.name, error)
+                continue
             self.metrics.snapshots_published(sink.name, len(snapshots))
         for snap in snapshots:
             self.metrics.set_key(snap["key"], snap["categories"], snap["probabilities"], snap["empirical"],
                                  snap["divergence"])
 
     async def checkpoint(self) -> None:
-        """Save the whole state: (1) take pending counts into the model, (2) write atomically."""
-        n_keys, counts = self.ingest.take()
+        """Save the whole state, with every event counted so far, atomically."""
+        names, position = list(self.keys.names), self.source.position() if hasattr(self.source, "position") else {}
         try:
-            await self._run(self._save, n_keys, counts)
+            await self._run(self._absorbed, self.ingest.take(), lambda: self.store.save(self._state(names, position)))
             self.metrics.checkpoint_written()
         except OSError as error:
             self.metrics.checkpoint_failed()
             log.error("checkpoint failed, will retry at the next interval: %s", error)
 
-    def _save(self, n_keys: int, counts) -> None:
-        self.learner.train(n_keys, counts, 0)                                   # 1.
-        self.store.save({"version": CHECKPOINT_VERSION, "categories": self.labels,  # 2.
-                         "keys": list(self.keys.names), "learner": self.learner.state_dict(),
-                         "source": self.source.position() if hasattr(self.source, "position") else {}})
+    def _state(self, names: list[str], position: dict) -> dict:
+        return {"version": CHECKPOINT_VERSION, "categories": self.labels, "keys": names,
+                "learner": self.learner.state_dict(), "source": position}
+
+    def _absorbed(self, pending: tuple, action):
+        """On the training thread: count ``pending`` (taken on the loop) into the model, then ``action()``.
+
+        Keys, counts and source position are captured together on the loop, so what is saved or
+        published is consistent: every event counted up to that moment, nothing after it.
+        """
+        self.learner.train(*pending, 0)
+        return action()
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -204,8 +220,8 @@ class Service:
     async def shutdown(self) -> None:
         """Drain: the current round has finished (main loop joined); then checkpoint and publish."""
         self.health.draining()
-        await self.checkpoint()
         await self.publish()
+        await self.checkpoint()
         for sink in self.sinks:
             sink.close()
         self.dead_letters.close()
@@ -229,7 +245,6 @@ def install_signal_handlers(service: Service) -> None:
     def on_signal(signum: int) -> None:
         if service.stopping.is_set():
             log.error("second %s: exiting without the final checkpoint", signal.Signals(signum).name)
-            import os
             os._exit(128 + signum)
         log.info("%s received: draining", signal.Signals(signum).name)
         service.stopping.set()
@@ -249,4 +264,7 @@ def run(settings: GumbeldSettings) -> int:
         return asyncio.run(serve())
     except StartupError as error:
         log.error("cannot start: %s", error)
+        return 1
+    except Exception:  # a bug: say so loudly, with the traceback, and exit non-zero
+        log.exception("gumbeld stopped on an unexpected error")
         return 1

@@ -36,22 +36,22 @@ class TemperatureSettings(Section):
 class ModelSettings(Section):
     categories: list[str] | None = Field(None, description="category labels; or give n_categories")
     n_categories: int | None = Field(None, ge=2, description="K for index categories 0..K-1")
-    samples_per_step: int = Field(_GAN.samples_per_step, ge=1)
-    hard: bool = _GAN.hard
+    samples_per_step: int = Field(_GAN.samples_per_step, ge=1, description="Gumbel-softmax samples per key in each generator update")
+    hard: bool = Field(_GAN.hard, description="straight-through one-hot samples (exact equilibrium); false for soft samples")
     expected_fake: bool = Field(_GAN.expected_fake, description="hard samples: exact expected fake term in the discriminator loss")
-    generator_steps: int = Field(_GAN.generator_steps, ge=1)
-    discriminator_steps: int = Field(_GAN.discriminator_steps, ge=1)
-    generator_lr: float = Field(_GAN.generator_lr, gt=0)
-    discriminator_lr: float = Field(_GAN.discriminator_lr, gt=0)
-    betas: tuple[float, float] = _GAN.betas
-    r1_gamma: float = Field(_GAN.r1_gamma, ge=0)
-    ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1)
-    lr_decay_steps: float | None = Field(None, gt=0)
+    generator_steps: int = Field(_GAN.generator_steps, ge=1, description="generator updates per training step")
+    discriminator_steps: int = Field(_GAN.discriminator_steps, ge=1, description="discriminator updates per training step")
+    generator_lr: float = Field(_GAN.generator_lr, gt=0, description="Adam learning rate of the generator logits")
+    discriminator_lr: float = Field(_GAN.discriminator_lr, gt=0, description="Adam learning rate of the discriminator")
+    betas: tuple[float, float] = Field(_GAN.betas, description="Adam (β1, β2) of both players")
+    r1_gamma: float = Field(_GAN.r1_gamma, ge=0, description="R1 penalty ½γ‖w‖² on the discriminator weights")
+    ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1, description="Polyak averaging of the generator logits; published probabilities use the average")
+    lr_decay_steps: float | None = Field(None, gt=0, description="learning rates scale by 1/(1 + t/lr_decay_steps); unset keeps them constant")
     temperature: TemperatureSettings = TemperatureSettings()
     half_life: float | None = Field(None, gt=0, description="forgetting half-life, events per key")
     change_p_value: float | None = Field(None, gt=0, lt=1, description="restart a key's histogram when a window of its events differs at this p-value")
     change_window: int = Field(_GAN.change_window, ge=1, description="events per key in each change test")
-    dtype: Literal["float32", "float64", "bfloat16"] = "float32"
+    dtype: Literal["float32", "float64", "bfloat16"] = Field("float32", description="parameter precision")
     max_keys: int = Field(10_000, ge=1, description="keys trained at most; events of further keys are dead-lettered")
 
     @model_validator(mode="after")
@@ -101,19 +101,20 @@ class SyntheticKey(Section):
 
 
 class SyntheticSettings(Section):
-    keys: dict[str, SyntheticKey] = Field(default_factory=lambda: {"default": SyntheticKey()})
+    keys: dict[str, SyntheticKey] = Field(default_factory=lambda: {"default": SyntheticKey()},
+                                          description="per key: probabilities (one per category) and optional drift")
     rate: float = Field(100_000.0, ge=0, description="events per second over all keys; 0 = unlimited")
     batch_size: int = Field(1000, ge=1, description="events per generated batch")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the synthetic events")
 
 
 class SourceSettings(Section):
-    kind: Literal["synthetic"] = "synthetic"
+    kind: Literal["synthetic"] = Field("synthetic", description="where events come from")
     synthetic: SyntheticSettings = SyntheticSettings()
 
 
 class SinkSettings(Section):
-    stdout: bool = True
+    stdout: bool = Field(True, description="print snapshots to standard output as JSON lines")
     jsonl_path: Path | None = Field(None, description="append snapshots to this JSON-lines file")
 
 
@@ -123,28 +124,27 @@ class DeadLetterSettings(Section):
 
 
 class MetricsSettings(Section):
-    host: str = "127.0.0.1"
+    host: str = Field("127.0.0.1", description="address of the HTTP server (0.0.0.0 for all interfaces)")
     port: int = Field(9464, ge=0, le=65535, description="HTTP port of /metrics, /livez, /readyz; 0 = any free")
     max_key_labels: int = Field(100, ge=0, description="keys with their own metric series; others aggregate as key=\"__other__\"")
 
 
 class TrainingSettings(Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
-    seed: int = 0
+    seed: int = Field(0, description="seed of the training noise")
     steps_per_round: int = Field(50, ge=1, description="steps the worker runs between taking new counts")
     idle_after_steps: int = Field(20_000, ge=0, description="pause after this many steps without new events; 0 = never")
-    queue_batches: int = Field(64, ge=1, description="ingested batches buffered before ingest waits (backpressure)")
 
 
 class CheckpointSettings(Section):
-    directory: Path = Path("gumbeld-state")
+    directory: Path = Field(Path("gumbeld-state"), description="where checkpoint.pt is kept")
     interval: float = Field(30.0, gt=0, description="seconds between checkpoints")
     fresh_start: bool = Field(False, description="ignore an unreadable or incompatible checkpoint and start anew")
 
 
 class LogSettings(Section):
-    format: Literal["text", "json"] = "text"
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["text", "json"] = Field("text", description="human-readable lines or one JSON object per line")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
 
 class GumbeldSettings(Section):

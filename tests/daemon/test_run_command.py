@@ -1,0 +1,111 @@
+"""``gumbeld run`` as a user runs it: a real process, real signals, a real restart."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+TRUTH = np.array([0.0, 0.0, 0.1, 0.3, 0.6])
+
+
+class Daemon:
+    """``python -m daemon run`` in ``workdir``, its stdout snapshots and stderr log collected live."""
+
+    def __init__(self, workdir: Path, *flags: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GUMBELD_")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--metrics.port", "0", *flags],
+                                     cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.snapshots: list[dict] = []
+        self.log: list[str] = []
+        threading.Thread(target=self._read, args=(self.proc.stdout, self.snapshots, json.loads), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.proc.stderr, self.log, str), daemon=True).start()
+        self.started = time.monotonic()
+
+    @staticmethod
+    def _read(stream, into, parse):
+        for line in stream:
+            into.append(parse(line))
+
+    def wait_for(self, condition, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            assert self.proc.poll() is None, f"gumbeld exited {self.proc.returncode}: {''.join(self.log)}"
+            time.sleep(0.05)
+        raise AssertionError(f"timed out; log:\n{''.join(self.log)}")
+
+    def port(self) -> int:
+        def found():
+            for line in self.log:
+                match = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
+                if match:
+                    return int(match.group(1))
+        return self.wait_for(found)
+
+    def stop(self) -> tuple[int, float]:
+        self.proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = self.proc.wait(timeout=30)
+        return code, time.monotonic() - started
+
+
+def _tv(snapshot: dict) -> float:
+    return 0.5 * float(np.abs(np.array(snapshot["probabilities"]) - TRUTH).sum())
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_run_learns_serves_stops_on_sigterm_and_resumes(tmp_path):
+    first = Daemon(tmp_path)
+    port = first.port()
+    close = first.wait_for(lambda: next((s for s in first.snapshots if _tv(s) <= 0.01), None))
+    assert close["key"] == "default" and close["categories"] == ["0", "1", "2", "3", "4"]
+    status, metrics = _get(port, "/metrics")
+    assert status == 200 and "gumbeld_training_steps_total" in metrics
+    assert _get(port, "/readyz")[0] == 200 and _get(port, "/livez")[0] == 200
+
+    code, seconds = first.stop()
+    assert code == 0, "".join(first.log)
+    assert seconds < 10
+    last = first.snapshots[-1]
+    assert (tmp_path / "gumbeld-state" / "checkpoint.pt").exists()
+
+    second = Daemon(tmp_path)
+    second.wait_for(lambda: any("resumed from checkpoint" in line for line in second.log))
+    resumed = second.wait_for(lambda: second.snapshots[0] if second.snapshots else None)
+    assert resumed["step"] >= last["step"]           # continues, no relearning from scratch
+    assert resumed["events"] >= last["events"]
+    assert resumed["version"] > last["version"]
+    assert _tv(resumed) <= 0.02
+    assert second.stop()[0] == 0
+
+
+def test_invalid_setting_exits_2_naming_it_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "daemon", "run", "--publish_interval", "-1"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "publish_interval" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_corrupt_checkpoint_stops_the_start_with_a_clear_message(tmp_path):
+    (tmp_path / "gumbeld-state").mkdir()
+    (tmp_path / "gumbeld-state" / "checkpoint.pt").write_bytes(b"\x00garbage")
+    result = subprocess.run([sys.executable, "-m", "daemon", "run", "--metrics.port", "0"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "checkpoint" in result.stderr and "fresh_start" in result.stderr and "Traceback" not in result.stderr
