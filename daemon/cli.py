@@ -55,8 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
 
     if args.command == "bench":
-        from daemon.bench.convergence import main as convergence_main
-        return convergence_main(list(args.bench_args))
+        from importlib import import_module
+        return import_module(f"daemon.bench.{args.benchmark}").main(list(args.bench_args))
 
     try:
         settings = load_settings(overrides, config_file=args.config)
@@ -104,8 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
         "the benchmark itself: 'gumbeld bench convergence --help' lists its options.")
-    bench.add_argument("benchmark", choices=["convergence"],
-                       help="convergence: how fast and how closely the learned distributions converge")
+    bench.add_argument("benchmark", choices=["convergence", "ablations"],
+                       help="convergence: how fast and how closely the learned distributions converge; "
+                       "ablations: what each learning default is worth, one change at a time")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
     return parser
 

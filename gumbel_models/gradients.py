@@ -69,11 +69,15 @@ def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Ten
 
 def generator_step(params: torch.Tensor, soft: torch.Tensor, index: torch.Tensor | None,
                    temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient ``[B, K]`` with respect to the logits, and loss ``[B]``, of ``mean_m softplus(−s_m)``."""
-    w = params[:, :-1].unsqueeze(1)
+    """Gradient ``[B, K]`` with respect to the logits, and loss ``[B]``, of ``mean_m softplus(−s_m)``.
+
+    Expanded as ``−(1/(τM))·(w ⊙ Σ_m a_m·y_m − Σ_m a_m·(y_m·w)·y_m)`` with ``a_m = σ(−s_m)``: two
+    batched matrix products, no ``[B, M, K]`` temporaries.
+    """
+    w = params[:, :-1]
     scores = forward_scores(params, soft, index)
-    weight = torch.sigmoid(-scores)
-    yw = soft * w
-    centred = yw - soft * yw.sum(-1, keepdim=True)
-    grad = torch.einsum("bm,bmk->bk", weight, centred) * (-1.0 / (temperature * soft.shape[1]))
+    weight = torch.sigmoid(-scores)                                      # a_m      [B, M]
+    dot = torch.bmm(soft, w.unsqueeze(-1)).squeeze(-1)                   # y_m · w  [B, M]
+    sums = torch.bmm(torch.stack([weight, weight * dot], dim=1), soft)   # [B, 2, K]
+    grad = (w * sums[:, 0] - sums[:, 1]) * (-1.0 / (temperature * soft.shape[1]))
     return grad, F.softplus(-scores).mean(-1)

@@ -70,6 +70,6 @@ def build_scenarios(seed: int = 0) -> list[Scenario]:
         Scenario("drift", np.array([[0.6, 0.3, 0.1, 0.0, 0.0]]), 400_000, 1_000, 10,
                  replace(default, half_life=50_000.0, change_p_value=1e-6), target=0.02,
                  switch_to=seed_truth, switch_after=200_000, budget_seconds=0.0, eval_every=50),
-        Scenario("keys1000", dirichlet, 20_000, 1_000, 20, GANConfig(n_categories=32), target=0.01,
+        Scenario("keys1000", dirichlet, 20_000, 1_000, 20, GANConfig(n_categories=32, samples_per_step=64), target=0.01,
                  target_against="counting", max_steps=3_000, budget_seconds=120.0, eval_every=100),
     ]
