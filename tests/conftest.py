@@ -13,6 +13,6 @@ def promtool() -> str:
     found = shutil.which("promtool") or next(
         (str(p) for p in (Path("/usr/bin/promtool"), Path("/usr/local/bin/promtool")) if p.exists()), None)
     if found is None:
-        pytest.fail("promtool is not installed; run `bash scripts/setup-test-deps.sh` to install the "
+        pytest.fail("promtool is not installed; run `scripts/test` to install the "
                     "test dependencies (it comes with Debian's `prometheus` package)", pytrace=False)
     return found
