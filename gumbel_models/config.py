@@ -22,7 +22,7 @@ class GANConfig:
     generator_lr: float = 0.05
     discriminator_lr: float = 0.05
     betas: tuple[float, float] = (0.5, 0.999)
-    r1_gamma: float = 1.0                # ½γ‖w‖² on the discriminator weights
+    r1_gamma: float = 0.1                # ½γ‖w‖² on the discriminator weights
     ema_decay: float = 0.995             # Polyak averaging of the generator logits
     lr_decay_steps: float | None = None  # lr · 1/(1 + t / lr_decay_steps); None keeps lr constant
     logit_range: float = 30.0            # logits stay within this distance of their row maximum
