@@ -37,6 +37,7 @@ examples:
   gumbeld run --source.synthetic.keys '{"web": {"probabilities": [0.7, 0.2, 0.1]}}' --model.n_categories 3
   gumbeld config --config gumbeld.toml         print the settings a run would use, as JSON
   gumbeld bench convergence --help             options of the convergence benchmark
+  gumbeld produce --bootstrap-servers localhost:9092 --topic events --rate 10000
 """
 
 EXIT_INVALID_CONFIG = 2
@@ -57,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "bench":
         from importlib import import_module
         return import_module(f"daemon.bench.{args.benchmark}").main(list(args.bench_args))
+    if args.command == "produce":
+        from daemon.kafka.produce import main as produce
+        return produce(list(args.produce_args))
 
     try:
         settings = load_settings(overrides, config_file=args.config)
@@ -104,10 +108,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
         "the benchmark itself: 'gumbeld bench convergence --help' lists its options.")
-    bench.add_argument("benchmark", choices=["convergence", "ablations"],
+    bench.add_argument("benchmark", choices=["convergence", "ablations", "ingest"],
                        help="convergence: how fast and how closely the learned distributions converge; "
-                       "ablations: what each learning default is worth, one change at a time")
+                       "ablations: what each learning default is worth, one change at a time; "
+                       "ingest: Kafka consume, decode and count rates")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
+
+    # every option after 'produce' belongs to the producer: none is an option of this parser
+    produce = commands.add_parser(
+        "produce", help="write synthetic events to a Kafka topic (load generator)", add_help=False,
+        prefix_chars="\0", description="Write synthetic events to a Kafka topic. 'gumbeld produce --help' lists the options.")
+    produce.add_argument("produce_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the producer")
     return parser
 
 

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit")
+BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit",
+               "empty", "oversized", "missing_key", "not_utf8")
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class EventCodec:
             origin = origins[i] if origins is not None else {}
             try:
                 key, category = self._decode_one(raw)
-            except _Invalid as invalid:
+            except InvalidEvent as invalid:
                 bad.append(BadEvent(invalid.reason, invalid.detail, raw, origin))
                 continue
             keys.append(key_ids.setdefault(key, len(key_ids)))
@@ -74,31 +75,33 @@ class EventCodec:
             try:
                 record = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as error:
-                raise _Invalid("not_json", f"not valid JSON: {error}") from None
+                raise InvalidEvent("not_json", f"not valid JSON: {error}") from None
         if not isinstance(record, dict):
-            raise _Invalid("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+            raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(record).__name__}")
         key = record.get(self.key_field, self.default_key)
         if key is None:
-            raise _Invalid("missing_field", f"no '{self.key_field}' field")
+            raise InvalidEvent("missing_field", f"no '{self.key_field}' field")
         if not isinstance(key, str):
-            raise _Invalid("wrong_type", f"'{self.key_field}' must be a string, got {type(key).__name__}")
+            raise InvalidEvent("wrong_type", f"'{self.key_field}' must be a string, got {type(key).__name__}")
         if self.category_field not in record:
-            raise _Invalid("missing_field", f"no '{self.category_field}' field")
+            raise InvalidEvent("missing_field", f"no '{self.category_field}' field")
         return key, self.category_index(record[self.category_field])
 
     def category_index(self, value: Any) -> int:
         if isinstance(value, str):
             if value in self._index:
                 return self._index[value]
-            raise _Invalid("unknown_category", f"category {value[:64]!r} is not one of the {len(self.labels)} configured")
+            raise InvalidEvent("unknown_category", f"category {value[:64]!r} is not one of the {len(self.labels)} configured")
         if isinstance(value, int) and not isinstance(value, bool):
             if 0 <= value < len(self.labels):
                 return value
-            raise _Invalid("unknown_category", f"category index {value} is outside 0..{len(self.labels) - 1}")
-        raise _Invalid("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+            raise InvalidEvent("unknown_category", f"category index {value} is outside 0..{len(self.labels) - 1}")
+        raise InvalidEvent("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
 
 
-class _Invalid(Exception):
+class InvalidEvent(Exception):
+    """Why a record is not a valid event: ``reason`` (one of BAD_REASONS) and a ``detail`` for people."""
+
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail

@@ -85,6 +85,11 @@ class Ingest:
         self._metrics.dead_lettered(len(bad))
         self._bad_log.report(bad)
 
+    def remove_rows(self, rows: list[int]) -> None:
+        """Keys at ``rows`` were dropped from the key table: drop their pending counts too."""
+        rows = [r for r in rows if r < self._pending.shape[0]]
+        self._pending = np.delete(self._pending, rows, axis=0)
+
     def take(self) -> tuple[int, np.ndarray | None]:
         """``(keys known, counts [keys, K] since the last take or None)``; resets the pending counts."""
         n_keys = len(self.keys)

@@ -5,6 +5,8 @@
 [0, 1, 0, -1]
 >>> table.names
 ['a', 'b']
+>>> table.remove(["a"]), table.rows(["b", "c"]).tolist()
+([0], [0, 1])
 """
 from __future__ import annotations
 
@@ -30,6 +32,13 @@ class KeyTable:
         """Row of each name (new names are added while there is room), −1 where the cap refuses."""
         return np.fromiter((self._rows[n] if n in self._rows else self._add(n) for n in names),
                            dtype=np.int64, count=len(names))
+
+    def remove(self, names: Sequence[str]) -> list[int]:
+        """Forget ``names``; returns their former rows. Later keys move up, keeping their order."""
+        gone = sorted(self._rows[n] for n in set(names) if n in self._rows)
+        self.names = [n for n in self.names if n not in set(names)]
+        self._rows = {n: i for i, n in enumerate(self.names)}
+        return gone
 
     def _add(self, name: str) -> int:
         if len(self.names) >= self.max_keys:

@@ -79,6 +79,11 @@ class Learner:
             })
         return out
 
+    def remove_rows(self, rows: list[int]) -> None:
+        if rows:
+            self.model.remove_keys(rows)
+            self.versions = np.delete(self.versions, rows)
+
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "versions": torch.from_numpy(self.versions.copy())}
 

@@ -164,6 +164,13 @@ class Metrics:
         self.dead_letters = Counter("gumbeld_dead_letters_written", "Events written to the dead-letter file.",
                                     registry=registry)
         self.ready = Gauge("gumbeld_ready", "1 when gumbeld is ready to serve, else 0.", registry=registry)
+        self.publish_failures = Counter("gumbeld_publish_failures", "Publishes that failed, by sink.", ["sink"],
+                                        registry=registry)
+        self.lag_messages = Gauge("gumbeld_consumer_lag_messages", "Messages behind the end of the partition.",
+                                  ["topic", "partition"], registry=registry)
+        self.lag_seconds = Gauge("gumbeld_consumer_lag_seconds",
+                                 "Age of the last consumed message while the partition has more; 0 when caught up.",
+                                 ["topic", "partition"], registry=registry)
         self._checkpoint_age = _CheckpointAgeCollector(clock)
         self._key_gauges = _KeyGaugesCollector()
         registry.register(self._checkpoint_age)
@@ -259,6 +266,21 @@ class Metrics:
 
     def dead_lettered(self, n: int = 1) -> None:
         self.dead_letters.inc(n)
+
+    def publish_failed(self, sink: str) -> None:
+        self.publish_failures.labels(sink).inc()
+
+    def set_lag(self, topic: str, partition: int, messages: int, seconds: float) -> None:
+        self.lag_messages.labels(topic, str(partition)).set(messages)
+        self.lag_seconds.labels(topic, str(partition)).set(seconds)
+
+    def forget_lag(self, topic: str, partition: int) -> None:
+        """A revoked partition's series go, so dashboards do not show a stale lag."""
+        for gauge in (self.lag_messages, self.lag_seconds):
+            try:
+                gauge.remove(topic, str(partition))
+            except KeyError:
+                pass
 
     def set_ready(self, ready: bool) -> None:
         self.ready.set(1 if ready else 0)

@@ -26,9 +26,11 @@ from .ingest import BadEventLog, Ingest
 from .keys import KeyTable
 from .learner import Learner, rfc3339
 from .metrics import Metrics
-from .sinks import DeadLetterFile, JsonLinesSink, SnapshotSink, StreamSink
+from aiokafka.errors import KafkaError
+
 from .settings import GumbeldSettings
-from .sources.synthetic import SyntheticSource
+from .sinks import SnapshotSink
+from .wiring import build_dead_letters, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
 CHECKPOINT_VERSION = 1
@@ -48,6 +50,7 @@ class Service:
         self._sinks_override, self._source_override = sinks, source
         self._idle_steps = 0
         self._nonfinite_seen = 0
+        self._checkpointing = False
 
     # -- startup ------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -57,16 +60,18 @@ class Service:
                                device=str(resolve_device(s.training.device)))
         self.health = Health(on_change=self.metrics.set_ready)
         self.health.set_not_ready("model", "starting")
-        self.source = self._source_override or SyntheticSource(s.source.synthetic, clock=self._clock)
+        self.source = self._source_override or build_source(s, health=self.health, metrics=self.metrics,
+                                                             clock=self._clock, on_revoke=self.on_revoke,
+                                                             on_lost=self.on_lost)
         self.store = CheckpointStore(s.checkpoint.directory, clock=self._clock)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gumbeld-train")
         self.learner, self.keys = self._new_learner(), KeyTable(s.model.max_keys)
         await self._run(self._resume)
-        self.dead_letters = DeadLetterFile(s.dead_letter.path)
+        self.dead_letters = build_dead_letters(s)
         self.ingest = Ingest(self.keys, self.labels, metrics=self.metrics, dead_letters=self.dead_letters,
                              bad_log=BadEventLog(s.dead_letter.log_interval, self._clock),
                              now_rfc3339=lambda: rfc3339(self._clock()))
-        self.sinks = self._sinks_override if self._sinks_override is not None else self._open_sinks()
+        self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s)
         self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health)
         try:
             await self.http.start()
@@ -120,14 +125,6 @@ class Service:
             raise ValueError(f"it was trained on categories {list(saved['categories'])}, "
                              f"the configuration has {self.labels}")
 
-    def _open_sinks(self) -> list[SnapshotSink]:
-        sinks: list[SnapshotSink] = []
-        if self.settings.sinks.stdout:
-            sinks.append(StreamSink())
-        if self.settings.sinks.jsonl_path is not None:
-            sinks.append(JsonLinesSink(self.settings.sinks.jsonl_path))
-        return sinks
-
     # -- main loop ----------------------------------------------------------------------------
     async def main_loop(self) -> None:
         tasks = [asyncio.create_task(coro, name=coro.__name__) for coro in
@@ -144,15 +141,18 @@ class Service:
             raise failed[0].exception()
 
     async def pump(self) -> None:
+        backpressure = getattr(self.dead_letters, "backpressure", None)
         async for batch in self.source.batches():
             if self.ingest.add(batch):
                 self._new_events.set()
+            if backpressure is not None and batch.bad:
+                await backpressure()
 
     async def train(self) -> None:
         t = self.settings.training
         while True:
             self._new_events.clear()  # before take(): an event counted after it wakes the wait below
-            n_keys, counts = self.ingest.take()
+            n_keys, counts = self.ingest.take() if not self._checkpointing else (len(self.keys), None)
             if counts is not None:
                 self._idle_steps = 0
             elif n_keys == 0 or (t.idle_after_steps and self._idle_steps >= t.idle_after_steps):
@@ -181,9 +181,13 @@ class Service:
             return
         for sink in self.sinks:
             try:
-                await asyncio.to_thread(sink.write, snapshots)
-            except OSError as error:  # a closed pipe or a full disk must not stop learning
-                log.error("publishing to %s failed: %s", sink.name, error)
+                if hasattr(sink, "publish"):
+                    await sink.publish(snapshots)
+                else:
+                    await asyncio.to_thread(sink.write, snapshots)
+            except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
+                log.error("publishing to %s failed: %s", sink.name, error or type(error).__name__)
+                self.metrics.publish_failed(sink.name)
                 continue
             self.metrics.snapshots_published(sink.name, len(snapshots))
         for snap in snapshots:
@@ -191,14 +195,55 @@ class Service:
                                  snap["divergence"])
 
     async def checkpoint(self) -> None:
-        """Save the whole state, with every event counted so far, atomically."""
-        names, position = list(self.keys.names), self.source.position() if hasattr(self.source, "position") else {}
+        """Save the whole state with the offsets it includes, then commit those offsets.
+
+        1. capture, on the loop: pending counts, key names, source position (consistent together);
+        2. make the dead letters of those events durable;
+        3. on the training thread: count the pending events into the model, write the checkpoint;
+        4. commit the checkpointed offsets to the consumer group.
+        A crash between any two steps loses nothing: offsets never get ahead of saved state.
+        """
+        self._checkpointing = True  # training takes no new counts until the state is saved
         try:
-            await self._run(self._absorbed, self.ingest.take(), lambda: self.store.save(self._state(names, position)))
+            names = list(self.keys.names)                                                    # 1.
+            position = self.source.position() if hasattr(self.source, "position") else {}
+            pending = self.ingest.take()
+            try:
+                if hasattr(self.dead_letters, "flush"):
+                    await self.dead_letters.flush()                                          # 2.
+            finally:
+                await self._run(self.learner.train, *pending, 0)  # counted events join the model regardless
+            await self._run(lambda: self.store.save(self._state(names, position)))           # 3. (state read on the training thread)
             self.metrics.checkpoint_written()
-        except OSError as error:
+        except (OSError, KafkaError, asyncio.TimeoutError) as error:
             self.metrics.checkpoint_failed()
-            log.error("checkpoint failed, will retry at the next interval: %s", error)
+            log.error("checkpoint failed, will retry at the next interval: %s", error or type(error).__name__)
+            return
+        finally:
+            self._checkpointing = False
+        if hasattr(self.source, "commit"):
+            try:
+                await self.source.commit(position.get("offsets", {}))                        # 4.
+            except (KafkaError, asyncio.TimeoutError) as error:
+                log.warning("offset commit failed (the checkpoint has them; next commit catches up): %s",
+                            error or type(error).__name__)
+
+    async def on_revoke(self, partitions) -> None:
+        """Partitions are leaving: checkpoint and commit what was consumed from them."""
+        await self.checkpoint()
+
+    async def on_lost(self, keys: list[str]) -> None:
+        """The partitions carrying ``keys`` went to other instances: stop training and publishing them."""
+        await self.drop_keys(keys)
+        log.info("dropped %d keys whose partitions moved to other instances", len(keys))
+
+    def drop_keys(self, names: list[str]):
+        """Forget keys (no await inside: the key table, pending counts and the queued model change agree)."""
+        rows = self.keys.remove(names)
+        self.ingest.remove_rows(rows)
+        for name in names:
+            self.metrics.forget_key(name)
+        return self._run(self.learner.remove_rows, rows)
 
     def _state(self, names: list[str], position: dict) -> dict:
         return {"version": CHECKPOINT_VERSION, "categories": self.labels, "keys": names,
@@ -222,9 +267,13 @@ class Service:
         self.health.draining()
         await self.publish()
         await self.checkpoint()
+        if hasattr(self.source, "stop"):
+            await self.source.stop()
         for sink in self.sinks:
-            sink.close()
+            await sink.aclose() if hasattr(sink, "aclose") else sink.close()
         self.dead_letters.close()
+        if hasattr(self.dead_letters, "aclose"):
+            await self.dead_letters.aclose()
         await self.http.stop()
         self.executor.shutdown(wait=True)
         log.info("gumbeld stopped at step %d", self.learner.model.t)

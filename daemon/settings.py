@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
 
@@ -108,18 +108,55 @@ class SyntheticSettings(Section):
     seed: int = Field(0, description="seed of the synthetic events")
 
 
+class KafkaSourceSettings(Section):
+    bootstrap_servers: str = Field("localhost:9092", description="Kafka brokers, host:port[,host:port]; also used by the Kafka sink and dead-letter topic")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field("PLAINTEXT", description="how to reach the brokers")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism")
+    sasl_username: str | None = Field(None, description="SASL user name")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged)")
+    ssl_cafile: Path | None = Field(None, description="CA bundle to verify the brokers")
+    ssl_certfile: Path | None = Field(None, description="client certificate (TLS client authentication)")
+    ssl_keyfile: Path | None = Field(None, description="client private key")
+    topics: list[str] = Field(default_factory=lambda: ["events"], min_length=1, description="topics to consume")
+    group_id: str = Field("gumbeld", min_length=1, description="consumer group; instances in one group split the partitions")
+    group_instance_id: str | None = Field(None, description="static group membership: a stable id per instance avoids rebalances on restart")
+    value_format: Literal["json", "scalar", "text", "array"] = Field("json", description="json object, bare JSON scalar, UTF-8 text, or a JSON array of categories")
+    key_from: Literal["message_key", "field"] = Field("message_key", description="where the distribution key comes from")
+    key_field: str = Field("key", description="JSON field of the key when key_from = field")
+    category_field: str = Field("category", description="JSON field of the category (value_format = json)")
+    default_key: str | None = Field(None, description="key for messages without one; unset dead-letters them")
+    max_message_bytes: int = Field(1 << 20, ge=1, description="larger messages are dead-lettered as oversized")
+    max_poll_records: int = Field(10_000, ge=1, description="records taken per poll")
+    auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where to start without a committed or checkpointed offset")
+    session_timeout_ms: int = Field(45_000, ge=1, description="consumer group session timeout")
+    heartbeat_interval_ms: int = Field(3_000, ge=1, description="consumer heartbeat interval")
+    max_poll_interval_ms: int = Field(300_000, ge=1, description="longest time between polls before the group evicts the instance")
+    rebalance_timeout_ms: int = Field(120_000, ge=1, description="time members get to rejoin during a rebalance")
+    request_timeout: float = Field(10.0, gt=0, description="seconds a probe, commit or publish may wait for the brokers")
+    retry_backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts, seconds")
+
+
 class SourceSettings(Section):
-    kind: Literal["synthetic"] = Field("synthetic", description="where events come from")
+    kind: Literal["synthetic", "kafka"] = Field("synthetic", description="where events come from")
     synthetic: SyntheticSettings = SyntheticSettings()
+    kafka: KafkaSourceSettings = KafkaSourceSettings()
+
+
+class KafkaSinkSettings(Section):
+    topic: str | None = Field(None, description="publish snapshots to this topic (key = distribution key; compaction keeps the latest); uses source.kafka's connection")
+    enable_idempotence: bool = Field(True, description="idempotent producer (needs broker support)")
+    send_timeout: float = Field(10.0, gt=0, description="seconds a publish may wait for the broker before it is retried at the next interval")
 
 
 class SinkSettings(Section):
     stdout: bool = Field(True, description="print snapshots to standard output as JSON lines")
     jsonl_path: Path | None = Field(None, description="append snapshots to this JSON-lines file")
+    kafka: KafkaSinkSettings = KafkaSinkSettings()
 
 
 class DeadLetterSettings(Section):
-    path: Path = Field(Path("gumbeld-dead-letters.jsonl"), description="JSON-lines file of bad events")
+    path: Path = Field(Path("gumbeld-dead-letters.jsonl"), description="JSON-lines file of bad events (when no topic is set)")
+    topic: str | None = Field(None, description="Kafka topic for bad events, original key and value, reason in headers")
     log_interval: float = Field(10.0, gt=0, description="seconds between log lines about bad events")
 
 
@@ -162,6 +199,8 @@ class GumbeldSettings(Section):
     @model_validator(mode="after")
     def _synthetic_matches_model(self) -> "GumbeldSettings":
         k = len(self.model.labels)
+        if self.source.kind != "synthetic":
+            return self
         for name, key in self.source.synthetic.keys.items():
             sizes = {len(key.probabilities)} | ({len(key.drift.probabilities)} if key.drift else set())
             if sizes != {k}:

@@ -1,6 +1,7 @@
 """Fixtures shared by the whole test suite."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -16,3 +17,70 @@ def promtool() -> str:
         pytest.fail("promtool is not installed; run `scripts/test` to install the "
                     "test dependencies (it comes with Debian's `prometheus` package)", pytrace=False)
     return found
+
+
+def _installed(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/bin") / name, Path("/usr/local/bin") / name) if p.exists()), None)
+
+
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    """Path of the Prometheus server, for tests that scrape gumbeld for real; required, never skipped."""
+    found = _installed("prometheus")
+    if found is None:
+        pytest.fail("prometheus is not installed; run `scripts/test` to install the "
+                    "test dependencies (Debian's `prometheus` package)", pytrace=False)
+    return found
+
+
+@pytest.fixture(scope="session")
+def docker_compose() -> str:
+    """Path of ``docker-compose``, which validates deploy/docker-compose.yml; required, never skipped."""
+    found = _installed("docker-compose")
+    if found is None:
+        pytest.fail("docker-compose is not installed; run `scripts/test` to install the "
+                    "test dependencies (Debian's `docker-compose` package)", pytrace=False)
+    return found
+
+
+# -- Kafka ------------------------------------------------------------------------------------
+# Not GUMBELD_*: every variable with that prefix is read as a daemon setting.
+EXTERNAL_KAFKA_VARIABLE = "TEST_KAFKA_BOOTSTRAP_SERVERS"
+
+
+def _start_local_kafka():
+    from daemon.bench.tansu import TansuUnavailable
+    from tests.kafka_broker import KafkaBroker
+    try:
+        return KafkaBroker.start_local()
+    except TansuUnavailable as error:
+        pytest.fail(f"no Kafka broker for the tests: {error}; run `scripts/test` to install the test "
+                    f"dependencies, or set {EXTERNAL_KAFKA_VARIABLE} to use an external Kafka", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_broker():
+    """A real Kafka-protocol broker for the session: $TEST_KAFKA_BOOTSTRAP_SERVERS if set, else a local Tansu.
+
+    Required, never skipped. Tests must not rely on pause/resume here; see ``pausable_kafka_broker``.
+    """
+    from tests.kafka_broker import KafkaBroker
+    external = os.environ.get(EXTERNAL_KAFKA_VARIABLE)
+    if external:
+        yield KafkaBroker.external(external)
+        return
+    broker = _start_local_kafka()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def pausable_kafka_broker():
+    """A fresh local Tansu broker of the test's own, which it may pause (SIGSTOP) and resume (SIGCONT)."""
+    if os.environ.get(EXTERNAL_KAFKA_VARIABLE):
+        pytest.fail(f"this test pauses the broker to simulate an outage, which needs the local Tansu broker; "
+                    f"unset {EXTERNAL_KAFKA_VARIABLE} to run it", pytrace=False)
+    broker = _start_local_kafka()
+    yield broker
+    broker.stop()

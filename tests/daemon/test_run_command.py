@@ -1,61 +1,13 @@
 """``gumbeld run`` as a user runs it: a real process, real signals, a real restart."""
-import json
-import os
-import re
-import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
-from pathlib import Path
 
 import numpy as np
 
+from tests.daemon.process import Daemon
+
 TRUTH = np.array([0.0, 0.0, 0.1, 0.3, 0.6])
-
-
-class Daemon:
-    """``python -m daemon run`` in ``workdir``, its stdout snapshots and stderr log collected live."""
-
-    def __init__(self, workdir: Path, *flags: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GUMBELD_")}
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--metrics.port", "0", *flags],
-                                     cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.snapshots: list[dict] = []
-        self.log: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.snapshots, json.loads), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.log, str), daemon=True).start()
-        self.started = time.monotonic()
-
-    @staticmethod
-    def _read(stream, into, parse):
-        for line in stream:
-            into.append(parse(line))
-
-    def wait_for(self, condition, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            assert self.proc.poll() is None, f"gumbeld exited {self.proc.returncode}: {''.join(self.log)}"
-            time.sleep(0.05)
-        raise AssertionError(f"timed out; log:\n{''.join(self.log)}")
-
-    def port(self) -> int:
-        def found():
-            for line in self.log:
-                match = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", line)
-                if match:
-                    return int(match.group(1))
-        return self.wait_for(found)
-
-    def stop(self) -> tuple[int, float]:
-        self.proc.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        code = self.proc.wait(timeout=30)
-        return code, time.monotonic() - started
 
 
 def _tv(snapshot: dict) -> float:

@@ -1,0 +1,134 @@
+"""Writing to Kafka: the learned-distribution topic and the dead-letter topic.
+
+Both share one producer that (re)connects lazily with bounded waits: a broker that is down makes
+a publish fail after ``send_timeout`` seconds, is logged and counted, and the next interval
+tries again. Neither ever blocks ingest or training.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from ..events import BadEvent
+from ..settings import KafkaSourceSettings
+from .connection import client_options, describe
+
+log = logging.getLogger("gumbeld.kafka")
+
+
+class Producer:
+    """One lazily started ``AIOKafkaProducer``; ``send_all`` waits at most ``timeout`` seconds."""
+
+    def __init__(self, connection: KafkaSourceSettings, *, enable_idempotence: bool, timeout: float,
+                 producer_factory=AIOKafkaProducer) -> None:
+        self._connection, self._idempotence, self.timeout = connection, enable_idempotence, timeout
+        self._factory = producer_factory
+        self._producer: AIOKafkaProducer | None = None
+
+    async def _started(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._factory(enable_idempotence=self._idempotence, acks="all", linger_ms=5,
+                                     **client_options(self._connection))
+            try:
+                await asyncio.wait_for(producer.start(), self.timeout)
+            except BaseException:
+                await _stop(producer)
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def send_all(self, topic: str, messages: list[tuple[bytes | None, bytes, list]]) -> None:
+        """Send ``(key, value, headers)`` messages and wait for every acknowledgement."""
+        async def send() -> None:
+            producer = await self._started()
+            futures = [await producer.send(topic, value=value, key=key, headers=headers)
+                       for key, value, headers in messages]
+            await asyncio.gather(*futures)
+        try:
+            await asyncio.wait_for(send(), self.timeout)
+        except (KafkaError, asyncio.TimeoutError, OSError):
+            await self.close()  # start afresh next time: a half-broken producer may hang
+            raise
+
+    async def close(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await _stop(producer)
+
+
+async def _stop(producer: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), 5.0)
+    except (KafkaError, asyncio.TimeoutError, OSError) as error:
+        log.warning("closing the Kafka producer: %s", error)
+
+
+class KafkaSnapshotSink:
+    """Snapshots as JSON to ``topic``, message key = distribution key (a compacted topic keeps the latest)."""
+
+    name = "kafka"
+
+    def __init__(self, producer: Producer, topic: str) -> None:
+        self.producer, self.topic = producer, topic
+
+    async def publish(self, snapshots: list[dict]) -> None:
+        await self.producer.send_all(self.topic, [(s["key"].encode(), orjson.dumps(s), []) for s in snapshots])
+
+    async def aclose(self) -> None:
+        await self.producer.close()
+
+
+class KafkaDeadLetters:
+    """Bad events to ``topic``: the original key and value, and headers naming what went wrong.
+
+    ``write`` only queues (ingest runs on the event loop and must not wait for a broker);
+    ``flush`` sends the queue and is awaited before every checkpoint, so offsets are committed
+    only once their dead letters are durable. Past ``max_pending`` queued letters the pump waits
+    for a flush (``backpressure``) instead of growing memory.
+    """
+
+    def __init__(self, producer: Producer, topic: str, *, max_pending: int = 100_000) -> None:
+        self.producer, self.topic, self.max_pending = producer, topic, max_pending
+        self._pending: list[tuple[bytes | None, bytes, list]] = []
+        self._lock = asyncio.Lock()
+
+    def write(self, bad: list[BadEvent], at: str) -> int:
+        for event in bad:
+            origin = event.origin
+            key = origin.get("key")
+            headers = [("gumbeld.reason", event.reason.encode()), ("gumbeld.detail", event.detail.encode()[:1024]),
+                       ("gumbeld.dead_lettered_at", at.encode())]
+            headers += [(f"gumbeld.source.{name}", str(origin[name]).encode())
+                        for name in ("topic", "partition", "offset", "element") if name in origin]
+            self._pending.append((key.encode() if isinstance(key, str) else key, _raw_bytes(event.raw), headers))
+        return len(bad)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            while self._pending:
+                chunk = self._pending[:10_000]
+                await self.producer.send_all(self.topic, chunk)
+                del self._pending[:len(chunk)]
+
+    async def backpressure(self) -> None:
+        if len(self._pending) >= self.max_pending:
+            await self.flush()
+
+    def close(self) -> None:
+        if self._pending:
+            log.error("%d dead letters not yet sent at shutdown", len(self._pending))
+
+    async def aclose(self) -> None:
+        await self.producer.close()
+
+
+def _raw_bytes(raw) -> bytes:
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw)
+    if isinstance(raw, str):
+        return raw.encode()
+    return orjson.dumps(raw, default=repr)

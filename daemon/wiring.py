@@ -1,0 +1,42 @@
+"""Building the configured source, snapshot sinks and dead-letter sink."""
+from __future__ import annotations
+
+from .kafka.decode import RecordDecoder
+from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
+from .kafka.source import KafkaSource
+from .settings import GumbeldSettings
+from .sinks import DeadLetterFile, JsonLinesSink, StreamSink
+from .sources.synthetic import SyntheticSource
+
+
+def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke, on_lost):
+    if settings.source.kind == "synthetic":
+        return SyntheticSource(settings.source.synthetic, clock=clock)
+    k = settings.source.kafka
+    decoder = RecordDecoder(settings.model.labels, value_format=k.value_format, key_from=k.key_from,
+                            key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
+                            max_message_bytes=k.max_message_bytes)
+    return KafkaSource(k, decoder, health=health, metrics=metrics, on_revoke=on_revoke, on_lost=on_lost, clock=clock)
+
+
+def _producer(settings: GumbeldSettings) -> Producer:
+    sink = settings.sinks.kafka
+    return Producer(settings.source.kafka, enable_idempotence=sink.enable_idempotence, timeout=sink.send_timeout)
+
+
+def build_sinks(settings: GumbeldSettings) -> list:
+    """Synchronous sinks have ``write``; asynchronous ones (Kafka) have ``publish``."""
+    sinks: list = []
+    if settings.sinks.stdout:
+        sinks.append(StreamSink())
+    if settings.sinks.jsonl_path is not None:
+        sinks.append(JsonLinesSink(settings.sinks.jsonl_path))
+    if settings.sinks.kafka.topic is not None:
+        sinks.append(KafkaSnapshotSink(_producer(settings), settings.sinks.kafka.topic))
+    return sinks
+
+
+def build_dead_letters(settings: GumbeldSettings):
+    if settings.dead_letter.topic is not None:
+        return KafkaDeadLetters(_producer(settings), settings.dead_letter.topic)
+    return DeadLetterFile(settings.dead_letter.path)

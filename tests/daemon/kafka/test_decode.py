@@ -1,0 +1,69 @@
+import json
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from daemon.kafka.decode import RecordDecoder
+
+LABELS = ["red", "green", "blue"]
+
+
+def _records(values, keys=None, topic="events", partition=0):
+    keys = keys or [b"k"] * len(values)
+    return [ConsumerRecord(topic, partition, offset, 0, 0, key, value, None, len(key or b""), len(value or b""), [])
+            for offset, (key, value) in enumerate(zip(keys, values))]
+
+
+def _decoded(decoder, records):
+    batch = decoder.decode(records)
+    events = [(batch.key_names[k], LABELS[c]) for k, c in zip(batch.keys.tolist(), batch.categories.tolist())]
+    return events, [(b.reason, b.origin.get("offset")) for b in batch.bad]
+
+
+def test_json_objects_with_every_kind_of_bad_message_around_good_ones():
+    values = [b'{"category": "red"}', b"not json", b'{"category": "purple"}', b"", b"[1]",
+              b'{"colour": "red"}', b'{"category": 2}', b'{"category": true}', b'{"category": 1.0}',
+              b"x" * 2000, b'{"category": "green", "extra": [1, 2]}']
+    events, bad = _decoded(RecordDecoder(LABELS, max_message_bytes=1000), _records(values))
+    assert events == [("k", "red"), ("k", "blue"), ("k", "green")]
+    assert bad == [("empty", 3), ("oversized", 9), ("not_json", 1), ("unknown_category", 2), ("not_an_object", 4),
+                   ("missing_field", 5), ("wrong_type", 7), ("wrong_type", 8)]
+
+
+def test_keys_come_from_the_message_key_and_missing_keys_are_dead_lettered_or_defaulted():
+    records = _records([b'{"category": "red"}'] * 3, keys=[b"a", None, b"b"])
+    events, bad = _decoded(RecordDecoder(LABELS), records)
+    assert events == [("a", "red"), ("b", "red")] and bad == [("missing_key", 1)]
+    events, bad = _decoded(RecordDecoder(LABELS, default_key="all"), records)
+    assert events == [("a", "red"), ("all", "red"), ("b", "red")] and bad == []
+
+
+def test_keys_can_come_from_a_json_field():
+    records = _records([b'{"key": "x", "category": "blue"}', b'{"category": "blue"}'])
+    events, bad = _decoded(RecordDecoder(LABELS, key_from="field"), records)
+    assert events == [("x", "blue")] and bad == [("missing_key", 1)]
+
+
+@pytest.mark.parametrize("value_format, values", [
+    ("scalar", [b'"red"', b"2", b'"nope"', b"{"]),
+    ("text", [b"red", b"blue", b"nope", b"\xff"]),
+])
+def test_scalar_and_text_formats(value_format, values):
+    events, bad = _decoded(RecordDecoder(LABELS, value_format=value_format), _records(values))
+    assert events == [("k", "red"), ("k", "blue")]
+    assert [reason for reason, _ in bad] == (["unknown_category", "not_json"] if value_format == "scalar"
+                                             else ["unknown_category", "not_utf8"])
+
+
+def test_json_arrays_carry_many_events_and_bad_elements_are_dead_lettered_alone():
+    values = [json.dumps(["red"] * 500 + ["blue"] * 250).encode(), b'["green", "mauve", 7, 1]', b'{"a": 1}']
+    batch = RecordDecoder(LABELS, value_format="array").decode(_records(values))
+    assert batch.categories.tolist().count(0) == 500 and batch.categories.tolist().count(2) == 250
+    assert batch.categories.tolist().count(1) == 2
+    assert [(b.reason, b.origin["offset"], b.origin.get("element")) for b in batch.bad] == [
+        ("unknown_category", 1, 1), ("unknown_category", 1, 2), ("wrong_type", 2, None)]
+
+
+def test_origins_name_topic_partition_offset_and_key():
+    bad = RecordDecoder(LABELS).decode(_records([b"oops"], topic="t", partition=3)).bad[0]
+    assert bad.origin == {"topic": "t", "partition": 3, "offset": 0, "key": "k"} and bad.raw == b"oops"
