@@ -10,6 +10,7 @@ the final publish; a second signal exits at once.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -302,8 +303,21 @@ def install_signal_handlers(service: Service) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
 
 
+def tune_garbage_collection() -> None:
+    """Fewer, cheaper collections for a process that makes millions of short-lived records.
+
+    Everything alive after start-up (modules, torch) is frozen out of the collector's scans, and a
+    young generation of 50,000 objects instead of 700 makes collections rarer: measured with
+    ``gumbeld bench ingest``, the collector otherwise takes about half of the consume loop.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def run(settings: GumbeldSettings) -> int:
     """Run the service until stopped; returns the process exit code."""
+    tune_garbage_collection()
     async def serve() -> int:
         service = Service(settings)
         install_signal_handlers(service)

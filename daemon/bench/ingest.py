@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry
 from ..events import EventBatch
 from ..ingest import BadEventLog, Ingest
 from ..kafka.decode import RecordDecoder
+from ..service import tune_garbage_collection
 from ..kafka.produce import ProducePlan, produce_events, start_producer
 from ..keys import KeyTable
 from ..learner import rfc3339
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.messages, args.batched_messages, args.batch, args.partitions, args.keys, args.rounds) < 1:
         parser.error("sizes, --keys and --rounds must be >= 1")
+    tune_garbage_collection()  # as `gumbeld run` does
     broker = None
     if args.bootstrap_servers is None:
         try:

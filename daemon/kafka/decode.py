@@ -18,6 +18,7 @@ decides what is bad, it only accepts what is plainly good.
 """
 from __future__ import annotations
 
+from itertools import repeat
 from typing import Any, Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ import orjson
 from ..events import BadEvent, EventBatch, EventCodec, InvalidEvent
 
 FORMATS = ("json", "scalar", "text", "array")
+MEMO_SIZE = 4096  # distinct message values remembered; typical streams repeat a handful
 
 
 class RecordDecoder:
@@ -40,28 +42,39 @@ class RecordDecoder:
         n = len(labels)
         self._lookup: dict[Any, int] = {**{label: i for i, label in enumerate(labels)}, **{i: i for i in range(n)}}
         self._text_lookup = {label.encode(): i for i, label in enumerate(labels)}
+        self._label_lookup = {label: i for i, label in enumerate(labels)}  # str keys only: 1.0/True never match
+        self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
+        # Array elements by their exact JSON encoding: a message `[t1,t2,...]` whose every token is
+        # one of these is a valid JSON array of those labels, so it needs no parser. Labels whose
+        # encoding holds a comma would split wrongly: then there is no fast path at all.
+        tokens = {orjson.dumps(label): i for i, label in enumerate(labels)}
+        self._array_tokens = tokens if not any(b"," in t for t in tokens) else None
 
     def decode(self, records: Sequence) -> EventBatch:
         """``records``: objects with ``key``, ``value`` (bytes), ``topic``, ``partition``, ``offset``."""
-        keys, categories, bad = [], [], []
-        key_ids: dict[Any, int] = {}
-        names: list[str] = []
+        bad: list[BadEvent] = []
         good = self._screen(records, bad)
         if self.value_format == "array":
-            self._decode_arrays(good, keys, categories, bad, key_ids, names)
-        else:
-            for record, category in zip(good, self._categories(good)):
-                key = self._key(record, key_ids, names, bad)
-                if key is None:
-                    continue
-                index = category if isinstance(category, int) and category >= 0 else self._exact(record, bad)
-                if index is not None:
-                    keys.append(key)
-                    categories.append(index)
-        return EventBatch(names, np.asarray(keys, dtype=np.int64), np.asarray(categories, dtype=np.int64), bad)
+            names: list[str] = []
+            keys, categories = [], []
+            self._decode_arrays(good, keys, categories, bad, {}, names)
+            empty = np.zeros(0, dtype=np.int64)
+            return EventBatch(names, np.concatenate(keys) if keys else empty,
+                              np.concatenate(categories) if categories else empty, bad)
+        categories = np.fromiter(self._categories(good), dtype=np.int64, count=len(good))
+        key_ids, names, key_ok = self._keys(good, bad)
+        accepted = (categories >= 0) & key_ok
+        for i in np.flatnonzero(~accepted & key_ok):  # the exact path names the reason (or accepts)
+            index = self._exact(good[i], bad)
+            if index is not None:
+                categories[i], accepted[i] = index, True
+        return EventBatch(names, key_ids[accepted], categories[accepted], bad)
 
     # -- screening and keys ------------------------------------------------------------------
     def _screen(self, records: Sequence, bad: list[BadEvent]) -> list:
+        values = [r.value for r in records]
+        if all(values) and max(map(len, values), default=0) <= self.max_message_bytes:
+            return list(records)  # the common case, checked at C speed
         good = []
         for record in records:
             value = record.value
@@ -74,24 +87,36 @@ class RecordDecoder:
                 good.append(record)
         return good
 
-    def _key(self, record, key_ids: dict, names: list[str], bad: list[BadEvent]) -> int | None:
-        raw = record.key if self.key_from == "message_key" else _field_key(record.value, self.codec.key_field)
-        if raw is None:
+    def _keys(self, records: Sequence, bad: list[BadEvent]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Key id per record ``[n]``, the key names, and which records have a usable key ``[n]``."""
+        if self.key_from == "message_key":
+            raw = [r.key for r in records]
+        else:
+            raw = [_field_key(r.value, self.codec.key_field) for r in records]
+        distinct: dict = {}
+        ids = np.fromiter((distinct.setdefault(k, len(distinct)) for k in raw), dtype=np.int64, count=len(raw))
+        names, usable = [], []
+        for key in distinct:  # once per distinct key, not per record
+            name, problem = self._key_name(key)
+            usable.append(problem is None)
+            names.append(name if problem is None else "")
+            if problem is not None:
+                for i in np.flatnonzero(ids == len(names) - 1):
+                    bad.append(BadEvent(problem[0], problem[1], records[i].value, _origin(records[i])))
+        return ids, names, np.asarray(usable, dtype=bool)[ids] if len(ids) else np.zeros(0, dtype=bool)
+
+    def _key_name(self, key) -> tuple[str | None, tuple[str, str] | None]:
+        if key is None:
             if self.default_key is None:
-                bad.append(BadEvent("missing_key", "the message has no key and source.kafka.default_key is unset",
-                                    record.value, _origin(record)))
-                return None
-            raw = self.default_key
-        key_id = key_ids.get(raw)
-        if key_id is None:
+                where = "no key" if self.key_from == "message_key" else f"no '{self.codec.key_field}' string field"
+                return None, ("missing_key", f"the message has {where} and source.kafka.default_key is unset")
+            return self.default_key, None
+        if isinstance(key, bytes):
             try:
-                name = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+                return key.decode("utf-8"), None
             except UnicodeDecodeError:
-                bad.append(BadEvent("wrong_type", "the message key is not UTF-8", record.value, _origin(record)))
-                return None
-            key_id = key_ids[raw] = len(names)
-            names.append(name)
-        return key_id
+                return None, ("wrong_type", "the message key is not UTF-8")
+        return key, None
 
     # -- single-event formats ----------------------------------------------------------------
     def _categories(self, records: Sequence) -> list:
@@ -100,15 +125,25 @@ class RecordDecoder:
             return []
         if self.value_format == "text":
             return [self._text_lookup.get(r.value, -1) for r in records]
+        memo = self._memo
+        found = [memo.get(r.value) for r in records]
+        if None not in found:
+            return found
+        missing = [r.value for r, f in zip(records, found) if f is None]
         try:
-            parsed = [orjson.loads(r.value) for r in records]
+            parsed = [orjson.loads(v) for v in missing]
         except orjson.JSONDecodeError:
-            parsed = [_loads_or_none(r.value) for r in records]
+            parsed = [_loads_or_none(v) for v in missing]
         if self.value_format == "json":
             field = self.category_field
             parsed = [p.get(field) if type(p) is dict else None for p in parsed]
         lookup = self._lookup
-        return [lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in parsed]
+        resolved = iter([lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in parsed])
+        if len(memo) < MEMO_SIZE:
+            resolved = list(resolved)
+            memo.update(zip(missing[:MEMO_SIZE - len(memo)], resolved))
+            resolved = iter(resolved)
+        return [f if f is not None else next(resolved) for f in found]
 
     def _exact(self, record, bad: list[BadEvent]) -> int | None:
         try:
@@ -134,8 +169,15 @@ class RecordDecoder:
 
     # -- the batched format ------------------------------------------------------------------
     def _decode_arrays(self, records, keys, categories, bad, key_ids, names) -> None:
-        lookup = self._lookup
+        """Appends one ``(keys, categories)`` array pair per good message."""
+        get, tokens = self._label_lookup.get, self._array_tokens
         for record in records:
+            if tokens is not None:
+                fast = self._array_fast(record, tokens, key_ids, names)
+                if fast is not None:
+                    keys.append(fast[0])
+                    categories.append(fast[1])
+                    continue
             try:
                 values = orjson.loads(record.value)
             except orjson.JSONDecodeError as error:
@@ -145,21 +187,43 @@ class RecordDecoder:
                 bad.append(BadEvent("wrong_type", f"expected a JSON array, got {type(values).__name__}",
                                     record.value, _origin(record)))
                 continue
-            key = self._key(record, key_ids, names, bad)
-            if key is None:
+            name, problem = self._key_name(record.key if self.key_from == "message_key" else None)
+            if problem is not None:
+                bad.append(BadEvent(problem[0], problem[1], record.value, _origin(record)))
                 continue
-            indices = [lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in values]
-            if -1 in indices:
-                for position, (value, index) in enumerate(zip(values, indices)):
-                    if index == -1:
-                        try:
-                            self.codec.category_index(value)
-                        except InvalidEvent as invalid:
-                            bad.append(BadEvent(invalid.reason, invalid.detail, value,
-                                                {**_origin(record), "element": position}))
-                indices = [i for i in indices if i >= 0]
-            keys.extend([key] * len(indices))
-            categories.extend(indices)
+            key = key_ids.setdefault(name, len(key_ids))
+            if key == len(names):
+                names.append(name)
+            indices = np.fromiter(map(get, values, repeat(-1)), dtype=np.int64, count=len(values))
+            unknown = np.flatnonzero(indices < 0)
+            if len(unknown):  # index categories, and the bad ones, take the exact path
+                keep = np.ones(len(values), dtype=bool)
+                for position in unknown:
+                    try:
+                        indices[position] = self.codec.category_index(values[position])
+                    except InvalidEvent as invalid:
+                        keep[position] = False
+                        bad.append(BadEvent(invalid.reason, invalid.detail, values[position],
+                                            {**_origin(record), "element": int(position)}))
+                indices = indices[keep]
+            keys.append(np.full(len(indices), key, dtype=np.int64))
+            categories.append(indices)
+
+
+    def _array_fast(self, record, tokens: dict, key_ids: dict, names: list[str]):
+        value = record.value
+        if value[:1] != b"[" or value[-1:] != b"]":
+            return None
+        indices = np.fromiter(map(tokens.get, value[1:-1].split(b","), repeat(-1)), dtype=np.int64)
+        if (indices < 0).any():
+            return None
+        name, problem = self._key_name(record.key if self.key_from == "message_key" else None)
+        if problem is not None:
+            return None  # the exact path dead-letters it
+        key = key_ids.setdefault(name, len(key_ids))
+        if key == len(names):
+            names.append(name)
+        return np.full(len(indices), key, dtype=np.int64), indices
 
 
 def _origin(record) -> dict:

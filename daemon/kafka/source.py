@@ -140,6 +140,8 @@ class KafkaSource:
             self._health.set_ready(HEALTH)
             now = self._clock()
             for tp, end in ends.items():
+                # some brokers answer ListOffsets with the last batch's start; fetches know better
+                end = max(end, self.consumer.highwater(tp) or 0)
                 position = self.offsets.get(tp)
                 behind = max(0, end - position) if position is not None else end
                 seconds = max(0.0, now - self._last_timestamp[tp]) if behind and tp in self._last_timestamp else 0.0

@@ -67,3 +67,31 @@ def test_json_arrays_carry_many_events_and_bad_elements_are_dead_lettered_alone(
 def test_origins_name_topic_partition_offset_and_key():
     bad = RecordDecoder(LABELS).decode(_records([b"oops"], topic="t", partition=3)).bad[0]
     assert bad.origin == {"topic": "t", "partition": 3, "offset": 0, "key": "k"} and bad.raw == b"oops"
+
+
+@pytest.mark.parametrize("value", [b'["red","blue"]', b'[ "red", "blue" ]', b'["red",\n"blue"]'])
+def test_array_layouts_decode_alike_with_or_without_the_fast_path(value):
+    batch = RecordDecoder(LABELS, value_format="array").decode(_records([value]))
+    assert batch.categories.tolist() == [0, 2] and batch.bad == []
+
+
+@pytest.mark.parametrize("value, reason", [(b'["red","blue"', "not_json"), (b'["red",]', "not_json"),
+                                           (b'["red","blue"],["red"]', "not_json"), (b"[]", None)])
+def test_malformed_arrays_never_pass_the_fast_path(value, reason):
+    batch = RecordDecoder(LABELS, value_format="array").decode(_records([value]))
+    assert len(batch) == 0
+    assert [b.reason for b in batch.bad] == ([reason] if reason else [])
+
+
+def test_labels_with_commas_still_decode_in_arrays():
+    decoder = RecordDecoder(["a,b", "c"], value_format="array")
+    batch = decoder.decode(_records([b'["a,b","c","a,b"]']))
+    assert batch.categories.tolist() == [0, 1, 0]
+
+
+def test_memoised_values_decode_as_the_first_time():
+    decoder = RecordDecoder(LABELS)
+    values = [b'{"category": "red"}', b'{"category": 9}', b'{"category": "red"}']
+    for _ in range(3):
+        events, bad = _decoded(decoder, _records(values))
+        assert events == [("k", "red"), ("k", "red")] and bad == [("unknown_category", 1)]
