@@ -53,7 +53,7 @@ class RecordDecoder:
     def decode(self, records: Sequence) -> EventBatch:
         """``records``: objects with ``key``, ``value`` (bytes), ``topic``, ``partition``, ``offset``."""
         bad: list[BadEvent] = []
-        good = self._screen(records, bad)
+        good, values = self._screen(records, bad)
         if self.value_format == "array":
             names: list[str] = []
             keys, categories = [], []
@@ -61,7 +61,7 @@ class RecordDecoder:
             empty = np.zeros(0, dtype=np.int64)
             return EventBatch(names, np.concatenate(keys) if keys else empty,
                               np.concatenate(categories) if categories else empty, bad)
-        categories = np.fromiter(self._categories(good), dtype=np.int64, count=len(good))
+        categories = np.fromiter(self._categories(values), dtype=np.int64, count=len(good))
         key_ids, names, key_ok = self._keys(good, bad)
         accepted = (categories >= 0) & key_ok
         for i in np.flatnonzero(~accepted & key_ok):  # the exact path names the reason (or accepts)
@@ -71,10 +71,11 @@ class RecordDecoder:
         return EventBatch(names, key_ids[accepted], categories[accepted], bad)
 
     # -- screening and keys ------------------------------------------------------------------
-    def _screen(self, records: Sequence, bad: list[BadEvent]) -> list:
+    def _screen(self, records: Sequence, bad: list[BadEvent]) -> tuple[list, list[bytes]]:
+        """The records fit to decode, and their values."""
         values = [r.value for r in records]
         if all(values) and max(map(len, values), default=0) <= self.max_message_bytes:
-            return list(records)  # the common case, checked at C speed
+            return list(records), values  # the common case, checked at C speed
         good = []
         for record in records:
             value = record.value
@@ -85,7 +86,7 @@ class RecordDecoder:
                                     f"= {self.max_message_bytes}", value[:1024], _origin(record)))
             else:
                 good.append(record)
-        return good
+        return good, [r.value for r in good]
 
     def _keys(self, records: Sequence, bad: list[BadEvent]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Key id per record ``[n]``, the key names, and which records have a usable key ``[n]``."""
@@ -119,17 +120,17 @@ class RecordDecoder:
         return key, None
 
     # -- single-event formats ----------------------------------------------------------------
-    def _categories(self, records: Sequence) -> list:
-        """Category index per record, or −1 where the record needs the exact (slow) path."""
-        if not records:
+    def _categories(self, values: Sequence[bytes]) -> list:
+        """Category index per value, or −1 where the record needs the exact (slow) path."""
+        if not values:
             return []
         if self.value_format == "text":
-            return [self._text_lookup.get(r.value, -1) for r in records]
+            return list(map(self._text_lookup.get, values, repeat(-1)))
         memo = self._memo
-        found = [memo.get(r.value) for r in records]
+        found = list(map(memo.get, values))
         if None not in found:
             return found
-        missing = [r.value for r, f in zip(records, found) if f is None]
+        missing = [v for v, f in zip(values, found) if f is None]
         try:
             parsed = [orjson.loads(v) for v in missing]
         except orjson.JSONDecodeError:
