@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from daemon.logs import configure_logging
-    from daemon.service import run
+    from daemon.runner import run
 
     configure_logging(settings.log)
     return run(settings)

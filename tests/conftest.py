@@ -2,46 +2,28 @@
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 import pytest
+
+from tests.tools import required_tool
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    """Path of Prometheus' ``promtool``, which checks the exposition format; required, never skipped."""
-    found = shutil.which("promtool") or next(
-        (str(p) for p in (Path("/usr/bin/promtool"), Path("/usr/local/bin/promtool")) if p.exists()), None)
-    if found is None:
-        pytest.fail("promtool is not installed; run `scripts/test` to install the "
-                    "test dependencies (it comes with Debian's `prometheus` package)", pytrace=False)
-    return found
-
-
-def _installed(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/bin") / name, Path("/usr/local/bin") / name) if p.exists()), None)
+    """Prometheus' ``promtool``: checks the exposition format and the alert rules."""
+    return required_tool("promtool", "prometheus")
 
 
 @pytest.fixture(scope="session")
 def prometheus_bin() -> str:
-    """Path of the Prometheus server, for tests that scrape gumbeld for real; required, never skipped."""
-    found = _installed("prometheus")
-    if found is None:
-        pytest.fail("prometheus is not installed; run `scripts/test` to install the "
-                    "test dependencies (Debian's `prometheus` package)", pytrace=False)
-    return found
+    """The Prometheus server, for tests that scrape gumbeld for real."""
+    return required_tool("prometheus", "prometheus")
 
 
 @pytest.fixture(scope="session")
 def docker_compose() -> str:
-    """Path of ``docker-compose``, which validates deploy/docker-compose.yml; required, never skipped."""
-    found = _installed("docker-compose")
-    if found is None:
-        pytest.fail("docker-compose is not installed; run `scripts/test` to install the "
-                    "test dependencies (Debian's `docker-compose` package)", pytrace=False)
-    return found
+    """``docker-compose``, which validates deploy/docker-compose.yml."""
+    return required_tool("docker-compose", "docker-compose")
 
 
 # -- Kafka ------------------------------------------------------------------------------------

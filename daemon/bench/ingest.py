@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from ..events import EventBatch
 from ..ingest import BadEventLog, Ingest
 from ..kafka.decode import RecordDecoder
-from ..service import tune_garbage_collection
+from ..runner import tune_garbage_collection
 from ..kafka.produce import ProducePlan, produce_events, start_producer
 from ..keys import KeyTable
 from ..learner import rfc3339

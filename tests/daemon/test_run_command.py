@@ -1,7 +1,6 @@
 """``gumbeld run`` as a user runs it: a real process, real signals, a real restart."""
 import subprocess
 import sys
-import urllib.request
 
 import numpy as np
 
@@ -14,22 +13,14 @@ def _tv(snapshot: dict) -> float:
     return 0.5 * float(np.abs(np.array(snapshot["probabilities"]) - TRUTH).sum())
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def test_run_learns_serves_stops_on_sigterm_and_resumes(tmp_path):
     first = Daemon(tmp_path)
-    port = first.port()
+    first.port()  # started serving
     close = first.wait_for(lambda: next((s for s in first.snapshots if _tv(s) <= 0.01), None))
     assert close["key"] == "default" and close["categories"] == ["0", "1", "2", "3", "4"]
-    status, metrics = _get(port, "/metrics")
+    status, metrics = first.get("/metrics")
     assert status == 200 and "gumbeld_training_steps_total" in metrics
-    assert _get(port, "/readyz")[0] == 200 and _get(port, "/livez")[0] == 200
+    assert first.get("/readyz")[0] == 200 and first.get("/livez")[0] == 200
 
     code, seconds = first.stop()
     assert code == 0, "".join(first.log)

@@ -1,10 +1,9 @@
 """Fixtures of the deployment tests (deploy/)."""
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import pytest
+
+from tests.tools import required_tool
 
 try:
     import yaml  # noqa: F401  (every test here reads YAML)
@@ -15,10 +14,5 @@ except ImportError:  # pragma: no cover
 
 @pytest.fixture(scope="session")
 def kubectl() -> str:
-    """Path of ``kubectl``, whose built-in kustomize renders deploy/kubernetes; required, never skipped."""
-    found = shutil.which("kubectl") or next(
-        (str(p) for p in (Path("/usr/bin/kubectl"), Path("/usr/local/bin/kubectl")) if p.exists()), None)
-    if found is None:
-        pytest.fail("kubectl is not installed; run `scripts/test` to install the test dependencies "
-                    "(Debian's `kubernetes-client` package)", pytrace=False)
-    return found
+    """``kubectl``, whose built-in kustomize renders deploy/kubernetes."""
+    return required_tool("kubectl", "kubernetes-client")

@@ -1,0 +1,58 @@
+"""The process around the service: signals, garbage-collector tuning, the event loop, exit codes."""
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+
+from .service import Service, StartupError
+from .settings import GumbeldSettings
+
+log = logging.getLogger("gumbeld")
+
+
+def install_signal_handlers(service: Service) -> None:
+    """First SIGTERM/SIGINT: drain and stop. Second: exit at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if service.stopping.is_set():
+            log.error("second %s: exiting without the final checkpoint", signal.Signals(signum).name)
+            os._exit(128 + signum)
+        log.info("%s received: draining", signal.Signals(signum).name)
+        service.stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+
+def tune_garbage_collection() -> None:
+    """Fewer, cheaper collections for a process that makes millions of short-lived records.
+
+    Everything alive after start-up (modules, torch) is frozen out of the collector's scans, and a
+    young generation of 50,000 objects instead of 700 makes collections rarer: measured with
+    ``gumbeld bench ingest``, the collector otherwise takes about half of the consume loop.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
+def run(settings: GumbeldSettings) -> int:
+    """Run the service until stopped; returns the process exit code."""
+    tune_garbage_collection()
+    async def serve() -> int:
+        service = Service(settings)
+        install_signal_handlers(service)
+        return await service.serve()
+
+    try:
+        return asyncio.run(serve())
+    except StartupError as error:
+        log.error("cannot start: %s", error)
+        return 1
+    except Exception:  # a bug: say so loudly, with the traceback, and exit non-zero
+        log.exception("gumbeld stopped on an unexpected error")
+        return 1
