@@ -149,7 +149,7 @@ class Service:
         t = self.settings.training
         while True:
             self._new_events.clear()  # before take(): an event counted after it wakes the wait below
-            n_keys, counts = self.ingest.take() if not self._checkpointing else (len(self.keys), None)
+            n_keys, counts = self._take()
             if counts is not None:
                 self._idle_steps = 0
             elif n_keys == 0 or (t.idle_after_steps and self._idle_steps >= t.idle_after_steps):
@@ -173,7 +173,7 @@ class Service:
     async def publish(self) -> None:
         """Snapshot every key with events, including events not yet trained on, to every sink."""
         names = list(self.keys.names)
-        snapshots = await self._run(self._absorbed, self.ingest.take(), lambda: self.learner.snapshots(names))
+        snapshots = await self._run(self._absorbed, self._take(), lambda: self.learner.snapshots(names))
         if not snapshots:
             return
         for sink in self.sinks:
@@ -241,6 +241,11 @@ class Service:
         for name in names:
             self.metrics.forget_key(name)
         return self._run(self.learner.remove_rows, rows)
+
+    def _take(self) -> tuple[int, object]:
+        """Pending counts for the model — none while a checkpoint is saving: the saved state must hold
+        exactly the events up to the offsets it records."""
+        return (len(self.keys), None) if self._checkpointing else self.ingest.take()
 
     def _state(self, names: list[str], position: dict) -> dict:
         return {"version": CHECKPOINT_VERSION, "categories": self.labels, "keys": names,
