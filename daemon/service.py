@@ -101,8 +101,7 @@ class Service:
             self._check_compatible(saved)
             self.keys = KeyTable(self.settings.model.max_keys, saved["keys"])
             self.learner.load_state_dict(saved["learner"])
-            if hasattr(self.source, "restore"):
-                self.source.restore(saved.get("source", {}))
+            self.source.restore(saved.get("source", {}))
         except (KeyError, ValueError, TypeError, RuntimeError) as error:
             if not s.fresh_start:
                 raise StartupError(f"checkpoint in {s.directory} does not fit this configuration: {error}. "
@@ -138,12 +137,11 @@ class Service:
             raise failed[0].exception()
 
     async def pump(self) -> None:
-        backpressure = getattr(self.dead_letters, "backpressure", None)
         async for batch in self.source.batches():
             if self.ingest.add(batch):
                 self._new_events.set()
-            if backpressure is not None and batch.bad:
-                await backpressure()
+            if batch.bad:
+                await self.dead_letters.backpressure()
 
     async def train(self) -> None:
         t = self.settings.training
@@ -178,10 +176,7 @@ class Service:
             return
         for sink in self.sinks:
             try:
-                if hasattr(sink, "publish"):
-                    await sink.publish(snapshots)
-                else:
-                    await asyncio.to_thread(sink.write, snapshots)
+                await sink.publish(snapshots)
             except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
                 log.error("publishing to %s failed: %s", sink.name, error or type(error).__name__)
                 self.metrics.publish_failed(sink.name)
@@ -203,11 +198,10 @@ class Service:
         self._checkpointing = True  # training takes no new counts until the state is saved
         try:
             names = list(self.keys.names)                                                    # 1.
-            position = self.source.position() if hasattr(self.source, "position") else {}
+            position = self.source.position()
             pending = self.ingest.take()
             try:
-                if hasattr(self.dead_letters, "flush"):
-                    await self.dead_letters.flush()                                          # 2.
+                await self.dead_letters.flush()                                              # 2.
             finally:
                 await self._run(self.learner.train, *pending, 0)  # counted events join the model regardless
             await self._run(lambda: self.store.save(self._state(names, position)))           # 3. (state read on the training thread)
@@ -218,12 +212,11 @@ class Service:
             return
         finally:
             self._checkpointing = False
-        if hasattr(self.source, "commit"):
-            try:
-                await self.source.commit(position.get("offsets", {}))                        # 4.
-            except (KafkaError, asyncio.TimeoutError) as error:
-                log.warning("offset commit failed (the checkpoint has them; next commit catches up): %s",
-                            error or type(error).__name__)
+        try:
+            await self.source.commit(position.get("offsets", {}))                            # 4.
+        except (KafkaError, asyncio.TimeoutError) as error:
+            log.warning("offset commit failed (the checkpoint has them; next commit catches up): %s",
+                        error or type(error).__name__)
 
     async def on_revoke(self, partitions) -> None:
         """Partitions are leaving: checkpoint and commit what was consumed from them."""
@@ -269,13 +262,10 @@ class Service:
         self.health.draining()
         await self.publish()
         await self.checkpoint()
-        if hasattr(self.source, "stop"):
-            await self.source.stop()
+        await self.source.stop()
         for sink in self.sinks:
-            await sink.aclose() if hasattr(sink, "aclose") else sink.close()
-        self.dead_letters.close()
-        if hasattr(self.dead_letters, "aclose"):
-            await self.dead_letters.aclose()
+            await sink.aclose()
+        await self.dead_letters.aclose()
         await self.http.stop()
         self.executor.shutdown(wait=True)
         log.info("gumbeld stopped at step %d", self.learner.model.t)

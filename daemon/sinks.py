@@ -1,10 +1,11 @@
 """Where snapshots and dead letters go: standard output and JSON-lines files.
 
-Sinks are synchronous and small; the service calls them from a worker thread so a slow pipe or
-disk never stalls the event loop.
+Every sink has one asynchronous interface (``publish``, ``aclose``); the file sinks write from a
+worker thread so a slow pipe or disk never stalls the event loop.
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import sys
@@ -17,12 +18,22 @@ from .events import BadEvent
 class SnapshotSink(Protocol):
     name: str
 
-    def write(self, snapshots: list[dict]) -> None: ...
+    async def publish(self, snapshots: list[dict]) -> None: ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
-class StreamSink:
+class _ThreadedSink:
+    """``publish``/``aclose`` for a sink whose ``write``/``close`` block."""
+
+    async def publish(self, snapshots: list[dict]) -> None:
+        await asyncio.to_thread(self.write, snapshots)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+
+class StreamSink(_ThreadedSink):
     """One JSON object per line on a text stream (stdout by default)."""
 
     name = "stdout"
@@ -38,7 +49,7 @@ class StreamSink:
         self._stream.flush()
 
 
-class JsonLinesSink:
+class JsonLinesSink(_ThreadedSink):
     """Appends one JSON object per line to a file (created with its parent directories)."""
 
     name = "jsonl"
@@ -78,7 +89,10 @@ def _json_safe(value) -> bool:
 
 
 class DeadLetterFile:
-    """The dead-letter sink: bad events as JSON lines (see :func:`dead_letter_record`)."""
+    """The dead-letter sink: bad events as JSON lines (see :func:`dead_letter_record`).
+
+    Each ``write`` reaches the file at once, so ``flush`` and ``backpressure`` have nothing to wait for.
+    """
 
     def __init__(self, path: Path) -> None:
         self._sink = JsonLinesSink(path)
@@ -88,5 +102,14 @@ class DeadLetterFile:
         self._sink.write(records)
         return len(records)
 
+    async def flush(self) -> None:
+        pass
+
+    async def backpressure(self) -> None:
+        pass
+
     def close(self) -> None:
         self._sink.close()
+
+    async def aclose(self) -> None:
+        self.close()

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 
 from ..events import BadEvent
 from ..settings import KafkaSourceSettings
-from .connection import client_options, describe
+from .connection import client_options
 
 log = logging.getLogger("gumbeld.kafka")
 
@@ -118,11 +118,9 @@ class KafkaDeadLetters:
         if len(self._pending) >= self.max_pending:
             await self.flush()
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         if self._pending:
             log.error("%d dead letters not yet sent at shutdown", len(self._pending))
-
-    async def aclose(self) -> None:
         await self.producer.close()
 
 

@@ -38,6 +38,12 @@ class SyntheticSource:
         emitted = position.get("emitted", {})
         self.emitted = np.array([int(emitted.get(k, 0)) for k in self.key_names], dtype=np.int64)
 
+    async def commit(self, offsets: dict) -> None:
+        """Nothing to acknowledge: the position lives in the checkpoint alone."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
     # -- events ------------------------------------------------------------------------------
     def distributions(self) -> np.ndarray:
         """Each key's current distribution ``[keys, K]``, after the drift its events have reached."""
