@@ -127,8 +127,12 @@ class Service:
                  (self.pump(), self.train(), self.every(self.settings.publish_interval, self.publish),
                   self.every(self.settings.checkpoint.interval, self.checkpoint))]
         stop = asyncio.create_task(self.stopping.wait())
-        done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        failed = [t for t in done if t is not stop and t.exception() is not None]
+        pending, failed = {stop, *tasks}, []
+        while not stop.done():  # a finite source ends its pump; the rest goes on until stopped
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            failed = [t for t in done if t is not stop and t.exception() is not None]
+            if failed:
+                break
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

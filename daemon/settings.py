@@ -52,7 +52,12 @@ class ModelSettings(Section):
     change_p_value: float | None = Field(None, gt=0, lt=1, description="restart a key's histogram when a window of its events differs at this p-value")
     change_window: int = Field(_GAN.change_window, ge=1, description="events per key in each change test")
     dtype: Literal["float32", "float64", "bfloat16"] = Field("float32", description="parameter precision")
-    max_keys: int = Field(10_000, ge=1, description="keys trained at most; events of further keys are dead-lettered")
+    max_keys: int = Field(10_000, ge=1, description="keys kept at most; what happens to a new key past it is max_keys_policy")
+    max_keys_policy: Literal["evict_least_recent", "dead_letter"] = Field("evict_least_recent", description="a new key past max_keys evicts the key seen least recently, or is dead-lettered (reason key_limit)")
+    key_ttl: float | None = Field(None, gt=0, description="evict keys without events for this many seconds; unset keeps them")
+    settle_tolerance: float = Field(_GAN.settle_tolerance, gt=0, description="a key settles (stops training) when TV(learned, empirical) <= max(settle_floor, settle_tolerance·sqrt(K_seen/n))")
+    settle_floor: float = Field(_GAN.settle_floor, gt=0, description="the smallest settle tolerance, in TV")
+    max_steps_awake: int = Field(_GAN.max_steps_awake, ge=1, description="a key that has not settled after this many of its own steps since it woke sleeps until new events")
 
     @model_validator(mode="after")
     def _one_way_to_name_categories(self) -> "ModelSettings":
@@ -79,7 +84,8 @@ class ModelSettings(Section):
             r1_gamma=self.r1_gamma, ema_decay=self.ema_decay, lr_decay_steps=self.lr_decay_steps,
             temperature=TemperatureSchedule(t.schedule, t.initial, t.minimum, t.rate, t.steps),
             half_life=self.half_life, change_p_value=self.change_p_value, change_window=self.change_window,
-            dtype=self.dtype)
+            settle_tolerance=self.settle_tolerance, settle_floor=self.settle_floor,
+            max_steps_awake=self.max_steps_awake, dtype=self.dtype)
 
 
 class DriftSettings(Section):
@@ -100,9 +106,18 @@ class SyntheticKey(Section):
         return p
 
 
+class GeneratedKeys(Section):
+    count: int = Field(ge=1, description="number of keys, named key-0, key-1, …")
+    popularity_zipf: float = Field(1.1, ge=0, description="key i is drawn with probability ∝ (i+1)^-s; 0 = uniform")
+    dirichlet_alpha: float = Field(0.5, gt=0, description="each key's distribution is drawn from Dirichlet(alpha) over the categories")
+    seed: int = Field(0, description="seed of the key distributions")
+
+
 class SyntheticSettings(Section):
     keys: dict[str, SyntheticKey] = Field(default_factory=lambda: {"default": SyntheticKey()},
                                           description="per key: probabilities (one per category) and optional drift")
+    generated_keys: GeneratedKeys | None = Field(None, description="many keys described, not listed: {count, popularity_zipf, dirichlet_alpha, seed}; replaces keys")
+    events: int | None = Field(None, ge=0, description="stop the stream after this many events (gumbeld keeps running); unset = unbounded")
     rate: float = Field(100_000.0, ge=0, description="events per second over all keys; 0 = unlimited")
     batch_size: int = Field(1000, ge=1, description="events per generated batch")
     seed: int = Field(0, description="seed of the synthetic events")
@@ -169,8 +184,9 @@ class MetricsSettings(Section):
 class TrainingSettings(Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     seed: int = Field(0, description="seed of the training noise")
-    steps_per_round: int = Field(50, ge=1, description="steps the worker runs between taking new counts")
-    idle_after_steps: int = Field(20_000, ge=0, description="pause after this many steps without new events; 0 = never")
+    round_seconds: float = Field(0.1, gt=0, le=10, description="time budget of a training round; publish, checkpoint and shutdown wait at most one round")
+    active_set: bool = Field(True, description="train only keys with something to learn; false steps every key every step")
+    max_step_cells: int = Field(1 << 20, ge=1, description="keys × samples × categories in one step at most; bounds memory and step time")
 
 
 class CheckpointSettings(Section):
@@ -193,13 +209,17 @@ class GumbeldSettings(Section):
     training: TrainingSettings = TrainingSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     log: LogSettings = LogSettings()
-    publish_interval: float = Field(1.0, gt=0, description="seconds between snapshots")
+    publish_interval: float = Field(1.0, gt=0, description="seconds between publishes; each publishes the keys whose snapshot changed")
+    publish_full_interval: float = Field(60.0, gt=0, description="every key is published at least this often, changed or not")
+    publish_tolerance: float = Field(1e-3, ge=0, description="a key without new events is republished when its learned probabilities moved by more than this TV")
     shutdown_timeout: float = Field(8.0, gt=0, description="seconds allowed for the final step, checkpoint and publish")
 
     @model_validator(mode="after")
     def _synthetic_matches_model(self) -> "GumbeldSettings":
+        if self.publish_full_interval < self.publish_interval:
+            raise ValueError("publish_full_interval must be at least publish_interval")
         k = len(self.model.labels)
-        if self.source.kind != "synthetic":
+        if self.source.kind != "synthetic" or self.source.synthetic.generated_keys is not None:
             return self
         for name, key in self.source.synthetic.keys.items():
             sizes = {len(key.probabilities)} | ({len(key.drift.probabilities)} if key.drift else set())

@@ -32,6 +32,9 @@ class GANConfig:
     half_life: float | None = None       # forgetting of the empirical histogram, in events per key
     change_p_value: float | None = None  # restart a key's histogram when a window differs at this p-value
     change_window: int = 2000            # events per key per change test
+    settle_tolerance: float = 0.02       # settled: TV(learned, empirical) ≤ max(floor, tolerance·sqrt(K_seen / n))
+    settle_floor: float = 0.002          # the tightest settle tolerance
+    max_steps_awake: int = 4000          # a key that cannot settle sleeps after this many steps until new events
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -59,6 +62,12 @@ class GANConfig:
             raise ValueError(f"half_life must be a positive number of events or None, got {self.half_life}")
         if self.change_p_value is not None and not 0 < self.change_p_value < 1:
             raise ValueError(f"change_p_value must lie in (0, 1) or be None, got {self.change_p_value}")
+        for name in ("settle_tolerance", "settle_floor"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if self.max_steps_awake < 1:
+            raise ValueError(f"max_steps_awake must be >= 1, got {self.max_steps_awake}")
         if self.change_window < 1:
             raise ValueError(f"change_window must be >= 1, got {self.change_window}")
         if self.dtype not in ("float32", "float64", "bfloat16"):
