@@ -11,7 +11,7 @@ from .sources.synthetic import SyntheticSource
 
 def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke, on_lost):
     if settings.source.kind == "synthetic":
-        return SyntheticSource(settings.source.synthetic, clock=clock)
+        return SyntheticSource(settings.source.synthetic, n_categories=len(settings.model.labels), clock=clock)
     k = settings.source.kafka
     decoder = RecordDecoder(settings.model.labels, value_format=k.value_format, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,

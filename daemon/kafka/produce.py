@@ -2,7 +2,8 @@
 
 A load generator for demos and benchmarks. Events are drawn in NumPy batches by
 :class:`daemon.sources.synthetic.SyntheticSource` (the same per-key distributions and drift as
-``source.synthetic``), encoded in one of the ``source.kafka.value_format`` formats, and written
+``source.synthetic``; ``--generated-keys`` takes ``source.synthetic.generated_keys``, for many
+keys), encoded in one of the ``source.kafka.value_format`` formats, and written
 with the distribution key as the message key:
 
 - ``json``: ``{"category": "<label>"}``;  ``scalar``: ``"<label>"``;  ``text``: ``<label>``;
@@ -34,7 +35,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
 
-from ..settings import KafkaSourceSettings, SyntheticSettings
+from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticSettings
 from ..sources.synthetic import SyntheticSource
 from .connection import client_options
 from .decode import FORMATS
@@ -52,7 +53,7 @@ class UsageError(ValueError):
 class ProducePlan:
     topic: str
     value_format: str
-    synthetic: SyntheticSettings  # keys, distributions, drift and seed of the events
+    synthetic: SyntheticSettings  # keys (listed or generated), distributions, drift and seed of the events
     labels: list[str]
     rate: float = 0.0             # events/s; 0 = as fast as possible
     events: int | None = None     # stop after this many; None = until stopped
@@ -60,27 +61,38 @@ class ProducePlan:
 
     @classmethod
     def from_options(cls, topic: str, value_format: str, keys_json: str | None, categories_json: str | None,
-                     rate: float = 0.0, events: int | None = None, batch: int = 1000, seed: int = 0) -> "ProducePlan":
+                     rate: float = 0.0, events: int | None = None, batch: int = 1000, seed: int = 0,
+                     generated_json: str | None = None) -> "ProducePlan":
         if rate < 0 or (events is not None and events < 0) or batch < 1:
             raise UsageError("--rate and --events must be >= 0 and --batch >= 1")
+        if keys_json and generated_json:
+            raise UsageError("give --keys or --generated-keys, not both")
+        if generated_json and value_format == "array":
+            raise UsageError("--generated-keys works with --format json, scalar or text, not array")
+        option, field, text = (("--generated-keys", "generated_keys", generated_json) if generated_json
+                               else ("--keys", "keys", keys_json))
         try:
-            keys = json.loads(keys_json) if keys_json else None
-            synthetic = SyntheticSettings(**({"keys": keys} if keys is not None else {}), seed=seed, rate=0)
+            synthetic = SyntheticSettings(**({field: json.loads(text)} if text else {}), seed=seed, rate=0)
         except (ValueError, TypeError, ValidationError) as error:
-            raise UsageError(f"--keys: {error}") from None
+            raise UsageError(f"{option}: {error}") from None
         try:
             labels = json.loads(categories_json) if categories_json else None
         except ValueError as error:
             raise UsageError(f"--categories: {error}") from None
-        widths = {len(spec.probabilities) for spec in synthetic.keys.values()}
-        widths |= {len(spec.drift.probabilities) for spec in synthetic.keys.values() if spec.drift}
-        if len(widths) != 1:
-            raise UsageError(f"every key needs the same number of probabilities, got {sorted(widths)}")
-        n = widths.pop()
+        if synthetic.generated_keys is not None:  # K is the labels', as the model's: "0".."4" by default
+            n = len(labels) if isinstance(labels, list) else len(SEED_DISTRIBUTION)
+        else:
+            widths = {len(spec.probabilities) for spec in synthetic.keys.values()}
+            widths |= {len(spec.drift.probabilities) for spec in synthetic.keys.values() if spec.drift}
+            if len(widths) != 1:
+                raise UsageError(f"every key needs the same number of probabilities, got {sorted(widths)}")
+            n = widths.pop()
         if labels is None:
             labels = [str(i) for i in range(n)]
         if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels) and len(set(labels)) == len(labels)):
             raise UsageError("--categories must be a JSON list of distinct strings")
+        if len(labels) < 2:
+            raise UsageError("--categories must name at least two categories")
         if len(labels) != n:
             raise UsageError(f"--categories names {len(labels)} categories but the keys have {n} probabilities")
         return cls(topic, value_format, synthetic, labels, rate, events, batch)
@@ -102,7 +114,7 @@ class EventMessages:
                                              clock=time.monotonic) for name, spec in plan.synthetic.keys.items()]
         else:
             self._source = SyntheticSource(plan.synthetic.model_copy(update={"batch_size": chunk_events}),
-                                           clock=time.monotonic)
+                                           clock=time.monotonic, n_categories=len(plan.labels))
 
     def draw(self, events: int) -> tuple[list[tuple[bytes, bytes]], int]:
         """Messages carrying ``events`` events (at most ``chunk_events``), and how many they carry.
@@ -110,10 +122,9 @@ class EventMessages:
         Only the last draw of a run may want fewer events than a batch: it is cut short.
         """
         if self.plan.value_format != "array":
-            batch = self._source.batch(self._rng)
-            keys, values = self._key_bytes, self._values
-            drawn = zip(batch.keys[:events].tolist(), batch.categories[:events].tolist())
-            messages = [(keys[k], values[c]) for k, c in drawn]
+            batch = self._source.batch(self._rng, events)  # names only the keys it draws
+            keys, values = [name.encode() for name in batch.key_names], self._values
+            messages = [(keys[k], values[c]) for k, c in zip(batch.keys.tolist(), batch.categories.tolist())]
             return messages, len(messages)
         messages, carried = [], 0
         while carried < events:
@@ -216,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", dest="value_format", choices=FORMATS, default="json", help="value format, as source.kafka.value_format")
     parser.add_argument("--batch", type=int, default=1000, help="events per message with --format array (default 1000)")
     parser.add_argument("--keys", metavar="JSON", help='per key: {"web": {"probabilities": [0.7, 0.3]}}, as source.synthetic.keys')
+    parser.add_argument("--generated-keys", metavar="JSON",
+                        help='many keys, as source.synthetic.generated_keys: {"count": 100000, "popularity_zipf": 1.1, '
+                             '"dirichlet_alpha": 0.5, "seed": 0}; not with --keys or --format array')
     parser.add_argument("--categories", metavar="JSON", help='category labels, e.g. ["red", "green"] (default "0".."K-1")')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-idempotence", dest="idempotence", action="store_false",
@@ -237,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         try:
             plan = ProducePlan.from_options(args.topic, args.value_format, args.keys, args.categories,
-                                            args.rate, args.events, args.batch, args.seed)
+                                            args.rate, args.events, args.batch, args.seed, args.generated_keys)
             options = {**client_options(connection_settings(args)), "enable_idempotence": args.idempotence}
         except (UsageError, ValidationError) as error:
             parser.error(str(error))

@@ -80,6 +80,24 @@ def test_an_array_message_carries_batch_events_of_one_key(kafka_broker):
     assert all(r.key.decode() in KEYS and set(json.loads(r.value)) <= set(LABELS) for r in records)
 
 
+def test_generated_keys_follow_their_popularity(kafka_broker, capsys):
+    """2,000 keys at Zipf 1.1: key-0 is the most frequent and every key seen is one of them."""
+    topic = _topic("generated")
+    asyncio.run(create_topic(kafka_broker.bootstrap, topic, partitions=4))
+    generated = json.dumps({"count": 2000, "popularity_zipf": 1.1, "dirichlet_alpha": 0.5, "seed": 1})
+    code = main(["--bootstrap-servers", kafka_broker.bootstrap, "--topic", topic, "--generated-keys", generated,
+                 "--categories", json.dumps(LABELS), "--events", "5000", "--seed", "7", "--no-idempotence"])
+    assert code == 0
+    assert "5000 events in 5000 messages" in capsys.readouterr().err
+    records = asyncio.run(consume_all(kafka_broker.bootstrap, topic, timeout=30))
+    batch = RecordDecoder(LABELS, value_format="json").decode(records)
+    assert batch.bad == [] and len(batch) == 5000
+    counts = np.bincount(batch.keys, minlength=len(batch.key_names))
+    assert set(batch.key_names) <= {f"key-{i}" for i in range(2000)}
+    # p(key-0) = 1/H(2000, 1.1) ≈ 0.169: 846 ± 27 events (bounds at ±6σ); key-1 expects 395
+    assert batch.key_names[int(counts.argmax())] == "key-0" and 680 < counts.max() < 1010
+
+
 def test_a_key_always_goes_to_the_same_partition(kafka_broker):
     topic = _topic("partitions")
     asyncio.run(create_topic(kafka_broker.bootstrap, topic, partitions=4))
@@ -129,6 +147,10 @@ def test_sigterm_stops_an_unlimited_run_with_a_summary(kafka_broker):
     (["--keys", '{"a": {"probabilities": [0.5, 0.5]}, "b": {"probabilities": [0.2, 0.3, 0.5]}}'], "same number"),
     (["--categories", '["a", "b"]'], "--categories"),
     (["--format", "xml"], "--format"),
+    (["--generated-keys", '{"count": 0}'], "--generated-keys"),
+    (["--generated-keys", '{"count": 10}', "--keys", '{"a": {"probabilities": [0.5, 0.5]}}'], "not both"),
+    (["--generated-keys", '{"count": 10}', "--format", "array"], "not array"),
+    (["--generated-keys", '{"count": 10}', "--categories", '["a"]'], "at least two"),
 ])
 def test_bad_options_exit_2_with_a_message(capsys, options, message):
     argv = ["--bootstrap-servers", "127.0.0.1:1", "--topic", "t", *options]
