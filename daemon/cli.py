@@ -108,10 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
         "the benchmark itself: 'gumbeld bench convergence --help' lists its options.")
-    bench.add_argument("benchmark", choices=["convergence", "ablations", "ingest"],
+    bench.add_argument("benchmark", choices=["convergence", "ablations", "ingest", "scale"],
                        help="convergence: how fast and how closely the learned distributions converge; "
                        "ablations: what each learning default is worth, one change at a time; "
-                       "ingest: Kafka consume, decode and count rates")
+                       "ingest: Kafka consume, decode and count rates; "
+                       "scale: the running service with 10,000s of keys (throughput, accuracy, settling, cost)")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
 
     # every option after 'produce' belongs to the producer: none is an option of this parser

@@ -1,19 +1,21 @@
 """Ingest: count each batch of events into per-key histograms waiting for the trainer.
 
-Runs on the event loop and costs O(batch) NumPy work. Counts aggregate in one ``[keys, K]``
-array until the trainer takes them, so memory stays bounded however far training falls behind,
+Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate in
+one ``[rows, K]`` array until the trainer takes them, so memory stays bounded however far training falls behind,
 and no event is dropped: every good event is counted once, every bad one is dead-lettered and
 counted by reason.
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .events import BadEvent, EventBatch
 from .keys import KeyTable
+from .metrics import OTHER_KEY
 
 log = logging.getLogger("gumbeld.ingest")
 
@@ -36,17 +38,30 @@ class BadEventLog:
             self._last, self._since = now, {}
 
 
+@dataclass(frozen=True)
+class Pending:
+    """What ingest hands the model: rows in use, new counts per row and category, rows to reset."""
+
+    n_rows: int
+    counts: np.ndarray | None       # [n_rows, K] events since the last take, or None if there were none
+    reset_rows: list[int]           # rows freed since the last take: start them afresh before counting
+
+
 class Ingest:
     def __init__(self, keys: KeyTable, labels: list[str], *, metrics, dead_letters, bad_log: BadEventLog,
-                 now_rfc3339: Callable[[], str]) -> None:
+                 now_rfc3339: Callable[[], str], clock: Callable[[], float]) -> None:
         self.keys, self.labels = keys, labels
         self._metrics, self._dead_letters, self._bad_log, self._now = metrics, dead_letters, bad_log, now_rfc3339
+        self._clock = clock
         self._pending = np.zeros((0, len(labels)), dtype=np.float64)
         self._has_pending = False
+        self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
+        self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
+        keys.on_free = self._forget_row
 
     def add(self, batch: EventBatch) -> int:
         """Count the batch's good events, dead-letter its bad ones; returns the number counted."""
-        rows = self.keys.rows(batch.key_names)[batch.keys] if len(batch) else np.zeros(0, np.int64)
+        rows = self.keys.rows(batch.key_names, self._clock())[batch.keys] if len(batch) else np.zeros(0, np.int64)
         bad = list(batch.bad)
         refused = rows < 0
         if refused.any():
@@ -64,16 +79,33 @@ class Ingest:
         return counted
 
     def _count(self, rows: np.ndarray, categories: np.ndarray) -> None:
-        n_keys, k = len(self.keys), len(self.labels)
-        if self._pending.shape[0] < n_keys:
-            grown = np.zeros((n_keys, k), dtype=np.float64)
+        """Add to the pending counts in O(batch): a batch touches few of possibly many rows."""
+        self._grow(self.keys.n_rows)
+        k = len(self.labels)
+        cells, per_cell = np.unique(rows * k + categories, return_counts=True)
+        self._pending.reshape(-1)[cells] += per_cell
+        np.add.at(self._unreported, cells // k, per_cell)
+        self._has_pending = True
+
+    def _grow(self, n_rows: int) -> None:
+        if self._pending.shape[0] < n_rows:
+            size = max(n_rows, 2 * self._pending.shape[0])
+            grown = np.zeros((size, len(self.labels)), dtype=np.float64)
             grown[: self._pending.shape[0]] = self._pending
             self._pending = grown
-        counts = np.bincount(rows * k + categories, minlength=n_keys * k).reshape(n_keys, k)
-        self._pending += counts
-        self._has_pending = True
-        per_key = counts.sum(axis=1)
-        self._metrics.count_events({self.keys.names[i]: int(per_key[i]) for i in np.flatnonzero(per_key)})
+            for name, dtype in (("_unreported", np.int64), ("_labelled", bool)):
+                grown_rows = np.zeros(size, dtype=dtype)
+                old = getattr(self, name)
+                grown_rows[: old.shape[0]] = old
+                setattr(self, name, grown_rows)
+
+    def _forget_row(self, row: int, name: str) -> None:
+        """A key left the table: its pending counts go with it, and its metric series."""
+        if row < self._pending.shape[0]:
+            self._pending[row] = 0.0
+            self._unreported[row] = 0
+            self._labelled[row] = False
+        self._metrics.forget_key(name)
 
     def _dead_letter(self, bad: list[BadEvent]) -> None:
         self._dead_letters.write(bad, self._now())
@@ -85,18 +117,39 @@ class Ingest:
         self._metrics.dead_lettered(len(bad))
         self._bad_log.report(bad)
 
-    def remove_rows(self, rows: list[int]) -> None:
-        """Keys at ``rows`` were dropped from the key table: drop their pending counts too."""
-        rows = [r for r in rows if r < self._pending.shape[0]]
-        self._pending = np.delete(self._pending, rows, axis=0)
+    def report_events(self) -> None:
+        """Add the events counted since the last call to the per-key metrics (bounded work per key label)."""
+        rows = np.flatnonzero(self._unreported)
+        if not rows.size:
+            return
+        names, counts = self.keys.names_by_row, self._unreported[rows]
+        own = self._labelled[rows]
+        room = self._metrics.label_room()
+        if room and not own.all():  # the first keys seen get their own series while there is room
+            for row in rows[~own][:room].tolist():
+                self._labelled[row] = self._metrics.claim_label(names[row])
+            own = self._labelled[rows]
+        by_key = {names[row]: n for row, n in zip(rows[own].tolist(), counts[own].tolist())}
+        others = int(counts[~own].sum())
+        if others:
+            by_key[OTHER_KEY] = by_key.get(OTHER_KEY, 0) + others
+        self._metrics.count_events(by_key)
+        self._unreported[rows] = 0
 
-    def take(self) -> tuple[int, np.ndarray | None]:
-        """``(keys known, counts [keys, K] since the last take or None)``; resets the pending counts."""
-        n_keys = len(self.keys)
+    def labelled_rows(self) -> np.ndarray:
+        """``[rows]`` bool: rows whose key has metric series of its own (a copy)."""
+        labelled = np.zeros(self.keys.n_rows, dtype=bool)
+        n = min(self.keys.n_rows, self._labelled.shape[0])
+        labelled[:n] = self._labelled[:n]
+        return labelled
+
+    def take(self) -> Pending:
+        """The pending counts and rows to reset since the last take; resets both."""
+        n_rows = self.keys.n_rows
+        reset = self.keys.take_freed()
         if not self._has_pending:
-            return n_keys, None
-        counts = np.zeros((n_keys, len(self.labels)), dtype=np.float64)
-        counts[: self._pending.shape[0]] = self._pending
-        self._pending = np.zeros_like(counts)
+            return Pending(n_rows, None, reset)
+        counts = self._pending[:n_rows].copy()
+        self._pending[:n_rows] = 0.0
         self._has_pending = False
-        return n_keys, counts
+        return Pending(n_rows, counts, reset)

@@ -1,8 +1,11 @@
 """The learner: the one owner of the model, called only from the training thread.
 
-Every method runs on a single-thread executor, so training rounds, snapshots and checkpoint
-states never interleave and need no locks. Values cross to the host once per round (losses,
-counters) and once per snapshot — never inside the training steps.
+Every method runs on a single-thread executor, so training rounds, publications and checkpoint
+states never interleave and need no locks. A round is bounded in time, not steps: it trains the
+keys that still have something to learn (see :mod:`gumbel_models.settling`), in chunks of at most
+``max_step_cells`` keys × samples × categories, most to learn first, until ``round_seconds`` have
+passed or every key has settled. Values cross to the host a few times per round (the active set,
+losses, counters) and once per publication — never inside the training steps.
 """
 from __future__ import annotations
 
@@ -14,19 +17,25 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from gumbel_models import GumbelGAN
+from gumbel_models import GumbelGAN, total_variation
 
-MODEL_NAME = "gumbel-softmax-gan"
+from .ingest import Pending
+from .snapshots import Eviction, Publication, SnapshotBatch
+
+BLOCK_STEPS = 4  # steps per chunk between clock reads: gathering a chunk costs ~2% of 4 steps
 
 
 @dataclass(frozen=True)
 class RoundStats:
-    steps: int
+    steps: int             # step calls (each trains one chunk of keys)
+    key_steps: int         # Σ over steps of the keys stepped
     seconds: float
     nonfinite: int         # skipped updates so far
     g_loss: float
     d_loss: float
     temperature: float
+    active: int            # keys with something to learn when the round started
+    settled: int           # keys with events and nothing to learn
 
 
 def rfc3339(timestamp: float) -> str:
@@ -34,62 +43,131 @@ def rfc3339(timestamp: float) -> str:
 
 
 class Learner:
-    def __init__(self, model: GumbelGAN, labels: Sequence[str], *, clock: Callable[[], float] = time.time,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
+                 active_set: bool = True, max_step_cells: int = 1 << 20,
+                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
         self.model, self.labels = model, list(labels)
+        self.round_seconds, self.active_set, self.max_step_cells = round_seconds, active_set, max_step_cells
         self._clock, self._timer = clock, timer
         self.versions = np.zeros(model.n_keys, dtype=np.int64)
+        self._published_events = np.zeros(model.n_keys, dtype=np.int64)
+        self._published_time = np.full(model.n_keys, -np.inf)
+        self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
 
-    def train(self, n_keys: int, counts: np.ndarray | None, steps: int) -> RoundStats:
-        """Take new keys and counts, then run ``steps`` training steps."""
-        if n_keys > self.model.n_keys:
-            self.model.add_keys(n_keys - self.model.n_keys)
-            self.versions = np.concatenate([self.versions, np.zeros(n_keys - len(self.versions), np.int64)])
-        if counts is not None:
+    # -- training -----------------------------------------------------------------------------
+    def absorb(self, pending: Pending) -> None:
+        """Grow to the rows in use, reset reused rows, count new events."""
+        if pending.n_rows > self.model.n_keys:
+            extra = pending.n_rows - self.model.n_keys
+            self.model.add_keys(extra)
+            self.versions = np.concatenate([self.versions, np.zeros(extra, np.int64)])
+            self._published_events = np.concatenate([self._published_events, np.zeros(extra, np.int64)])
+            self._published_time = np.concatenate([self._published_time, np.full(extra, -np.inf)])
+            self._published_learned = torch.cat([self._published_learned,
+                                                 self._published_learned.new_zeros(extra, self.model.config.n_categories)])
+        if pending.reset_rows:
+            rows = sorted(set(pending.reset_rows))
+            self.model.reset_keys(rows)
+            self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
+        if pending.counts is not None:
+            counts = np.zeros((self.model.n_keys, len(self.labels)))
+            counts[: pending.counts.shape[0]] = pending.counts
             self.model.observe(counts)
+
+    def train(self, pending: Pending) -> RoundStats:
+        """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
+        self.absorb(pending)
         start = self._timer()
-        self.model.step(steps)
-        active = self.model.histogram.has_data()
-        g_loss, d_loss = (self.model.g_loss[active].mean(), self.model.d_loss[active].mean()) if bool(active.any()) \
-            else (torch.zeros(()), torch.zeros(()))
-        stats = torch.stack([g_loss.float().cpu(), d_loss.float().cpu(), self.model.nonfinite.float().cpu()]).tolist()
-        return RoundStats(steps, self._timer() - start, int(stats[2]), stats[0], stats[1], self.model.temperature)
-
-    def snapshots(self, key_names: Sequence[str]) -> list[dict]:
-        """One snapshot per key that has events (the learned-distribution contract, see README)."""
+        deadline, steps, key_steps, active = start + self.round_seconds, 0, 0, None
+        while self._timer() < deadline:
+            plan = self._plan()
+            active = plan.active if active is None else active
+            if not plan.chunks:
+                break
+            for rows, samples in plan.chunks:
+                self.model.step(BLOCK_STEPS, rows=rows, samples=samples)
+                steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
+                if self._timer() >= deadline:
+                    break
         model = self.model
-        learned = model.probabilities().double().cpu().numpy()
-        learned /= learned.sum(axis=1, keepdims=True)
-        empirical = model.empirical().double().cpu().numpy()
-        divergence = {name: value.cpu().numpy() for name, value in model.divergences().items()}
-        steps = model.key_steps().cpu().numpy()
-        events = model.histogram.events.cpu().numpy()
-        published_at, temperature = rfc3339(self._clock()), model.temperature
-        out = []
-        for row, key in enumerate(key_names[: model.n_keys]):
-            if events[row] == 0:
-                continue
-            self.versions[row] += 1
-            out.append({
-                "key": key, "categories": self.labels,
-                "probabilities": learned[row].tolist(), "empirical": empirical[row].tolist(),
-                "divergence": {name: float(value[row]) for name, value in divergence.items()},
-                "temperature": temperature, "step": int(steps[row]), "events": int(events[row]),
-                "published_at": published_at, "model": MODEL_NAME, "version": int(self.versions[row]),
-            })
-        return out
+        has_data = model.histogram.has_data()
+        losses = torch.stack([model.g_loss[has_data].mean(), model.d_loss[has_data].mean()]) if bool(has_data.any()) \
+            else torch.zeros(2)
+        g_loss, d_loss, nonfinite, with_data = torch.cat([losses.float().cpu(), model.nonfinite.float().cpu().view(1),
+                                                          has_data.sum().float().cpu().view(1)]).tolist()
+        return RoundStats(steps, key_steps, self._timer() - start, int(nonfinite), g_loss, d_loss, model.temperature,
+                          active or 0, int(with_data) - (active or 0))
 
-    def remove_rows(self, rows: list[int]) -> None:
-        if rows:
-            self.model.remove_keys(rows)
-            self.versions = np.delete(self.versions, rows)
+    def _plan(self) -> "_Plan":
+        """The keys to train now, as ``(rows, samples)`` chunks, most to learn first."""
+        model = self.model
+        if self.active_set:
+            rows, samples = model.active_keys()
+        else:  # the baseline: every key with events, every step
+            rows = torch.nonzero(model.histogram.has_data()).squeeze(-1)
+            samples = torch.full_like(rows, model.config.samples_per_step)
+        if rows.numel() == 0:
+            return _Plan(0, [])
+        position, k, chunks = torch.arange(rows.numel(), device=rows.device), model.config.n_categories, []
+        for m in torch.unique(samples).tolist():
+            chosen = samples == m
+            of_class, first = rows[chosen], position[chosen]
+            per_step = max(1, self.max_step_cells // (m * k))
+            starts = list(range(0, of_class.numel(), per_step))
+            order = first[starts].tolist() if starts else []
+            chunks += [(order[i], of_class[s:s + per_step], m) for i, s in enumerate(starts)]
+        chunks.sort(key=lambda chunk: chunk[0])
+        return _Plan(rows.numel(), [(chunk_rows, m) for _, chunk_rows, m in chunks])
 
+    # -- publishing ---------------------------------------------------------------------------
+    def publication(self, names_by_row: Sequence[str | None], evictions: list[Eviction], *, full_interval: float,
+                    tolerance: float, labelled: np.ndarray) -> tuple[Publication, dict[str, float]]:
+        """Snapshots of the keys that changed since their last publish, and the evictions.
+
+        A key is published when it has new events, when its learned probabilities moved by more
+        than ``tolerance`` (TV), or when it was last published ``full_interval`` seconds ago or
+        more. Also returns the worst divergence of each measure among keys without metric series
+        of their own (``labelled`` ``[rows]``, False for them).
+        """
+        model, now = self.model, self._clock()
+        learned = model.probabilities()
+        events = model.histogram.events
+        live = torch.from_numpy(np.array([n is not None for n in names_by_row[: model.n_keys]], dtype=bool)
+                                ).to(model.device) & (events > 0)
+        due = torch.from_numpy(now - self._published_time >= full_interval).to(model.device)
+        changed = (events != torch.from_numpy(self._published_events).to(model.device)) | \
+            (total_variation(learned, self._published_learned) > tolerance) | due
+        divergence = model.divergences()
+        others = live & ~torch.from_numpy(labelled[: model.n_keys].copy()).to(model.device)
+        worst = {name: float(value[others].max()) if bool(others.any()) else None for name, value in divergence.items()}
+        rows_t = torch.nonzero(live & changed).squeeze(-1)
+        rows = rows_t.cpu().numpy()
+        self.versions[rows] += 1
+        self._published_events[rows] = events[rows_t].cpu().numpy()
+        self._published_time[rows] = now
+        self._published_learned[rows_t] = learned[rows_t]
+        chosen = learned[rows_t].double().cpu().numpy()
+        chosen /= chosen.sum(axis=1, keepdims=True).clip(min=1e-300)
+        batch = SnapshotBatch(
+            [names_by_row[r] for r in rows.tolist()], self.labels, chosen,
+            model.empirical()[rows_t].double().cpu().numpy(), *(divergence[m][rows_t].cpu().numpy() for m in ("tv", "kl", "js")),
+            model.temperature, model.key_steps()[rows_t].cpu().numpy(), self._published_events[rows].copy(),
+            self.versions[rows].copy(), rfc3339(now))
+        return Publication(batch, evictions), {m: v for m, v in worst.items() if v is not None}
+
+    # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "versions": torch.from_numpy(self.versions.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         n_keys = state["model"]["d_params"].shape[0]
         if n_keys > self.model.n_keys:
-            self.model.add_keys(n_keys - self.model.n_keys)
+            self.absorb(Pending(n_keys, None, []))
         self.model.load_state_dict(state["model"])
         self.versions = state["versions"].numpy().astype(np.int64).copy()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    active: int
+    chunks: list[tuple[torch.Tensor, int]]

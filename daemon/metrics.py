@@ -8,8 +8,9 @@ the per-key probabilities and divergences) come from small collectors reading th
 Per-key cardinality is capped by ``max_key_labels``: the first keys seen get their own ``key``
 label, and counters of every further key add up under ``key="__other__"``. Per-key gauges of keys
 past the cap have no series of their own, except that ``gumbeld_divergence{key="__other__"}``
-reports, per measure, the largest divergence among them (NaN when any of them is NaN), so a
-badly learned key past the cap still shows.
+reports, per measure, the largest divergence among them (NaN when any of them is NaN; the
+learner computes it over all of them at once, :meth:`Metrics.set_other_divergence`), so a badly
+learned key past the cap still shows. Work per publish is bounded by the cap, not the keys.
 
 >>> from prometheus_client import CollectorRegistry
 >>> registry = CollectorRegistry()
@@ -38,6 +39,7 @@ OTHER_KEY = "__other__"
 DIVERGENCE_MEASURES = ("tv", "kl", "js")
 # One training step takes from tens of microseconds (few keys, CPU) to about a second
 # (many keys, large samples_per_step); roughly three buckets per decade over that range.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 STEP_DURATION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
                          0.1, 0.25, 0.5, 1.0)
 
@@ -87,7 +89,7 @@ class _KeyGaugesCollector:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.labelled: dict[str, _KeyValues] = {}
-        self.other_divergence: dict[str, dict[str, float]] = {}  # keys past the cap
+        self.other_divergence: dict[str, float] = {}  # per measure, the worst among keys past the cap
 
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(
@@ -102,15 +104,15 @@ class _KeyGaugesCollector:
         probability, divergence = self.describe()
         with self.lock:
             labelled = list(self.labelled.items())
-            others = list(self.other_divergence.values())
+            others = dict(self.other_divergence)
         for key, values in labelled:
             for category, learned, empirical in zip(values.categories, values.learned, values.empirical):
                 probability.add_metric([key, category, "learned"], learned)
                 probability.add_metric([key, category, "empirical"], empirical)
             for measure, value in values.divergence:
                 divergence.add_metric([key, measure], value)
-        for measure in sorted({m for d in others for m in d}):
-            divergence.add_metric([OTHER_KEY, measure], _worst([d[measure] for d in others if measure in d]))
+        for measure in sorted(others):
+            divergence.add_metric([OTHER_KEY, measure], others[measure])
         yield probability
         yield divergence
 
@@ -171,6 +173,18 @@ class Metrics:
         self.lag_seconds = Gauge("gumbeld_consumer_lag_seconds",
                                  "Age of the last consumed message while the partition has more; 0 when caught up.",
                                  ["topic", "partition"], registry=registry)
+        self.training_key_steps = Counter("gumbeld_training_key_steps", "Keys stepped, summed over training "
+                                          "steps: the training work done.", registry=registry)
+        self.active_keys = Gauge("gumbeld_active_keys", "Keys with something to learn, trained in the current round.",
+                                 registry=registry)
+        self.settled_keys = Gauge("gumbeld_settled_keys", "Keys with events whose learned distribution is within "
+                                  "their settle tolerance of the empirical one: not trained.", registry=registry)
+        self.evictions = Counter("gumbeld_keys_evicted", "Keys evicted, by reason (ttl: idle past model.key_ttl; "
+                                 "max_keys: least recently seen when a new key arrived at model.max_keys).",
+                                 ["reason"], registry=registry)
+        self.loop_lag = Histogram("gumbeld_event_loop_lag_seconds", "How late a timer on the event loop fires: "
+                                  "ingest, HTTP and Kafka heartbeats wait this long.", buckets=LOOP_LAG_BUCKETS,
+                                  registry=registry)
         self._checkpoint_age = _CheckpointAgeCollector(clock)
         self._key_gauges = _KeyGaugesCollector()
         registry.register(self._checkpoint_age)
@@ -185,9 +199,16 @@ class Metrics:
             if key == OTHER_KEY or len(self._labelled) >= self.max_key_labels:
                 return OTHER_KEY
             self._labelled.add(key)
-        with self._key_gauges.lock:  # it may have been past the cap before a slot was freed
-            self._key_gauges.other_divergence.pop(key, None)
         return key
+
+    def label_room(self) -> int:
+        """How many more keys can get series of their own."""
+        with self._lock:
+            return max(0, self.max_key_labels - len(self._labelled))
+
+    def claim_label(self, key: str) -> bool:
+        """Give ``key`` series of its own if there is room; whether it has them."""
+        return self._label_for(key) != OTHER_KEY
 
     def labelled_keys(self) -> frozenset[str]:
         """The keys that have series of their own."""
@@ -199,11 +220,11 @@ class Metrics:
         with self._lock:
             was_labelled = key in self._labelled
             self._labelled.discard(key)
+        if not was_labelled:
+            return
         with self._key_gauges.lock:
             self._key_gauges.labelled.pop(key, None)
-            self._key_gauges.other_divergence.pop(key, None)
-        if was_labelled:
-            self.events.remove(key)
+        self.events.remove(key)
 
     # -- what the service reports --------------------------------------------------------------
     def count_events(self, counts_by_key: Mapping[str, int]) -> None:
@@ -214,7 +235,7 @@ class Metrics:
         self.bad_events.labels(reason).inc(n)
 
     def observe_training(self, steps: int, seconds: float, nonfinite: int, g_loss: float, d_loss: float,
-                         temperature: float) -> None:
+                         temperature: float, key_steps: int = 0) -> None:
         """Report ``steps`` steps that took ``seconds`` in all, ``nonfinite`` updates skipped in them.
 
         The mean step time is observed once per step, so the histogram's ``_count`` equals the
@@ -225,6 +246,7 @@ class Metrics:
             per_step = seconds / steps
             for _ in range(steps):
                 self.step_duration.observe(per_step)
+        self.training_key_steps.inc(key_steps)
         self.nonfinite_updates.inc(nonfinite)
         self.generator_loss.set(g_loss)
         self.discriminator_loss.set(d_loss)
@@ -232,19 +254,32 @@ class Metrics:
 
     def set_key(self, key: str, categories: Sequence[str], learned: Sequence[float],
                 empirical: Sequence[float], divergence: Mapping[str, float]) -> None:
-        """Latest probabilities (one per category) and divergences (by measure) of ``key``."""
+        """Latest probabilities (one per category) and divergences (by measure) of ``key``;
+        ignored for a key without series of its own (see :meth:`set_other_divergence`)."""
         if not len(categories) == len(learned) == len(empirical):
             raise ValueError(f"key {key!r}: {len(categories)} categories, {len(learned)} learned and "
                              f"{len(empirical)} empirical probabilities")
-        measures = {str(m): float(v) for m, v in divergence.items()}
-        labelled = self._label_for(key) != OTHER_KEY
+        if self._label_for(key) == OTHER_KEY:
+            return
         with self._key_gauges.lock:
-            if labelled:
-                self._key_gauges.labelled[key] = _KeyValues(
-                    tuple(map(str, categories)), tuple(map(float, learned)), tuple(map(float, empirical)),
-                    tuple(measures.items()))
-            else:
-                self._key_gauges.other_divergence[key] = measures
+            self._key_gauges.labelled[key] = _KeyValues(
+                tuple(map(str, categories)), tuple(map(float, learned)), tuple(map(float, empirical)),
+                tuple((str(m), float(v)) for m, v in divergence.items()))
+
+    def set_other_divergence(self, worst: Mapping[str, float]) -> None:
+        """Per measure, the largest divergence among keys without series of their own (NaN if any is)."""
+        with self._key_gauges.lock:
+            self._key_gauges.other_divergence = {str(m): float(v) for m, v in worst.items()}
+
+    def set_activity(self, active: int, settled: int) -> None:
+        self.active_keys.set(active)
+        self.settled_keys.set(settled)
+
+    def keys_evicted(self, reason: str, n: int = 1) -> None:
+        self.evictions.labels(reason).inc(n)
+
+    def observe_loop_lag(self, seconds: float) -> None:
+        self.loop_lag.observe(seconds)
 
     def set_keys(self, n: int) -> None:
         self.keys_tracked.set(n)

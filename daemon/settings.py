@@ -36,7 +36,8 @@ class TemperatureSettings(Section):
 class ModelSettings(Section):
     categories: list[str] | None = Field(None, description="category labels; or give n_categories")
     n_categories: int | None = Field(None, ge=2, description="K for index categories 0..K-1")
-    samples_per_step: int = Field(_GAN.samples_per_step, ge=1, description="Gumbel-softmax samples per key in each generator update")
+    samples_per_step: int = Field(_GAN.samples_per_step, ge=1, description="Gumbel-softmax samples per key in each generator update, for keys learned to settle_floor")
+    min_samples_per_step: int = Field(_GAN.min_samples_per_step, ge=1, description="fewest samples per step, for keys whose settle tolerance is loose (few events); M ∝ 1/tolerance² in between")
     hard: bool = Field(_GAN.hard, description="straight-through one-hot samples (exact equilibrium); false for soft samples")
     expected_fake: bool = Field(_GAN.expected_fake, description="hard samples: exact expected fake term in the discriminator loss")
     generator_steps: int = Field(_GAN.generator_steps, ge=1, description="generator updates per training step")
@@ -78,7 +79,8 @@ class ModelSettings(Section):
     def gan_config(self) -> GANConfig:
         t = self.temperature
         return GANConfig(
-            n_categories=len(self.labels), samples_per_step=self.samples_per_step, hard=self.hard,
+            n_categories=len(self.labels), samples_per_step=self.samples_per_step,
+            min_samples_per_step=self.min_samples_per_step, hard=self.hard,
             expected_fake=self.expected_fake, generator_steps=self.generator_steps, discriminator_steps=self.discriminator_steps,
             generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr, betas=self.betas,
             r1_gamma=self.r1_gamma, ema_decay=self.ema_decay, lr_decay_steps=self.lr_decay_steps,
@@ -184,6 +186,7 @@ class MetricsSettings(Section):
 class TrainingSettings(Section):
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     seed: int = Field(0, description="seed of the training noise")
+    threads: int | None = Field(None, ge=1, description="CPU threads of a training step; unset = one fewer than the cores (the event loop keeps one), at least 1")
     round_seconds: float = Field(0.1, gt=0, le=10, description="time budget of a training round; publish, checkpoint and shutdown wait at most one round")
     active_set: bool = Field(True, description="train only keys with something to learn; false steps every key every step")
     max_step_cells: int = Field(1 << 20, ge=1, description="keys × samples × categories in one step at most; bounds memory and step time")

@@ -1,7 +1,9 @@
 """Where snapshots and dead letters go: standard output and JSON-lines files.
 
-Every sink has one asynchronous interface (``publish``, ``aclose``); the file sinks write from a
-worker thread so a slow pipe or disk never stalls the event loop.
+Every snapshot sink has one asynchronous interface (``publish`` a :class:`Publication`,
+``aclose``); the stream and file sinks write its already encoded lines from a worker thread, so a
+slow pipe or disk never stalls the event loop. Evictions appear there as their records
+(``{"key", "evicted": true, "reason", "evicted_at"}``).
 """
 from __future__ import annotations
 
@@ -13,27 +15,18 @@ from pathlib import Path
 from typing import IO, Iterable, Protocol
 
 from .events import BadEvent
+from .snapshots import Publication
 
 
 class SnapshotSink(Protocol):
     name: str
 
-    async def publish(self, snapshots: list[dict]) -> None: ...
+    async def publish(self, publication: Publication) -> None: ...
 
     async def aclose(self) -> None: ...
 
 
-class _ThreadedSink:
-    """``publish``/``aclose`` for a sink whose ``write``/``close`` block."""
-
-    async def publish(self, snapshots: list[dict]) -> None:
-        await asyncio.to_thread(self.write, snapshots)
-
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self.close)
-
-
-class StreamSink(_ThreadedSink):
+class StreamSink:
     """One JSON object per line on a text stream (stdout by default)."""
 
     name = "stdout"
@@ -41,29 +34,38 @@ class StreamSink(_ThreadedSink):
     def __init__(self, stream: IO[str] | None = None) -> None:
         self._stream = stream if stream is not None else sys.stdout
 
-    def write(self, snapshots: list[dict]) -> None:
-        self._stream.write("".join(json.dumps(s, separators=(",", ":")) + "\n" for s in snapshots))
+    async def publish(self, publication: Publication) -> None:
+        await asyncio.to_thread(self.write_lines, publication.lines)
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        self._stream.write(b"".join(line + b"\n" for line in lines).decode())
         self._stream.flush()
 
-    def close(self) -> None:
-        self._stream.flush()
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self._stream.flush)
 
 
-class JsonLinesSink(_ThreadedSink):
+class JsonLinesSink:
     """Appends one JSON object per line to a file (created with its parent directories)."""
 
     name = "jsonl"
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(path, "a", encoding="utf-8")
+        self._file = open(path, "ab")
 
-    def write(self, records: list[dict]) -> None:
-        self._file.write("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records))
+    async def publish(self, publication: Publication) -> None:
+        await asyncio.to_thread(self.write_lines, publication.lines)
+
+    def write_lines(self, lines: list[bytes]) -> None:
+        self._file.write(b"".join(line + b"\n" for line in lines))
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
 
 
 def dead_letter_record(bad: BadEvent, at: str) -> dict:
@@ -98,9 +100,9 @@ class DeadLetterFile:
         self._sink = JsonLinesSink(path)
 
     def write(self, bad: Iterable[BadEvent], at: str) -> int:
-        records = [dead_letter_record(b, at) for b in bad]
-        self._sink.write(records)
-        return len(records)
+        lines = [json.dumps(dead_letter_record(b, at), separators=(",", ":")).encode() for b in bad]
+        self._sink.write_lines(lines)
+        return len(lines)
 
     async def flush(self) -> None:
         pass

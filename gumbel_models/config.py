@@ -15,7 +15,8 @@ from .temperature import TemperatureSchedule
 @dataclass(frozen=True)
 class GANConfig:
     n_categories: int
-    samples_per_step: int = 256          # M generator samples per key and update
+    samples_per_step: int = 256          # M generator samples per key and update (keys learned to the settle floor)
+    min_samples_per_step: int = 16       # keys with a looser settle tolerance take fewer, down to this (see settling)
     hard: bool = True                    # straight-through one-hot samples (exact equilibrium q = p)
     generator_steps: int = 1             # G updates per training step
     discriminator_steps: int = 1         # D updates per training step
@@ -38,7 +39,7 @@ class GANConfig:
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        positive_ints = ("n_categories", "samples_per_step", "generator_steps", "discriminator_steps")
+        positive_ints = ("n_categories", "samples_per_step", "min_samples_per_step", "generator_steps", "discriminator_steps")
         for name in positive_ints:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")

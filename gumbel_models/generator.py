@@ -64,10 +64,31 @@ class CategoricalGenerator:
     def keep(self, rows: torch.Tensor) -> None:
         self.logits, self.average, self.mask = self.logits[rows], self.average[rows], self.mask[rows]
 
+    def take(self, index: torch.Tensor) -> "CategoricalGenerator":
+        """A copy holding only rows ``index`` ``[A]``, to step on its own and :meth:`put` back."""
+        part = object.__new__(CategoricalGenerator)
+        part.ema_decay, part.logit_range = self.ema_decay, self.logit_range
+        for name in _STATE:
+            setattr(part, name, getattr(self, name).index_select(0, index))
+        return part
+
+    def put(self, index: torch.Tensor, part: "CategoricalGenerator") -> None:
+        """Write back the rows taken by :meth:`take` (the mask does not change in a step)."""
+        self.logits.index_copy_(0, index, part.logits)
+        self.average.index_copy_(0, index, part.average)
+
+    def reset(self, index: torch.Tensor) -> None:
+        """Rows ``index`` return to the uniform start with every category allowed."""
+        self.logits.index_fill_(0, index, 0.0)
+        self.average.index_fill_(0, index, 0.0)
+        self.mask.index_fill_(0, index, True)
+
     def state_dict(self) -> dict:
-        return {"logits": self.logits.clone(), "average": self.average.clone(), "mask": self.mask.clone()}
+        return {name: getattr(self, name).clone() for name in _STATE}
 
     def load_state_dict(self, state: dict) -> None:
-        self.logits = state["logits"].to(self.logits).clone()
-        self.average = state["average"].to(self.average).clone()
-        self.mask = state["mask"].to(self.mask).clone()
+        for name in _STATE:
+            setattr(self, name, state[name].to(getattr(self, name)).clone())
+
+
+_STATE = ("logits", "average", "mask")

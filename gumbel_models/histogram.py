@@ -71,6 +71,13 @@ class EmpiricalHistogram:
             self.change.keep(rows)
         self.counts, self.events = self.counts[rows], self.events[rows]
 
+    def reset(self, index: torch.Tensor) -> None:
+        """Rows ``index`` forget every event (a new key reuses them)."""
+        if self.change is not None:
+            self.change.counts.index_fill_(0, index, 0.0)
+        self.counts.index_fill_(0, index, 0.0)
+        self.events.index_fill_(0, index, 0)
+
     def state_dict(self) -> dict:
         return {"counts": self.counts.clone(), "events": self.events.clone(), "half_life": self.half_life,
                 "window": None if self.change is None else self.change.counts.clone()}

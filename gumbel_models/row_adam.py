@@ -46,9 +46,30 @@ class RowAdam:
     def keep(self, rows: torch.Tensor) -> None:
         self.exp_avg, self.exp_avg_sq, self.steps = self.exp_avg[rows], self.exp_avg_sq[rows], self.steps[rows]
 
+    def take(self, index: torch.Tensor) -> "RowAdam":
+        """A copy holding only rows ``index`` ``[A]``, to step on its own and :meth:`put` back."""
+        part = object.__new__(RowAdam)
+        part.lr, part.betas, part.eps = self.lr, self.betas, self.eps
+        for name in _STATE:
+            setattr(part, name, getattr(self, name).index_select(0, index))
+        return part
+
+    def put(self, index: torch.Tensor, part: "RowAdam") -> None:
+        """Write back the rows taken by :meth:`take`."""
+        for name in _STATE:
+            getattr(self, name).index_copy_(0, index, getattr(part, name))
+
+    def reset(self, index: torch.Tensor) -> None:
+        """Rows ``index`` start afresh (a new key reuses them)."""
+        for name in _STATE:
+            getattr(self, name).index_fill_(0, index, 0.0)
+
     def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(), "steps": self.steps.clone()}
+        return {name: getattr(self, name).clone() for name in _STATE}
 
     def load_state_dict(self, state: dict) -> None:
-        for name in ("exp_avg", "exp_avg_sq", "steps"):
+        for name in _STATE:
             setattr(self, name, state[name].to(getattr(self, name)).clone())
+
+
+_STATE = ("exp_avg", "exp_avg_sq", "steps")

@@ -25,9 +25,12 @@ from .divergence import divergences
 from .generator import CategoricalGenerator
 from .gumbel_softmax import perturbed_logits
 from .histogram import EmpiricalHistogram
+from .settling import Settling
+from .players import Players
 from .row_adam import RowAdam
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1 had no settling state: every key starts awake-to-be-evaluated
 RECENTRE_EVERY = 32  # steps between re-centring the logits (drift per step is ≤ lr)
 
 
@@ -46,6 +49,8 @@ class GumbelGAN:
         change = None if config.change_p_value is None else ChangeDetector(
             n_keys, k, window=config.change_window, p_value=config.change_p_value, device=self.device)
         self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, change=change, device=self.device)
+        self.settling = Settling(n_keys, tolerance=config.settle_tolerance, floor=config.settle_floor,
+                                 max_steps_awake=config.max_steps_awake, device=self.device)
         # soft samples are not vertices, so only hard ones have an exact expected fake term
         self._expected_fake = config.hard and config.expected_fake
         self.t = 0
@@ -73,6 +78,7 @@ class GumbelGAN:
         for opt in (self.g_opt, self.d_opt):
             opt.append(n)
         self.histogram.append(n)
+        self.settling.append(n)
         self.g_loss = torch.cat([self.g_loss, self.g_loss.new_zeros(n)])
         self.d_loss = torch.cat([self.d_loss, self.d_loss.new_zeros(n)])
         rows = range(start, start + n)
@@ -87,9 +93,20 @@ class GumbelGAN:
         keep[torch.as_tensor(list(rows), dtype=torch.long, device=self.device)] = False
         self.generator.keep(keep)
         self.d_params = self.d_params[keep]
-        for part in (self.g_opt, self.d_opt, self.histogram):
+        for part in (self.g_opt, self.d_opt, self.histogram, self.settling):
             part.keep(keep)
         self.g_loss, self.d_loss = self.g_loss[keep], self.d_loss[keep]
+        self._refresh_reference()
+
+    def reset_keys(self, rows: torch.Tensor) -> None:
+        """Rows ``rows`` (``[A]`` indices) start afresh, as if just added: a new key reuses them."""
+        rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        self.generator.reset(rows)
+        self.d_params.index_fill_(0, rows, 0.0)
+        for part in (self.g_opt, self.d_opt, self.histogram, self.settling):
+            part.reset(rows)
+        self.g_loss.index_fill_(0, rows, 0.0)
+        self.d_loss.index_fill_(0, rows, 0.0)
         self._refresh_reference()
 
     def set_mask(self, rows, mask: torch.Tensor) -> None:
@@ -104,71 +121,112 @@ class GumbelGAN:
         if counts.shape != (self.n_keys, self.config.n_categories):
             raise ValueError(f"counts must have shape {(self.n_keys, self.config.n_categories)}, "
                              f"got {tuple(counts.shape)}")
-        self.histogram.observe(counts.masked_fill(~self.generator.mask, 0))
+        counts = counts.masked_fill(~self.generator.mask, 0)
+        self.histogram.observe(counts)
+        self.settling.mark_dirty(counts.sum(dim=-1) > 0)
         self._refresh_reference()
+
+    def active_keys(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows that still have something to learn (``[A]``, most to learn first) and the samples per
+        step each needs (``[A]``); see :mod:`.settling`.
+
+        Evaluates only keys that are awake or received events since the last call; reads back to
+        the host once or twice, so call it once per round of steps, not per step.
+        """
+        rows = self.settling.candidates()
+        if rows.numel() == 0:
+            return rows, rows
+        counts = self.histogram.counts.index_select(0, rows)
+        mass = counts.sum(dim=-1)
+        mask = self.generator.mask.index_select(0, rows)
+        learned = torch.softmax(self.generator.average.index_select(0, rows).float().masked_fill(~mask, float("-inf")), -1)
+        empirical = counts / mass.clamp(min=1e-300).unsqueeze(-1)
+        steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
+        rows, tolerances = self.settling.evaluate(learned, empirical, mass, mask.sum(dim=-1), steps, rows)
+        c = self.config
+        return rows, self.settling.samples(tolerances, c.samples_per_step, min(c.min_samples_per_step, c.samples_per_step))
 
     @property
     def temperature(self) -> float:
         return self.config.temperature(self.t)
 
-    def step(self, n_steps: int = 1) -> None:
+    def step(self, n_steps: int = 1, rows: torch.Tensor | None = None, samples: int | None = None) -> None:
+        """Run ``n_steps`` training steps on every key, or only on ``rows`` (``[A]`` row indices),
+        with ``samples`` generator samples per key (default ``config.samples_per_step``).
+
+        A step on ``rows`` gathers those keys, trains them exactly as a model of those keys alone
+        would be trained with the same random stream, and scatters them back; other rows keep
+        their state bit for bit. Nothing is read back to the host.
+        """
+        players = self._players() if rows is None else self._players().take(rows)
+        samples = self.config.samples_per_step if samples is None else samples
         for _ in range(n_steps):
-            tau, lr_scale = self.temperature, self._lr_scale()
-            samples = None
-            for _ in range(self.config.discriminator_steps):
-                samples = None if self._expected_fake else self._draw(tau)
-                self._discriminator_update(samples, lr_scale)
-            for _ in range(self.config.generator_steps):
-                # θ has not moved since the last D update drew its samples: reuse them once.
-                self._generator_update(samples or self._draw(tau), tau, lr_scale)
-                samples = None
-            self.t += 1
-            if self.t % RECENTRE_EVERY == 0:
-                self.generator.recentre()
+            self._one_step(players, samples)
+        if rows is None:
+            self.g_loss, self.d_loss = players.g_loss, players.d_loss
+        else:
+            self._players().put(rows, players)
+
+    def _one_step(self, p: Players, samples: int) -> None:
+        tau, lr_scale = self.temperature, self._lr_scale()
+        drawn = None
+        for _ in range(self.config.discriminator_steps):
+            drawn = None if self._expected_fake else self._draw(p, tau, samples)
+            self._discriminator_update(p, drawn, lr_scale)
+        for _ in range(self.config.generator_steps):
+            # θ has not moved since the last D update drew its samples: reuse them once.
+            self._generator_update(p, drawn or self._draw(p, tau, samples), tau, lr_scale)
+            drawn = None
+        self.t += 1
+        if self.t % RECENTRE_EVERY == 0:
+            p.generator.recentre()
+
+    def _players(self) -> Players:
+        return Players(self.generator, self.d_params, self.g_opt, self.d_opt, self._reference, self._has_data,
+                       self.g_loss, self.d_loss)
 
     def _lr_scale(self) -> float:
         decay = self.config.lr_decay_steps
         return 1.0 if decay is None else 1.0 / (1.0 + self.t / decay)
 
-    def _draw(self, tau: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _draw(self, p: Players, tau: float, samples: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Soft samples ``[B, M, K]`` and, in hard mode, their Gumbel-max indices ``[B, M]``."""
-        perturbed = perturbed_logits(self.generator.masked(self.generator.logits), tau,
-                                     self.config.samples_per_step, generator=self.rng)
+        perturbed = perturbed_logits(p.generator.masked(p.generator.logits), tau, samples, generator=self.rng)
         soft = torch.softmax(perturbed, dim=-1)
         return soft, (perturbed.argmax(dim=-1) if self.config.hard else None)
 
-    def _real_weights(self) -> torch.Tensor:
+    def _real_weights(self, p: Players) -> torch.Tensor:
         if self.config.real_batch is None:
-            return self._reference
+            return p.reference
         n = self.config.real_batch
-        safe = torch.where(self._active > 0, self._reference, torch.ones_like(self._reference))
+        safe = torch.where(p.has_data > 0, p.reference, torch.ones_like(p.reference))
         drawn = torch.multinomial(safe.float(), n, replacement=True, generator=self.rng)
-        return torch.zeros_like(self._reference).scatter_add_(-1, drawn, torch.ones_like(drawn, dtype=safe.dtype)) / n
+        return torch.zeros_like(p.reference).scatter_add_(-1, drawn, torch.ones_like(drawn, dtype=safe.dtype)) / n
 
-    def _discriminator_update(self, samples, lr_scale: float) -> None:
-        fake = self.generator.probabilities(averaged=False).to(self.d_params) if samples is None else samples
-        grad, loss = discriminator_step(self.d_params, self._real_weights(), fake, self.config.r1_gamma)
-        grad, on = self._skip_nonfinite(grad)
-        self.d_opt.step(self.d_params, grad, on, lr_scale)
-        self.d_loss = loss
+    def _discriminator_update(self, p: Players, samples, lr_scale: float) -> None:
+        fake = p.generator.probabilities(averaged=False).to(p.d_params) if samples is None else samples
+        grad, loss = discriminator_step(p.d_params, self._real_weights(p), fake, self.config.r1_gamma)
+        grad, on = self._skip_nonfinite(p, grad)
+        p.d_opt.step(p.d_params, grad, on, lr_scale)
+        p.d_loss = loss
 
-    def _generator_update(self, samples, tau: float, lr_scale: float) -> None:
-        grad, loss = generator_step(self.d_params, *samples, tau)
-        grad, on = self._skip_nonfinite(grad)
-        self.g_opt.step(self.generator.logits, grad, on, lr_scale)
-        self.generator.after_update(self.g_opt.steps, on)
-        self.g_loss = loss
+    def _generator_update(self, p: Players, samples, tau: float, lr_scale: float) -> None:
+        grad, loss = generator_step(p.d_params, *samples, tau)
+        grad, on = self._skip_nonfinite(p, grad)
+        p.g_opt.step(p.generator.logits, grad, on, lr_scale)
+        p.generator.after_update(p.g_opt.steps, on)
+        p.g_loss = loss
 
-    def _skip_nonfinite(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _skip_nonfinite(self, p: Players, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero the rows whose gradient is not finite and count them; returns ``(grad, on [B, 1])``."""
         finite = torch.isfinite(grad).all(dim=-1, keepdim=True)
-        on = self._active * finite
-        self.nonfinite += (self._active - on).sum()
+        on = p.has_data * finite
+        self.nonfinite += (p.has_data - on).sum()
         return torch.where(finite, grad, 0.0), on
 
     def _refresh_reference(self) -> None:
         self._reference = self.histogram.probabilities(self.config.torch_dtype)
-        self._active = self.histogram.has_data().unsqueeze(-1).to(self.config.torch_dtype)
+        self._has_data = self.histogram.has_data().unsqueeze(-1).to(self.config.torch_dtype)
 
     # -- reading ------------------------------------------------------------------------------
     def probabilities(self, averaged: bool = True) -> torch.Tensor:
@@ -191,13 +249,14 @@ class GumbelGAN:
             "format": STATE_FORMAT, "n_categories": self.config.n_categories, "t": self.t,
             "generator": self.generator.state_dict(), "d_params": self.d_params.clone(),
             "g_opt": self.g_opt.state_dict(), "d_opt": self.d_opt.state_dict(),
-            "histogram": self.histogram.state_dict(), "rng": self.rng.get_state(),
+            "histogram": self.histogram.state_dict(), "settling": self.settling.state_dict(),
+            "rng": self.rng.get_state(),
             "nonfinite": self.nonfinite.clone(), "g_loss": self.g_loss.clone(), "d_loss": self.d_loss.clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"unsupported trainer state format {state.get('format')!r}, expected {STATE_FORMAT}")
+        if state.get("format") not in READABLE_FORMATS:
+            raise ValueError(f"unsupported trainer state format {state.get('format')!r}, expected one of {READABLE_FORMATS}")
         if state["n_categories"] != self.config.n_categories:
             raise ValueError(f"state has {state['n_categories']} categories, config has {self.config.n_categories}")
         self.t = int(state["t"])
@@ -206,6 +265,7 @@ class GumbelGAN:
         self.g_opt.load_state_dict(state["g_opt"])
         self.d_opt.load_state_dict(state["d_opt"])
         self.histogram.load_state_dict(state["histogram"])
+        self.settling.load_state_dict(state.get("settling", {}), self.n_keys)
         self.rng.set_state(state["rng"].cpu())
         self.nonfinite = state["nonfinite"].to(self.device).clone()
         self.g_loss = state["g_loss"].to(self.device).clone()

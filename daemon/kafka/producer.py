@@ -1,6 +1,6 @@
 """Writing to Kafka: the learned-distribution topic and the dead-letter topic.
 
-Both share one producer that (re)connects lazily with bounded waits: a broker that is down makes
+Each has its own producer that (re)connects lazily with bounded waits: a broker that is down makes
 a publish fail after ``send_timeout`` seconds, is logged and counted, and the next interval
 tries again. Neither ever blocks ingest or training.
 """
@@ -14,10 +14,12 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ..events import BadEvent
+from ..snapshots import Publication
 from ..settings import KafkaSourceSettings
 from .connection import client_options
 
 log = logging.getLogger("gumbeld.kafka")
+YIELD_EVERY = 500  # messages queued between yields to the event loop (~5 ms of work)
 
 
 class Producer:
@@ -41,12 +43,15 @@ class Producer:
             self._producer = producer
         return self._producer
 
-    async def send_all(self, topic: str, messages: list[tuple[bytes | None, bytes, list]]) -> None:
+    async def send_all(self, topic: str, messages: list[tuple[bytes | None, bytes | None, list]]) -> None:
         """Send ``(key, value, headers)`` messages and wait for every acknowledgement."""
         async def send() -> None:
             producer = await self._started()
-            futures = [await producer.send(topic, value=value, key=key, headers=headers)
-                       for key, value, headers in messages]
+            futures = []
+            for i, (key, value, headers) in enumerate(messages):
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # a publish of 100,000 keys must not hold the event loop
             await asyncio.gather(*futures)
         try:
             await asyncio.wait_for(send(), self.timeout)
@@ -68,15 +73,17 @@ async def _stop(producer: AIOKafkaProducer) -> None:
 
 
 class KafkaSnapshotSink:
-    """Snapshots as JSON to ``topic``, message key = distribution key (a compacted topic keeps the latest)."""
+    """Snapshots as JSON to ``topic``, message key = distribution key (a compacted topic keeps the
+    latest); an evicted key gets a tombstone (null value), so compaction forgets it."""
 
     name = "kafka"
 
     def __init__(self, producer: Producer, topic: str) -> None:
         self.producer, self.topic = producer, topic
 
-    async def publish(self, snapshots: list[dict]) -> None:
-        await self.producer.send_all(self.topic, [(s["key"].encode(), orjson.dumps(s), []) for s in snapshots])
+    async def publish(self, publication: Publication) -> None:
+        await self.producer.send_all(self.topic, [(key, value, []) for key, value in
+                                                  zip(publication.keys, publication.values)])
 
     async def aclose(self) -> None:
         await self.producer.close()

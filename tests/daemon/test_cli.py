@@ -113,9 +113,9 @@ def test_invalid_settings_exit_2_with_one_line_per_problem(capsys, fake_service,
 
 
 def test_an_invalid_environment_variable_is_reported_by_the_command(capsys, monkeypatch):
-    monkeypatch.setenv("GUMBELD_TRAINING__STEPS_PER_ROUND", "0")
+    monkeypatch.setenv("GUMBELD_TRAINING__MAX_STEP_CELLS", "0")
     assert main(["config"]) == 2
-    assert "training.steps_per_round: Input should be greater than or equal to 1" in capsys.readouterr().err
+    assert "training.max_step_cells: Input should be greater than or equal to 1" in capsys.readouterr().err
 
 
 def test_a_missing_config_file_exits_2(capsys, tmp_path):

@@ -220,6 +220,6 @@ def test_combinations_the_learning_core_rejects_are_rejected_at_load_time():
 
 
 def test_all_problems_of_all_sources_are_reported_together(tmp_path):
-    path = write_toml(tmp_path, "[training]\nsteps_per_round = 0\n")
+    path = write_toml(tmp_path, "[training]\nmax_step_cells = 0\n")
     problems = problems_of({"metrics.port": "-1"}, {"GUMBELD_LOG__LEVEL": "LOUD"}, path)
-    assert [p.split(":")[0] for p in problems] == ["metrics.port", "training.steps_per_round", "log.level"]
+    assert [p.split(":")[0] for p in problems] == ["metrics.port", "training.max_step_cells", "log.level"]

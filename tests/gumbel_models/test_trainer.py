@@ -130,3 +130,87 @@ def test_temperature_schedule_position_is_part_of_the_state(kind):
     restored = _model(temperature=schedule)
     restored.load_state_dict(model.state_dict())
     assert restored.temperature == model.temperature == schedule(40)
+
+
+def _trained(n_keys=5, steps=20, **overrides) -> GumbelGAN:
+    rng = np.random.default_rng(3)
+    model = _model(n_keys=n_keys, **overrides)
+    model.observe(np.stack([_counts(rng, rng.dirichlet(np.ones(5)), 2000) for _ in range(n_keys)]))
+    model.step(steps)
+    return model
+
+
+def test_a_step_on_active_rows_equals_the_full_step_of_those_rows_and_leaves_the_rest_bit_identical():
+    whole, alone = _trained(), _trained()
+    alone.remove_keys([0, 2, 4])          # a model of rows 1 and 3 only, same state and random stream
+    before = whole.state_dict()
+    whole.step(15, rows=torch.tensor([1, 3]))
+    alone.step(15)
+    for name in ("logits", "average"):
+        assert torch.equal(getattr(whole.generator, name)[[1, 3]], getattr(alone.generator, name))
+        assert torch.equal(getattr(whole.generator, name)[[0, 2, 4]], before["generator"][name][[0, 2, 4]])
+    assert torch.equal(whole.d_params[[1, 3]], alone.d_params)
+    assert torch.equal(whole.d_params[[0, 2, 4]], before["d_params"][[0, 2, 4]])
+    for opt in ("g_opt", "d_opt"):
+        for name, value in getattr(whole, opt).state_dict().items():
+            assert torch.equal(value[[1, 3]], getattr(alone, opt).state_dict()[name])
+            assert torch.equal(value[[0, 2, 4]], before[opt][name][[0, 2, 4]])
+    assert whole.key_steps().tolist() == [20.0, 35.0, 20.0, 35.0, 20.0]
+
+
+def _train_until_settled(model: GumbelGAN, max_rounds=2000) -> int:
+    """Rounds of 10 steps on the active keys until none is left; returns the rounds run."""
+    for rounds in range(max_rounds):
+        active, samples = model.active_keys()
+        if active.numel() == 0:
+            return rounds
+        model.step(10, rows=active, samples=int(samples.max()))
+    raise AssertionError("keys never settled")
+
+
+def test_keys_settle_within_tolerance_then_wake_on_new_events_and_settle_again():
+    """Settled means TV(learned, empirical) ≤ max(floor, 0.02·sqrt(K/n)) = 0.002 here (n = 20,000)."""
+    rng = np.random.default_rng(4)
+    model = _model(n_keys=2)
+    model.observe(np.stack([_counts(rng, SEED_TRUTH, 20_000), _counts(rng, SEED_TRUTH[::-1], 20_000)]))
+    _train_until_settled(model)
+    tv = model.divergences()["tv"]
+    assert bool((tv <= 0.002).all()), tv
+    steps = model.key_steps().clone()
+    assert model.active_keys()[0].numel() == 0 and torch.equal(model.key_steps(), steps)  # asleep: no steps
+
+    quiet = model.state_dict()
+    model.observe(np.stack([_counts(rng, np.array([0.2, 0.2, 0.2, 0.2, 0.2]), 20_000), np.zeros(5)]))
+    assert model.active_keys()[0].tolist() == [0]
+    _train_until_settled(model)
+    assert float(model.divergences()["tv"][0]) <= 0.002
+    assert model.key_steps()[0] > steps[0] and model.key_steps()[1] == steps[1]
+    assert torch.equal(model.generator.logits[1], quiet["generator"]["logits"][1])
+
+
+def test_a_key_that_cannot_settle_sleeps_after_max_steps_awake_until_new_events():
+    model = _model(n_keys=1, settle_floor=1e-9, settle_tolerance=1e-9, max_steps_awake=100)
+    model.observe(np.array([[10.0, 20, 30, 40, 0]]))
+    _train_until_settled(model)
+    assert model.key_steps().tolist() == [100.0]
+    model.observe(np.array([[1.0, 0, 0, 0, 0]]))
+    _train_until_settled(model)
+    assert model.key_steps().tolist() == [200.0]
+
+
+def test_a_reset_row_starts_afresh_like_a_new_key():
+    model = _trained(n_keys=3)
+    fresh = _model(n_keys=1)
+    model.reset_keys([1])
+    assert torch.equal(model.generator.logits[1], fresh.generator.logits[0])
+    assert torch.equal(model.d_params[1], fresh.d_params[0])
+    assert model.key_steps()[1] == 0 and float(model.histogram.counts[1].sum()) == 0
+    assert 1 not in model.active_keys()[0].tolist()
+
+
+def test_keys_with_few_events_step_with_fewer_samples():
+    """M = 256·(floor/tol)², a power of two in [16, 256]; tol = max(0.002, 0.02·sqrt(5/n))."""
+    model = _model(n_keys=3)
+    model.observe(np.array([[1.0, 1, 0, 0, 0], [52.0, 26, 26, 13, 13], [0, 0, 1e5, 1e5, 1e5]]))
+    rows, samples = model.active_keys()
+    assert dict(zip(rows.tolist(), samples.tolist())) == {0: 16, 1: 64, 2: 256}

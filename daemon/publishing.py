@@ -1,0 +1,103 @@
+"""Publishing: every interval, the keys that changed and the keys that left, to every sink.
+
+Each ``publish_interval`` the :class:`Publisher`
+
+1. evicts the keys idle past ``model.key_ttl`` and collects every eviction since the last publish;
+2. adds the events counted since then to the per-key metrics;
+3. on the training thread, absorbs pending counts and picks the keys whose snapshot changed
+   (new events, learned probabilities moved by more than ``publish_tolerance``, or not published
+   for ``publish_full_interval``), read from the device in one go;
+4. encodes them once, in a worker thread, and hands the same bytes to every sink;
+5. updates the per-key gauges of the at most ``metrics.max_key_labels`` keys with series of their own.
+
+Nothing in it walks all keys on the event loop. Evictions a sink failed to take are sent again
+with the next publish, and are part of the checkpoint, so a tombstone is delivered at least once.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from aiokafka.errors import KafkaError
+
+from .ingest import Ingest
+from .keys import KeyTable
+from .learner import Learner, rfc3339
+from .metrics import Metrics
+from .settings import GumbeldSettings
+from .snapshots import Eviction, Publication
+
+log = logging.getLogger("gumbeld")
+
+
+class Publisher:
+    def __init__(self, settings: GumbeldSettings, *, keys: KeyTable, ingest: Ingest, learner: Learner,
+                 metrics: Metrics, sinks: list, run: Callable[..., Awaitable], take: Callable,
+                 clock: Callable[[], float]) -> None:
+        self.settings, self.keys, self.ingest, self.learner = settings, keys, ingest, learner
+        self.metrics, self.sinks, self._run, self._take, self._clock = metrics, sinks, run, take, clock
+        self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
+
+    async def publish(self) -> None:
+        evictions = self.collect_evictions()                                            # 1.
+        self.ingest.report_events()                                                     # 2.
+        s = self.settings
+        names, labelled = list(self.keys.names_by_row), self.ingest.labelled_rows()
+        publication, worst = await self._run(self._absorbed, self._take(), lambda: self.learner.publication(
+            names, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
+            labelled=labelled))                                                          # 3.
+        own = await asyncio.to_thread(self._encode, publication)                        # 4.
+        if len(publication):
+            failed = False
+            for sink in self.sinks:
+                try:
+                    await sink.publish(publication)
+                except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
+                    log.error("publishing to %s failed: %s", sink.name, error or type(error).__name__)
+                    self.metrics.publish_failed(sink.name)
+                    failed = True
+                    continue
+                self.metrics.snapshots_published(sink.name, len(publication.snapshots))
+            if failed:
+                self.unsent = publication.evictions
+        for record in own:                                                              # 5.
+            self.metrics.set_key(record["key"], record["categories"], record["probabilities"],
+                                 record["empirical"], record["divergence"])
+        self.metrics.set_other_divergence(worst)
+
+    def collect_evictions(self) -> list[Eviction]:
+        """Expire idle keys; every eviction since the last publish, unsent ones first."""
+        ttl = self.settings.model.key_ttl
+        if ttl is not None:
+            self.keys.expire(self._clock(), ttl)
+        at = rfc3339(self._clock())
+        fresh = [Eviction(name, reason, at) for name, reason in self.keys.take_evicted()]
+        for eviction in fresh:
+            self.metrics.keys_evicted(eviction.reason)
+        evictions, self.unsent = self.unsent + fresh, []
+        return evictions
+
+    def _absorbed(self, pending, action):
+        """On the training thread: count ``pending`` (taken on the loop) into the model, then ``action()``."""
+        self.learner.absorb(pending)
+        return action()
+
+    def _encode(self, publication: Publication) -> list[dict]:
+        """Encode for the sinks; returns the records of the keys with metric series of their own."""
+        publication.encode()
+        labelled = self.metrics.labelled_keys()
+        if not labelled:
+            return []
+        batch = publication.snapshots
+        chosen = [i for i, key in enumerate(batch.keys) if key in labelled]
+        return [record for record in batch.records_at(chosen)]
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def state(self) -> list[dict]:
+        """Evictions not yet delivered (including those not yet collected)."""
+        pending = self.unsent + [Eviction(n, r, rfc3339(self._clock())) for n, r in self.keys.peek_evicted()]
+        return [e.record() for e in pending]
+
+    def restore(self, records: list[dict]) -> None:
+        self.unsent = [Eviction(r["key"], r["reason"], r["evicted_at"]) for r in records]

@@ -1,0 +1,122 @@
+"""Which keys still have something to learn: settle when learned ≈ empirical, wake on news.
+
+A key with ``n`` events (histogram mass) over ``K`` categories has counting noise of order
+``sqrt(K/n)`` in TV: fitting its histogram much closer than that teaches nothing about the
+stream. Its settle tolerance is that noise scaled down, and never tighter than a floor::
+
+    tol_b    = max(floor, tolerance · sqrt(K_b / n_b))        (K_b: the key's unmasked categories)
+    excess_b = TV(learned_b, empirical_b) / tol_b
+
+A key is awake while ``excess > 1``. Only keys that are awake or received events since the last
+evaluation (``dirty``) are evaluated, so a quiet, settled population costs nothing. New events that
+move a settled key's histogram by more than its tolerance wake it, because the learned
+distribution then lies further than ``tol`` from the new histogram; the tolerance itself tightens
+as events accumulate. A key that has not settled ``max_steps_awake`` steps after waking sleeps
+until its next events, so no key trains forever. Awake keys are ordered by excess, largest first:
+when there is not time for all of them, those furthest from their data go first.
+
+Samples per step follow the precision a key needs: the generator gradient's noise falls as
+``1/sqrt(M)``, and a key's tolerance sets the precision worth paying for, so ``M ∝ 1/tol²``::
+
+    M_b = clamp(M_max · (floor / tol_b)², M_min, M_max), rounded down to a power of two
+
+A key with a few events (``tol`` ≥ 4× the floor) steps with ``M_min`` samples, 16× fewer than one
+learned to the floor; measured on 2,000 keys × K = 16 of Zipf-distributed sizes, every key settled
+in the same number of steps either way, at a quarter of the cost.
+
+>>> import torch
+>>> s = Settling(2, tolerance=0.02, floor=0.002, max_steps_awake=100)
+>>> s.mark_dirty(torch.tensor([True, True]))
+>>> empirical = torch.tensor([[0.5, 0.5], [1.0, 0.0]])
+>>> learned = torch.tensor([[0.5, 0.5], [0.5, 0.5]])
+>>> mass, categories = torch.tensor([1e4, 1e4]), torch.tensor([2, 2])
+>>> rows, tolerances = s.evaluate(learned, empirical, mass, categories, steps=torch.zeros(2))
+>>> rows.tolist(), tolerances.tolist()
+([1], [0.002])
+>>> s.awake.tolist()
+[False, True]
+"""
+from __future__ import annotations
+
+import torch
+
+from .divergence import total_variation
+
+
+class Settling:
+    def __init__(self, n_keys: int, *, tolerance: float, floor: float, max_steps_awake: int,
+                 device: torch.device | str = "cpu") -> None:
+        self.tolerance, self.floor, self.max_steps_awake = tolerance, floor, max_steps_awake
+        self.awake = torch.zeros(n_keys, dtype=torch.bool, device=device)
+        self.dirty = torch.zeros(n_keys, dtype=torch.bool, device=device)
+        self.woke_at = torch.zeros(n_keys, dtype=torch.float32, device=device)  # the key's step count when it woke
+
+    def mark_dirty(self, rows: torch.Tensor) -> None:
+        """Rows (bool ``[B]``) that received events: evaluate them at the next :meth:`evaluate`."""
+        self.dirty |= rows
+
+    def tolerances(self, mass: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
+        """``tol`` ``[A]`` for histogram masses ``n`` and category counts ``K``."""
+        noise = torch.sqrt(categories.double() / mass.double().clamp(min=1e-12))
+        return (self.tolerance * noise).clamp(min=self.floor)
+
+    def samples(self, tolerances: torch.Tensor, max_samples: int, min_samples: int) -> torch.Tensor:
+        """``M_b`` ``[A]`` (int64) for tolerances ``[A]``: a power of two in ``[min_samples, max_samples]``
+        (``max_samples`` itself at the floor, whatever it is)."""
+        wanted = max_samples * (self.floor / tolerances) ** 2
+        power = torch.exp2(torch.floor(torch.log2(wanted.clamp(min=1.0))))
+        return torch.where(tolerances <= self.floor, float(max_samples), power.clamp(min_samples, max_samples)).long()
+
+    def evaluate(self, learned: torch.Tensor, empirical: torch.Tensor, mass: torch.Tensor,
+                 categories: torch.Tensor, steps: torch.Tensor,
+                 rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Update who is awake among ``rows`` (``[A]`` indices, the candidates; their values are
+        ``[A, K]``/``[A]``); returns the awake rows, largest excess first, and their tolerances.
+        Reads the count of awake keys back to the host once."""
+        rows = torch.arange(self.awake.shape[0], device=self.awake.device) if rows is None else rows
+        tolerances = self.tolerances(mass, categories)
+        excess = total_variation(learned.double(), empirical.double()) / tolerances
+        excess = torch.where(mass > 0, excess, torch.zeros_like(excess))
+        was_awake = self.awake.index_select(0, rows)
+        woke_at = torch.where(was_awake, self.woke_at.index_select(0, rows), steps.to(self.woke_at))
+        awake = (excess > 1) & (steps.to(woke_at) - woke_at < self.max_steps_awake)  # news re-wakes: woke_at = now
+        woke_at = torch.where(awake & ~was_awake, steps.to(woke_at), woke_at)
+        self.awake.index_copy_(0, rows, awake)
+        self.woke_at.index_copy_(0, rows, woke_at)
+        self.dirty.index_fill_(0, rows, False)
+        order = torch.argsort(torch.where(awake, excess, torch.full_like(excess, -1.0)), descending=True)
+        order = order[: int(awake.sum())]
+        return rows.index_select(0, order), tolerances.index_select(0, order)
+
+    def candidates(self) -> torch.Tensor:
+        """Rows to evaluate: awake or dirty (one host read)."""
+        return torch.nonzero(self.awake | self.dirty).squeeze(-1)
+
+    # -- rows joining and leaving -------------------------------------------------------------
+    def append(self, n_keys: int) -> None:
+        for name in _STATE:
+            tensor = getattr(self, name)
+            setattr(self, name, torch.cat([tensor, tensor.new_zeros(n_keys)]))
+
+    def keep(self, rows: torch.Tensor) -> None:
+        for name in _STATE:
+            setattr(self, name, getattr(self, name)[rows])
+
+    def reset(self, index: torch.Tensor) -> None:
+        for name in _STATE:
+            getattr(self, name).index_fill_(0, index, 0)
+
+    def state_dict(self) -> dict:
+        return {name: getattr(self, name).clone() for name in _STATE}
+
+    def load_state_dict(self, state: dict, n_keys: int) -> None:
+        """Restore; a state without settling (an older format) starts with every key dirty."""
+        for name in _STATE:
+            value = state.get(name)
+            setattr(self, name, getattr(self, name).new_zeros(n_keys) if value is None
+                    else value.to(getattr(self, name)).clone())
+        if "dirty" not in state:
+            self.dirty.fill_(True)
+
+
+_STATE = ("awake", "dirty", "woke_at")
