@@ -57,6 +57,7 @@ class Ingest:
         self._has_pending = False
         self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
         self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
+        self._other_unreported = 0                        # events of keys gone before report_events
         keys.on_free = self._forget_row
 
     def add(self, batch: EventBatch) -> int:
@@ -103,6 +104,8 @@ class Ingest:
         """A key left the table: its pending counts go with it, and its metric series."""
         if row < self._pending.shape[0]:
             self._pending[row] = 0.0
+            if not self._labelled[row]:  # counted already; its series is __other__, which stays
+                self._other_unreported += int(self._unreported[row])
             self._unreported[row] = 0
             self._labelled[row] = False
         self._metrics.forget_key(name)
@@ -120,7 +123,8 @@ class Ingest:
     def report_events(self) -> None:
         """Add the events counted since the last call to the per-key metrics (bounded work per key label)."""
         rows = np.flatnonzero(self._unreported)
-        if not rows.size:
+        gone, self._other_unreported = self._other_unreported, 0
+        if not rows.size and not gone:
             return
         names, counts = self.keys.names_by_row, self._unreported[rows]
         own = self._labelled[rows]
@@ -130,7 +134,7 @@ class Ingest:
                 self._labelled[row] = self._metrics.claim_label(names[row])
             own = self._labelled[rows]
         by_key = {names[row]: n for row, n in zip(rows[own].tolist(), counts[own].tolist())}
-        others = int(counts[~own].sum())
+        others = int(counts[~own].sum()) + gone
         if others:
             by_key[OTHER_KEY] = by_key.get(OTHER_KEY, 0) + others
         self._metrics.count_events(by_key)

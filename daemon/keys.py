@@ -38,6 +38,7 @@ class KeyTable:
         self._freed: list[int] = []                   # freed since take_freed, for the model to reset
         self._evicted: list[tuple[str, str]] = []     # (name, reason) since take_evicted
         self.on_free = lambda row, name: None         # told of every freed row, as it is freed
+        self._unstamped = False                       # some last_seen are NaN (restored without them)
 
     def __len__(self) -> int:
         return len(self._recent)
@@ -77,6 +78,9 @@ class KeyTable:
 
     def expire(self, now: float, ttl: float) -> list[str]:
         """Evict every key without events for more than ``ttl`` seconds; returns their names."""
+        if self._unstamped:  # keys restored without last-seen times count as seen now
+            self.last_seen[np.isnan(self.last_seen)] = now
+            self._unstamped = False
         gone = []
         cutoff = now - ttl
         for name, row in self._recent.items():
@@ -149,8 +153,8 @@ class KeyTable:
         names = state if isinstance(state, list) else state["names"]
         table.names_by_row = list(names)
         table.last_seen = np.zeros(max(16, len(names)), dtype=np.float64)
-        if isinstance(state, dict):
-            table.last_seen[: len(names)] = state["last_seen"]
+        table.last_seen[: len(names)] = state["last_seen"] if isinstance(state, dict) else np.nan
+        table._unstamped = bool(np.isnan(table.last_seen[: len(names)]).any())
         order = state["recent"] if isinstance(state, dict) else [n for n in names if n is not None]
         row_of = {name: row for row, name in enumerate(names) if name is not None}
         table._recent = OrderedDict((name, row_of[name]) for name in order)

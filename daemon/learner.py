@@ -2,9 +2,9 @@
 
 Every method runs on a single-thread executor, so training rounds, publications and checkpoint
 states never interleave and need no locks. A round is bounded in time, not steps: it trains the
-keys that still have something to learn (see :mod:`gumbel_models.settling`), in chunks of at most
-``max_step_cells`` keys × samples × categories, most to learn first, until ``round_seconds`` have
-passed or every key has settled. Values cross to the host a few times per round (the active set,
+keys that still had something to learn when it started (see :mod:`gumbel_models.settling`), in
+chunks of at most ``max_step_cells`` keys × samples × categories, most to learn first, over and
+over until ``round_seconds`` have passed; when no key has anything to learn it returns at once. Values cross to the host a few times per round (the active set,
 losses, counters) and once per publication — never inside the training steps.
 """
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Learner:
         self._published_events = np.zeros(model.n_keys, dtype=np.int64)
         self._published_time = np.full(model.n_keys, -np.inf)
         self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
+        self._changed = True   # counts or training since the last publication
+        self._worst: dict[str, float] = {}
 
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
@@ -69,6 +71,7 @@ class Learner:
             rows = sorted(set(pending.reset_rows))
             self.model.reset_keys(rows)
             self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
+        self._changed |= pending.counts is not None or bool(pending.reset_rows)
         if pending.counts is not None:
             counts = np.zeros((self.model.n_keys, len(self.labels)))
             counts[: pending.counts.shape[0]] = pending.counts
@@ -78,17 +81,16 @@ class Learner:
         """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
         self.absorb(pending)
         start = self._timer()
-        deadline, steps, key_steps, active = start + self.round_seconds, 0, 0, None
-        while self._timer() < deadline:
-            plan = self._plan()
-            active = plan.active if active is None else active
-            if not plan.chunks:
-                break
+        deadline, steps, key_steps = start + self.round_seconds, 0, 0
+        plan = self._plan()  # once per round: a key that settles mid-round trains on until the round ends
+        while plan.chunks and self._timer() < deadline:
             for rows, samples in plan.chunks:
                 self.model.step(BLOCK_STEPS, rows=rows, samples=samples)
                 steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
                 if self._timer() >= deadline:
                     break
+        active = plan.active
+        self._changed |= steps > 0
         model = self.model
         has_data = model.histogram.has_data()
         losses = torch.stack([model.g_loss[has_data].mean(), model.d_loss[has_data].mean()]) if bool(has_data.any()) \
@@ -96,7 +98,7 @@ class Learner:
         g_loss, d_loss, nonfinite, with_data = torch.cat([losses.float().cpu(), model.nonfinite.float().cpu().view(1),
                                                           has_data.sum().float().cpu().view(1)]).tolist()
         return RoundStats(steps, key_steps, self._timer() - start, int(nonfinite), g_loss, d_loss, model.temperature,
-                          active or 0, int(with_data) - (active or 0))
+                          active, int(with_data) - active)
 
     def _plan(self) -> "_Plan":
         """The keys to train now, as ``(rows, samples)`` chunks, most to learn first."""
@@ -125,18 +127,25 @@ class Learner:
         """Snapshots of the keys that changed since their last publish, and the evictions.
 
         A key is published when it has new events, when its learned probabilities moved by more
-        than ``tolerance`` (TV), or when it was last published ``full_interval`` seconds ago or
-        more. Also returns the worst divergence of each measure among keys without metric series
+        than ``tolerance`` and than its own settle tolerance (TV: less is within its counting noise,
+        and a key still learning would otherwise be republished every interval), or when it was
+        last published ``full_interval`` seconds ago or more. Also returns the worst divergence of each measure among keys without metric series
         of their own (``labelled`` ``[rows]``, False for them).
         """
         model, now = self.model, self._clock()
+        due_now = (now - self._published_time >= full_interval) & (self._published_events > 0)
+        if not self._changed and not due_now.any():  # an idle service: nothing to read from the device
+            return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
+        self._changed = False
         learned = model.probabilities()
         events = model.histogram.events
         live = torch.from_numpy(np.array([n is not None for n in names_by_row[: model.n_keys]], dtype=bool)
                                 ).to(model.device) & (events > 0)
         due = torch.from_numpy(now - self._published_time >= full_interval).to(model.device)
-        changed = (events != torch.from_numpy(self._published_events).to(model.device)) | \
-            (total_variation(learned, self._published_learned) > tolerance) | due
+        counts = model.histogram.counts
+        own_noise = model.settling.tolerances(counts.sum(dim=-1), model.generator.mask.sum(dim=-1))
+        moved = total_variation(learned, self._published_learned) > own_noise.clamp(min=tolerance)
+        changed = (events != torch.from_numpy(self._published_events).to(model.device)) | moved | due
         divergence = model.divergences()
         others = live & ~torch.from_numpy(labelled[: model.n_keys].copy()).to(model.device)
         worst = {name: float(value[others].max()) if bool(others.any()) else None for name, value in divergence.items()}
@@ -153,7 +162,8 @@ class Learner:
             model.empirical()[rows_t].double().cpu().numpy(), *(divergence[m][rows_t].cpu().numpy() for m in ("tv", "kl", "js")),
             model.temperature, model.key_steps()[rows_t].cpu().numpy(), self._published_events[rows].copy(),
             self.versions[rows].copy(), rfc3339(now))
-        return Publication(batch, evictions), {m: v for m, v in worst.items() if v is not None}
+        self._worst = {m: v for m, v in worst.items() if v is not None}
+        return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict:

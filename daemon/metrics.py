@@ -259,8 +259,9 @@ class Metrics:
         if not len(categories) == len(learned) == len(empirical):
             raise ValueError(f"key {key!r}: {len(categories)} categories, {len(learned)} learned and "
                              f"{len(empirical)} empirical probabilities")
-        if self._label_for(key) == OTHER_KEY:
-            return
+        with self._lock:  # never claims a label: a key evicted meanwhile must not get its series back
+            if key not in self._labelled:
+                return
         with self._key_gauges.lock:
             self._key_gauges.labelled[key] = _KeyValues(
                 tuple(map(str, categories)), tuple(map(float, learned)), tuple(map(float, empirical)),

@@ -182,12 +182,17 @@ class Service:
                 await self._new_events.wait()
 
     async def every(self, interval: float, action) -> None:
+        """``action()`` every ``interval`` seconds at a fixed rate (its own duration does not add up),
+        skipping beats it overran."""
+        loop = asyncio.get_running_loop()
+        due = loop.time() + interval
         while True:
             try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+                await asyncio.wait_for(self.stopping.wait(), timeout=max(0.0, due - loop.time()))
                 return
             except asyncio.TimeoutError:
                 await action()
+                due += interval * max(1, -(-(loop.time() - due) // interval))
 
     async def watch_loop_lag(self) -> None:
         """``gumbeld_event_loop_lag_seconds``: how late a short sleep wakes up."""

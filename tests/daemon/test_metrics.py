@@ -139,14 +139,23 @@ def test_key_labels_are_capped_and_the_rest_is_other(registry, clock):
 
 def test_per_key_gauges_past_the_cap(registry, metrics):
     for i, key in enumerate(["a", "b", "c", "d", "e"]):
+        metrics.claim_label(key)  # labels go to keys as their events are counted; set_key never claims one
         metrics.set_key(key, ["x", "y"], [0.5, 0.5], [0.5, 0.5], {"tv": 0.1 * i, "kl": 1.0 - 0.1 * i})
     assert key_labels(registry, "gumbeld_probability") == {"a", "b", "c"}
+    # keys past the cap are ignored by set_key: __other__ is what the learner computed over all of them
+    assert key_labels(registry, "gumbeld_divergence") == {"a", "b", "c"}
+    assert registry.get_sample_value("gumbeld_divergence", {"key": "d", "measure": "tv"}) is None
+    metrics.set_other_divergence({"tv": 0.4, "kl": 0.7})
     assert key_labels(registry, "gumbeld_divergence") == {"a", "b", "c", OTHER_KEY}
     other = {measure: registry.get_sample_value("gumbeld_divergence", {"key": OTHER_KEY, "measure": measure})
-             for measure in ("tv", "kl")}
-    assert other == {"tv": pytest.approx(0.4), "kl": pytest.approx(0.7)}  # the worst of d and e
-    metrics.set_key("e", ["x", "y"], [0.5, 0.5], [0.5, 0.5], {"tv": math.nan, "kl": 0.0})
+             for measure in ("tv", "kl", "js")}
+    assert other == {"tv": pytest.approx(0.4), "kl": pytest.approx(0.7), "js": None}
+    assert registry.get_sample_value("gumbeld_divergence", {"key": "a", "measure": "kl"}) == 1.0
+    metrics.set_other_divergence({"tv": math.nan, "kl": 0.0})  # replaces the previous values
     assert math.isnan(registry.get_sample_value("gumbeld_divergence", {"key": OTHER_KEY, "measure": "tv"}))
+    assert registry.get_sample_value("gumbeld_divergence", {"key": OTHER_KEY, "measure": "kl"}) == 0.0
+    metrics.set_other_divergence({})  # no key past the cap: no __other__ series
+    assert key_labels(registry, "gumbeld_divergence") == {"a", "b", "c"}
 
 
 def test_zero_key_labels_puts_every_key_in_other(registry, clock):
@@ -159,10 +168,57 @@ def test_zero_key_labels_puts_every_key_in_other(registry, clock):
 
 def test_a_key_named_other_never_gets_a_label_of_its_own(registry, metrics):
     metrics.count_events({OTHER_KEY: 2, "a": 1})
+    assert metrics.claim_label(OTHER_KEY) is False
     metrics.set_key(OTHER_KEY, ["x", "y"], [0.5, 0.5], [0.5, 0.5], {"tv": 0.3})
     assert metrics.labelled_keys() == {"a"}
     assert key_labels(registry, "gumbeld_probability") == set()
+    # nor does it feed the __other__ divergence: only the learner's worst-of does
+    assert registry.get_sample_value("gumbeld_divergence", {"key": OTHER_KEY, "measure": "tv"}) is None
+    metrics.set_other_divergence({"tv": 0.3})
     assert registry.get_sample_value("gumbeld_divergence", {"key": OTHER_KEY, "measure": "tv"}) == 0.3
+    assert registry.get_sample_value("gumbeld_events_total", {"key": OTHER_KEY}) == 2
+
+
+def test_label_room_and_claim_label(registry, metrics):
+    assert metrics.label_room() == 3
+    assert metrics.claim_label("a") and metrics.claim_label("a")  # claiming again keeps it, costs nothing
+    assert metrics.label_room() == 2
+    assert metrics.claim_label("b") and metrics.claim_label("c")
+    assert metrics.label_room() == 0
+    assert metrics.claim_label("d") is False
+    assert metrics.labelled_keys() == {"a", "b", "c"}
+    metrics.count_events({"d": 4, "a": 1})
+    assert registry.get_sample_value("gumbeld_events_total", {"key": OTHER_KEY}) == 4
+    assert registry.get_sample_value("gumbeld_events_total", {"key": "a"}) == 1
+    metrics.forget_key("b")
+    assert metrics.label_room() == 1
+    assert metrics.claim_label("d") and metrics.labelled_keys() == {"a", "c", "d"}
+
+
+def test_activity_evictions_key_steps_and_loop_lag(registry, metrics):
+    value = registry.get_sample_value
+    metrics.set_activity(active=7, settled=93)
+    assert (value("gumbeld_active_keys"), value("gumbeld_settled_keys")) == (7, 93)
+    metrics.observe_training(steps=8, seconds=0.004, nonfinite=0, g_loss=0.7, d_loss=1.3, temperature=1.0,
+                             key_steps=8 * 7)
+    metrics.observe_training(steps=4, seconds=0.002, nonfinite=0, g_loss=0.7, d_loss=1.3, temperature=1.0,
+                             key_steps=4 * 2)
+    assert value("gumbeld_training_key_steps_total") == 64
+    assert value("gumbeld_training_steps_total") == 12
+    metrics.keys_evicted("ttl", 3)
+    metrics.keys_evicted("max_keys")
+    metrics.keys_evicted("ttl")
+    assert value("gumbeld_keys_evicted_total", {"reason": "ttl"}) == 4
+    assert value("gumbeld_keys_evicted_total", {"reason": "max_keys"}) == 1
+    for lag in (0.0005, 0.003, 0.2, 5.0):
+        metrics.observe_loop_lag(lag)
+    assert value("gumbeld_event_loop_lag_seconds_count") == 4
+    assert value("gumbeld_event_loop_lag_seconds_sum") == pytest.approx(5.2035)
+    assert value("gumbeld_event_loop_lag_seconds_bucket", {"le": "0.001"}) == 1
+    assert value("gumbeld_event_loop_lag_seconds_bucket", {"le": "0.005"}) == 2
+    assert value("gumbeld_event_loop_lag_seconds_bucket", {"le": "0.25"}) == 3
+    assert value("gumbeld_event_loop_lag_seconds_bucket", {"le": "2.5"}) == 3
+    assert value("gumbeld_event_loop_lag_seconds_bucket", {"le": "+Inf"}) == 4
 
 
 def test_forget_key_removes_its_series_and_frees_its_label(registry, metrics):
@@ -173,7 +229,10 @@ def test_forget_key_removes_its_series_and_frees_its_label(registry, metrics):
     assert "a" not in key_labels(registry, "gumbeld_events_total")
     assert "a" not in key_labels(registry, "gumbeld_probability")
     assert "a" not in key_labels(registry, "gumbeld_divergence")
-    # The freed label goes to the next key seen, and "d" no longer counts in __other__.
+    # The freed label goes to the next key seen: "d" now has series of its own (set_key alone never claims one).
+    metrics.set_key("d", ["x", "y"], [0.5, 0.5], [0.5, 0.5], {"tv": 0.9})
+    assert "d" not in key_labels(registry, "gumbeld_divergence")
+    assert metrics.claim_label("d")
     metrics.set_key("d", ["x", "y"], [0.5, 0.5], [0.5, 0.5], {"tv": 0.9})
     assert key_labels(registry, "gumbeld_divergence") == {"b", "c", "d"}
     metrics.forget_key("never-seen")  # harmless
@@ -203,6 +262,10 @@ def test_promtool_finds_the_exposition_clean(registry, metrics, promtool):
     metrics.count_events({f"k{i}": 1 for i in range(10)})  # past the cap, so __other__ shows too
     for i in range(10):
         metrics.set_key(f"k{i}", ["x", "y"], [0.5, 0.5], [0.4, 0.6], {"tv": 0.1, "kl": 0.02, "js": 0.005})
+    metrics.set_other_divergence({"tv": 0.1, "kl": 0.02, "js": 0.005})
+    metrics.set_activity(3, 4)
+    metrics.keys_evicted("ttl")
+    metrics.observe_loop_lag(0.01)
     exposition = generate_latest(registry)
     result = subprocess.run([promtool, "check", "metrics"], input=exposition, capture_output=True, timeout=60)
     assert result.returncode == 0, (result.stdout + result.stderr).decode()

@@ -1,0 +1,126 @@
+import asyncio
+import io
+import json
+
+import numpy as np
+
+from daemon.events import BadEvent
+from daemon.sinks import DeadLetterFile, JsonLinesSink, StreamSink
+from daemon.snapshots import Eviction, Publication, SnapshotBatch
+
+AT = "2026-01-01T00:00:00.000Z"
+
+
+def _publication(keys=("a", "ü"), evictions=(Eviction("gone", "ttl", AT),)) -> Publication:
+    n = len(keys)
+    learned = np.tile([0.25, 0.75], (n, 1))
+    batch = SnapshotBatch(keys=list(keys), categories=["x", "y"], learned=learned, empirical=learned,
+                          tv=np.zeros(n), kl=np.zeros(n), js=np.zeros(n), temperature=1.0,
+                          steps=np.arange(n), events=np.arange(n) + 10, versions=np.ones(n, dtype=np.int64),
+                          published_at=AT)
+    return Publication(batch, list(evictions)).encode()
+
+
+def _expected(publication):
+    return [json.loads(line) for line in publication.lines]
+
+
+def test_json_lines_sink_appends_snapshots_and_eviction_records(tmp_path):
+    path = tmp_path / "deep" / "dir" / "snapshots.jsonl"
+
+    async def main():
+        sink = JsonLinesSink(path)
+        first, second = _publication(), _publication(keys=("b",), evictions=())
+        await sink.publish(first)
+        await sink.publish(second)
+        await sink.aclose()
+        return first, second
+
+    first, second = asyncio.run(main())
+    written = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert written == _expected(first) + _expected(second)
+    assert [r["key"] for r in written] == ["a", "ü", "gone", "b"]
+    assert written[2] == {"key": "gone", "evicted": True, "reason": "ttl", "evicted_at": AT}
+    assert path.read_bytes().endswith(b"\n")
+
+    async def again():  # a restart appends to the file
+        sink = JsonLinesSink(path)
+        await sink.publish(_publication(keys=(), evictions=(Eviction("x", "max_keys", AT),)))
+        await sink.aclose()
+
+    asyncio.run(again())
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and json.loads(lines[-1])["reason"] == "max_keys"
+
+
+def test_stream_sink_writes_one_json_object_per_line():
+    stream = io.StringIO()
+    publication = _publication()
+
+    async def main():
+        sink = StreamSink(stream)
+        await sink.publish(publication)
+        await sink.publish(_publication(keys=(), evictions=()))  # nothing to say: nothing written
+        await sink.aclose()
+
+    asyncio.run(main())
+    text = stream.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 3
+    assert [json.loads(line) for line in text.splitlines()] == _expected(publication)
+    assert json.loads(text.splitlines()[1])["key"] == "ü"
+    assert json.loads(text.splitlines()[2])["evicted"] is True
+
+
+def test_dead_letter_file_keeps_the_raw_record_losslessly(tmp_path):
+    path = tmp_path / "dead.jsonl"
+    dead = DeadLetterFile(path)
+    assert dead.write([BadEvent("not_json", "bad", b"{oops"), BadEvent("not_utf8", "bad", b"\xff\xfe"),
+                       BadEvent("wrong_type", "bad", {"key": "k", "category": 1.5}, {"topic": "t", "offset": 3})],
+                      AT) == 3
+    asyncio.run(dead.aclose())
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records[0] == {"reason": "not_json", "detail": "bad", "origin": {}, "dead_lettered_at": AT, "raw": "{oops"}
+    assert records[1]["raw_base64"] == "//4=" and "raw" not in records[1]
+    assert records[2]["raw"] == {"key": "k", "category": 1.5} and records[2]["origin"] == {"topic": "t", "offset": 3}
+
+
+class FakeKafkaProducer:
+    """Stands in for ``AIOKafkaProducer``: records what is sent, acknowledges at once."""
+
+    sent: list[tuple[str, bytes | None, bytes | None]] = []
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    async def start(self) -> None:
+        pass
+
+    async def send(self, topic, value=None, key=None, headers=None):
+        FakeKafkaProducer.sent.append((topic, key, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def stop(self) -> None:
+        pass
+
+
+def test_kafka_sink_sends_snapshots_keyed_by_key_and_tombstones_for_evictions():
+    from daemon.kafka.producer import KafkaSnapshotSink, Producer
+    from daemon.settings import KafkaSourceSettings
+
+    FakeKafkaProducer.sent = []
+    publication = _publication()
+
+    async def main():
+        sink = KafkaSnapshotSink(Producer(KafkaSourceSettings(), enable_idempotence=False, timeout=5.0,
+                                          producer_factory=FakeKafkaProducer), "learned")
+        await sink.publish(publication)
+        await sink.aclose()
+
+    asyncio.run(main())
+    sent = FakeKafkaProducer.sent
+    assert [(topic, key) for topic, key, _ in sent] == [("learned", b"a"), ("learned", "ü".encode()),
+                                                        ("learned", b"gone")]
+    assert sent[2][2] is None                                        # the tombstone
+    assert [json.loads(value) for _, _, value in sent[:2]] == _expected(publication)[:2]
