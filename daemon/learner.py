@@ -84,8 +84,8 @@ class Learner:
         deadline, steps, key_steps = start + self.round_seconds, 0, 0
         plan = self._plan()  # once per round: a key that settles mid-round trains on until the round ends
         while plan.chunks and self._timer() < deadline:
-            for rows, samples in plan.chunks:
-                self.model.step(BLOCK_STEPS, rows=rows, samples=samples)
+            for rows, samples, lr_scale in plan.chunks:
+                self.model.step(BLOCK_STEPS, rows=rows, samples=samples, lr_scale=lr_scale)
                 steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
                 if self._timer() >= deadline:
                     break
@@ -101,7 +101,7 @@ class Learner:
                           active, int(with_data) - active)
 
     def _plan(self) -> "_Plan":
-        """The keys to train now, as ``(rows, samples)`` chunks, most to learn first."""
+        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, most to learn first."""
         model = self.model
         if self.active_set:
             rows, samples = model.active_keys()
@@ -119,7 +119,9 @@ class Learner:
             order = first[starts].tolist() if starts else []
             chunks += [(order[i], of_class[s:s + per_step], m) for i, s in enumerate(starts)]
         chunks.sort(key=lambda chunk: chunk[0])
-        return _Plan(rows.numel(), [(chunk_rows, m) for _, chunk_rows, m in chunks])
+        full = model.config.samples_per_step
+        return _Plan(rows.numel(), [(chunk_rows, m, model.settling.step_scale(m, full) if self.active_set else 1.0)
+                                    for _, chunk_rows, m in chunks])
 
     # -- publishing ---------------------------------------------------------------------------
     def publication(self, names_by_row: Sequence[str | None], evictions: list[Eviction], *, full_interval: float,
@@ -180,4 +182,4 @@ class Learner:
 @dataclass(frozen=True)
 class _Plan:
     active: int
-    chunks: list[tuple[torch.Tensor, int]]
+    chunks: list[tuple[torch.Tensor, int, float]]   # (rows, samples per step, learning-rate factor)

@@ -150,9 +150,11 @@ class GumbelGAN:
     def temperature(self) -> float:
         return self.config.temperature(self.t)
 
-    def step(self, n_steps: int = 1, rows: torch.Tensor | None = None, samples: int | None = None) -> None:
+    def step(self, n_steps: int = 1, rows: torch.Tensor | None = None, samples: int | None = None,
+             lr_scale: float = 1.0) -> None:
         """Run ``n_steps`` training steps on every key, or only on ``rows`` (``[A]`` row indices),
-        with ``samples`` generator samples per key (default ``config.samples_per_step``).
+        with ``samples`` generator samples per key (default ``config.samples_per_step``) and both
+        learning rates scaled by ``lr_scale``.
 
         A step on ``rows`` gathers those keys, trains them exactly as a model of those keys alone
         would be trained with the same random stream, and scatters them back; other rows keep
@@ -161,14 +163,14 @@ class GumbelGAN:
         players = self._players() if rows is None else self._players().take(rows)
         samples = self.config.samples_per_step if samples is None else samples
         for _ in range(n_steps):
-            self._one_step(players, samples)
+            self._one_step(players, samples, lr_scale)
         if rows is None:
             self.g_loss, self.d_loss = players.g_loss, players.d_loss
         else:
             self._players().put(rows, players)
 
-    def _one_step(self, p: Players, samples: int) -> None:
-        tau, lr_scale = self.temperature, self._lr_scale()
+    def _one_step(self, p: Players, samples: int, lr_scale: float) -> None:
+        tau, lr_scale = self.temperature, self._lr_scale() * lr_scale
         drawn = None
         for _ in range(self.config.discriminator_steps):
             drawn = None if self._expected_fake else self._draw(p, tau, samples)

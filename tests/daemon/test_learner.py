@@ -29,10 +29,10 @@ def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_
                       device="cpu")
     step = model.step
 
-    def timed_step(n_steps=1, rows=None, samples=None):
+    def timed_step(n_steps=1, rows=None, samples=None, lr_scale=1.0):
         timer.now += step_seconds
         stepped.append(None if rows is None else rows.tolist())
-        return step(n_steps, rows=rows, samples=samples)
+        return step(n_steps, rows=rows, samples=samples, lr_scale=lr_scale)
 
     model.step = timed_step
     learner = Learner(model, LABELS, round_seconds=round_seconds, active_set=active_set,
@@ -104,22 +104,22 @@ def test_max_step_cells_bounds_the_keys_per_chunk(active_set, max_step_cells):
     plan = learner._plan()
     k = len(LABELS)
     assert plan.chunks
-    for rows, samples in plan.chunks:
+    for rows, samples, _ in plan.chunks:
         assert rows.numel() == 1 or rows.numel() * samples * k <= max_step_cells
         assert rows.numel() == max(1, min(rows.numel(), max_step_cells // (samples * k)))
-    chosen = torch.cat([rows for rows, _ in plan.chunks]).tolist()
+    chosen = torch.cat([rows for rows, _, _ in plan.chunks]).tolist()
     assert len(chosen) == len(set(chosen)) == plan.active   # every planned key once
     assert 23 not in chosen                                 # never a key without events
     if not active_set:
-        assert sorted(chosen) == list(range(23)) and {m for _, m in plan.chunks} == {64}
+        assert sorted(chosen) == list(range(23)) and {m for _, m, _ in plan.chunks} == {64}
     if max_step_cells == 3 * 64 * 4 and not active_set:
-        assert [rows.numel() for rows, _ in plan.chunks] == [3] * 7 + [2]
+        assert [rows.numel() for rows, _, _ in plan.chunks] == [3] * 7 + [2]
 
 
 def test_active_set_samples_follow_the_needed_precision():
     learner, _, _ = _learner(_counts(8, seed=1), samples_per_step=256)
     plan = learner._plan()
-    by_row = {row: m for rows, m in plan.chunks for row in rows.tolist()}
+    by_row = {row: m for rows, m, _ in plan.chunks for row in rows.tolist()}
     assert by_row and set(by_row.values()) <= {16, 32, 64, 128, 256}
     assert by_row.get(3, 256) == 256 and by_row.get(0, 16) == 16   # 10**6 events vs 10 events
 

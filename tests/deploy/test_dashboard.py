@@ -10,7 +10,8 @@ REQUIRED_METRICS = {  # what the dashboard must show
     "gumbeld_discriminator_loss", "gumbeld_events_total", "gumbeld_bad_events_total",
     "gumbeld_consumer_lag_messages", "gumbeld_consumer_lag_seconds",
     "gumbeld_training_step_duration_seconds_bucket", "gumbeld_checkpoint_age_seconds",
-    "gumbeld_snapshots_published_total",
+    "gumbeld_snapshots_published_total", "gumbeld_active_keys", "gumbeld_settled_keys",
+    "gumbeld_training_key_steps_total", "gumbeld_keys_evicted_total", "gumbeld_event_loop_lag_seconds_bucket",
 }
 
 
