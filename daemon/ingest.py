@@ -43,8 +43,17 @@ class Pending:
     """What ingest hands the model: rows in use, new counts per row and category, rows to reset."""
 
     n_rows: int
-    counts: np.ndarray | None       # [n_rows, K] events since the last take, or None if there were none
+    counts: np.ndarray | None       # [n_rows, K] (or [len(rows), K]) events since the last take; None: none
     reset_rows: list[int]           # rows freed since the last take: start them afresh before counting
+    rows: np.ndarray | None = None  # the rows of ``counts``, when only the rows with events are given
+
+    def dense(self) -> np.ndarray | None:
+        """The counts as ``[n_rows, K]``, zero for rows without events."""
+        if self.counts is None or self.rows is None:
+            return self.counts
+        dense = np.zeros((self.n_rows, self.counts.shape[1]))
+        dense[self.rows] = self.counts
+        return dense
 
 
 class Ingest:
@@ -58,6 +67,7 @@ class Ingest:
         self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
         self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
         self._other_unreported = 0                        # events of keys gone before report_events
+        self._touched = np.zeros(0, dtype=bool)           # rows with pending counts
         keys.on_free = self._forget_row
 
     def add(self, batch: EventBatch) -> int:
@@ -85,6 +95,7 @@ class Ingest:
         k = len(self.labels)
         cells, per_cell = np.unique(rows * k + categories, return_counts=True)
         self._pending.reshape(-1)[cells] += per_cell
+        self._touched[cells // k] = True
         np.add.at(self._unreported, cells // k, per_cell)
         self._has_pending = True
 
@@ -94,7 +105,7 @@ class Ingest:
             grown = np.zeros((size, len(self.labels)), dtype=np.float64)
             grown[: self._pending.shape[0]] = self._pending
             self._pending = grown
-            for name, dtype in (("_unreported", np.int64), ("_labelled", bool)):
+            for name, dtype in (("_unreported", np.int64), ("_labelled", bool), ("_touched", bool)):
                 grown_rows = np.zeros(size, dtype=dtype)
                 old = getattr(self, name)
                 grown_rows[: old.shape[0]] = old
@@ -104,6 +115,7 @@ class Ingest:
         """A key left the table: its pending counts go with it, and its metric series."""
         if row < self._pending.shape[0]:
             self._pending[row] = 0.0
+            self._touched[row] = False
             if not self._labelled[row]:  # counted already; its series is __other__, which stays
                 self._other_unreported += int(self._unreported[row])
             self._unreported[row] = 0
@@ -153,7 +165,9 @@ class Ingest:
         reset = self.keys.take_freed()
         if not self._has_pending:
             return Pending(n_rows, None, reset)
-        counts = self._pending[:n_rows].copy()
-        self._pending[:n_rows] = 0.0
+        rows = np.flatnonzero(self._touched[:n_rows])  # O(rows) flags, then O(touched) copies
+        counts = self._pending[rows]
+        self._pending[rows] = 0.0
+        self._touched[rows] = False
         self._has_pending = False
-        return Pending(n_rows, counts, reset)
+        return Pending(n_rows, counts, reset, rows)

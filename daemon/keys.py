@@ -109,6 +109,9 @@ class KeyTable:
                 self._evicted.append((name, reason))
         return rows
 
+    def peek_freed(self) -> list[int]:
+        return list(self._freed)
+
     def take_freed(self) -> list[int]:
         """Rows freed since the last call, whose model state must be reset before reuse."""
         freed, self._freed = self._freed, []

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from gumbel_models import GumbelGAN, total_variation
+from gumbel_models import GumbelGAN, divergences, total_variation
 
 from .ingest import Pending
 from .snapshots import Eviction, Publication, SnapshotBatch
@@ -54,28 +54,34 @@ class Learner:
         self._published_time = np.full(model.n_keys, -np.inf)
         self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
         self._changed = True   # counts or training since the last publication
+        self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since the last publication
+        self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
         self._worst: dict[str, float] = {}
 
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
         """Grow to the rows in use, reset reused rows, count new events."""
-        if pending.n_rows > self.model.n_keys:
-            extra = pending.n_rows - self.model.n_keys
+        if pending.n_rows > self.model.n_keys:  # grow by half at least: copying every row is O(rows)
+            extra = max(pending.n_rows, self.model.n_keys + self.model.n_keys // 2) - self.model.n_keys
             self.model.add_keys(extra)
             self.versions = np.concatenate([self.versions, np.zeros(extra, np.int64)])
             self._published_events = np.concatenate([self._published_events, np.zeros(extra, np.int64)])
             self._published_time = np.concatenate([self._published_time, np.full(extra, -np.inf)])
             self._published_learned = torch.cat([self._published_learned,
                                                  self._published_learned.new_zeros(extra, self.model.config.n_categories)])
+            self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
+            for measure, values in self._divergence.items():
+                self._divergence[measure] = np.concatenate([values, np.zeros(extra)])
         if pending.reset_rows:
             rows = sorted(set(pending.reset_rows))
             self.model.reset_keys(rows)
             self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
         self._changed |= pending.counts is not None or bool(pending.reset_rows)
-        if pending.counts is not None:
-            counts = np.zeros((self.model.n_keys, len(self.labels)))
-            counts[: pending.counts.shape[0]] = pending.counts
-            self.model.observe(counts)
+        if pending.counts is not None and pending.rows is not None:
+            if len(pending.rows):
+                self.model.observe(pending.counts, torch.from_numpy(pending.rows))
+        elif pending.counts is not None:
+            self.model.observe(pending.counts, torch.arange(pending.counts.shape[0]))
 
     def train(self, pending: Pending) -> RoundStats:
         """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
@@ -86,6 +92,7 @@ class Learner:
         while plan.chunks and self._timer() < deadline:
             for rows, samples, lr_scale in plan.chunks:
                 self.model.step(BLOCK_STEPS, rows=rows, samples=samples, lr_scale=lr_scale)
+                self._trained.index_fill_(0, rows, True)
                 steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
                 if self._timer() >= deadline:
                     break
@@ -131,40 +138,45 @@ class Learner:
         A key is published when it has new events, when its learned probabilities moved by more
         than ``tolerance`` and than its own settle tolerance (TV: less is within its counting noise,
         and a key still learning would otherwise be republished every interval), or when it was
-        last published ``full_interval`` seconds ago or more. Also returns the worst divergence of each measure among keys without metric series
-        of their own (``labelled`` ``[rows]``, False for them).
+        last published ``full_interval`` seconds ago or more. Only keys trained since the last
+        publication can have moved, so only they are compared. Also returns, per measure, the worst
+        published divergence among keys without metric series of their own (``labelled`` False).
         """
-        model, now = self.model, self._clock()
-        due_now = (now - self._published_time >= full_interval) & (self._published_events > 0)
-        if not self._changed and not due_now.any():  # an idle service: nothing to read from the device
+        model, now, n = self.model, self._clock(), self.model.n_keys
+        named = np.zeros(n, dtype=bool)
+        named[: min(n, len(names_by_row))] = [name is not None for name in names_by_row[:n]]
+        events = model.histogram.events.cpu().numpy()
+        live = named & (events > 0)
+        due = live & (now - self._published_time >= full_interval)
+        if not self._changed and not due.any():  # an idle service: nothing to read from the device
             return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
         self._changed = False
-        learned = model.probabilities()
-        events = model.histogram.events
-        live = torch.from_numpy(np.array([n is not None for n in names_by_row[: model.n_keys]], dtype=bool)
-                                ).to(model.device) & (events > 0)
-        due = torch.from_numpy(now - self._published_time >= full_interval).to(model.device)
-        counts = model.histogram.counts
-        own_noise = model.settling.tolerances(counts.sum(dim=-1), model.generator.mask.sum(dim=-1))
-        moved = total_variation(learned, self._published_learned) > own_noise.clamp(min=tolerance)
-        changed = (events != torch.from_numpy(self._published_events).to(model.device)) | moved | due
-        divergence = model.divergences()
-        others = live & ~torch.from_numpy(labelled[: model.n_keys].copy()).to(model.device)
-        worst = {name: float(value[others].max()) if bool(others.any()) else None for name, value in divergence.items()}
-        rows_t = torch.nonzero(live & changed).squeeze(-1)
-        rows = rows_t.cpu().numpy()
+        chosen = due | (live & (events != self._published_events))
+        trained = torch.nonzero(self._trained).squeeze(-1)
+        if trained.numel():
+            own = model.settling.tol.index_select(0, trained).clamp(min=tolerance)
+            moved = total_variation(model.probabilities(rows=trained), self._published_learned.index_select(0, trained))
+            chosen[trained[moved > own].cpu().numpy()] = True
+            self._trained.zero_()
+        chosen &= live
+        rows = np.flatnonzero(chosen)
+        rows_t = torch.from_numpy(rows).to(model.device)
+        learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
+        divergence = {m: v.cpu().numpy() for m, v in divergences(empirical, learned).items()}
+        self._published_learned.index_copy_(0, rows_t, learned)
         self.versions[rows] += 1
-        self._published_events[rows] = events[rows_t].cpu().numpy()
-        self._published_time[rows] = now
-        self._published_learned[rows_t] = learned[rows_t]
-        chosen = learned[rows_t].double().cpu().numpy()
-        chosen /= chosen.sum(axis=1, keepdims=True).clip(min=1e-300)
+        self._published_events[rows], self._published_time[rows] = events[rows], now
+        for measure, values in divergence.items():
+            self._divergence[measure][rows] = values
+        others = live & ~labelled[:n] if len(labelled) >= n else live & ~np.pad(labelled, (0, n - len(labelled)))
+        self._worst = {m: float(v[others].max()) for m, v in self._divergence.items()} if others.any() else {}
+        probabilities = learned.double().cpu().numpy()
+        probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
         batch = SnapshotBatch(
-            [names_by_row[r] for r in rows.tolist()], self.labels, chosen,
-            model.empirical()[rows_t].double().cpu().numpy(), *(divergence[m][rows_t].cpu().numpy() for m in ("tv", "kl", "js")),
-            model.temperature, model.key_steps()[rows_t].cpu().numpy(), self._published_events[rows].copy(),
+            [names_by_row[r] for r in rows.tolist()], self.labels, probabilities,
+            empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
+            model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
             self.versions[rows].copy(), rfc3339(now))
-        self._worst = {m: v for m, v in worst.items() if v is not None}
         return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------

@@ -38,13 +38,17 @@ class Publisher:
         self.settings, self.keys, self.ingest, self.learner = settings, keys, ingest, learner
         self.metrics, self.sinks, self._run, self._take, self._clock = metrics, sinks, run, take, clock
         self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
+        self.consuming = False             # no TTL expiry before the source delivers after a start
 
     async def publish(self) -> None:
         evictions = self.collect_evictions()                                            # 1.
         self.ingest.report_events()                                                     # 2.
         s = self.settings
-        names, labelled = list(self.keys.names_by_row), self.ingest.labelled_rows()
-        publication, worst = await self._run(self._absorbed, self._take(), lambda: self.learner.publication(
+        pending, labelled = self._take(), self.ingest.labelled_rows()
+        names = list(self.keys.names_by_row)
+        for row in self.keys.peek_freed():  # not reset yet (a checkpoint holds them): not the new key's state
+            names[row] = None
+        publication, worst = await self._run(self._absorbed, pending, lambda: self.learner.publication(
             names, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
             labelled=labelled))                                                          # 3.
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
@@ -59,8 +63,8 @@ class Publisher:
                     failed = True
                     continue
                 self.metrics.snapshots_published(sink.name, len(publication.snapshots))
-            if failed:
-                self.unsent = publication.evictions
+            if not failed:
+                self.unsent = self.unsent[len(publication.evictions):]
         for record in own:                                                              # 5.
             self.metrics.set_key(record["key"], record["categories"], record["probabilities"],
                                  record["empirical"], record["divergence"])
@@ -69,14 +73,14 @@ class Publisher:
     def collect_evictions(self) -> list[Eviction]:
         """Expire idle keys; every eviction since the last publish, unsent ones first."""
         ttl = self.settings.model.key_ttl
-        if ttl is not None:
+        if ttl is not None and self.consuming:
             self.keys.expire(self._clock(), ttl)
         at = rfc3339(self._clock())
         fresh = [Eviction(name, reason, at) for name, reason in self.keys.take_evicted()]
         for eviction in fresh:
             self.metrics.keys_evicted(eviction.reason)
-        evictions, self.unsent = self.unsent + fresh, []
-        return evictions
+        self.unsent = self.unsent + fresh  # until every sink took them (a cancelled publish keeps them)
+        return list(self.unsent)
 
     def _absorbed(self, pending, action):
         """On the training thread: count ``pending`` (taken on the loop) into the model, then ``action()``."""

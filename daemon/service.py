@@ -131,6 +131,8 @@ class Service:
         self._nonfinite_seen = int(self.learner.model.nonfinite.item())
         if self.store.saved_at is not None:
             self.metrics.checkpoint_restored(self.store.saved_at)
+            # downtime is not idleness: the keys' events may be waiting in the source
+            self.keys.last_seen[: self.keys.n_rows] += max(0.0, self._clock() - self.store.saved_at)
         log.info("resumed from checkpoint: %d keys, step %d", len(self.keys), self.learner.model.t)
         return saved
 
@@ -163,6 +165,7 @@ class Service:
 
     async def pump(self) -> None:
         async for batch in self.source.batches():
+            self.publisher.consuming = True
             if self.ingest.add(batch):
                 self._new_events.set()
             if batch.bad:
@@ -260,7 +263,9 @@ class Service:
                 "learner": self.learner.state_dict(), "source": position}
 
     async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        # shielded: work handed to the training thread carries counts and freed rows taken from
+        # ingest; it must run even when the task awaiting it is cancelled at shutdown
+        return await asyncio.shield(asyncio.get_running_loop().run_in_executor(self.executor, fn, *args))
 
     # -- shutdown -----------------------------------------------------------------------------
     async def shutdown(self) -> None:

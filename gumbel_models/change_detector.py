@@ -31,24 +31,33 @@ class ChangeDetector:
         self.window, self.p_value = window, p_value
         self.counts = torch.zeros(n_keys, n_categories, dtype=torch.float64, device=device)
 
-    def observe(self, new_counts: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    def observe(self, new_counts: torch.Tensor, reference: torch.Tensor,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
         """Add ``new_counts`` to the windows; ``[B]`` bool: keys whose full window differs from ``reference``.
 
         ``reference`` holds each key's counts before the current window. The returned keys'
         windows are restarted; the caller restarts their references from :attr:`last_window`.
+        With ``rows`` (``[A]``), the counts, reference and result are those rows' only.
         """
-        self.counts.add_(new_counts)
-        n_w = self.counts.sum(-1)
+        window = self.counts if rows is None else self.counts.index_select(0, rows)
+        window.add_(new_counts)
+        changed = self._test(window, reference)
+        if rows is not None:
+            self.counts.index_copy_(0, rows, window)
+        return changed
+
+    def _test(self, window: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        n_w = window.sum(-1)
         full = n_w >= self.window
-        pooled = self.counts + reference
+        pooled = window + reference
         n_c = reference.sum(-1)
         pi = pooled / (n_w + n_c).clamp(min=1e-300).unsqueeze(-1)
-        g = 2 * (_xlogx_over(self.counts, n_w.unsqueeze(-1) * pi) + _xlogx_over(reference, n_c.unsqueeze(-1) * pi)).sum(-1)
+        g = 2 * (_xlogx_over(window, n_w.unsqueeze(-1) * pi) + _xlogx_over(reference, n_c.unsqueeze(-1) * pi)).sum(-1)
         dof = ((pooled > 0).sum(-1) - 1).to(torch.float64)
         p = torch.special.gammaincc((dof / 2).clamp(min=1e-12), g / 2)
         changed = full & (n_c > 0) & (dof > 0) & (p < self.p_value)
-        self.last_window = self.counts.clone()
-        self.counts.masked_fill_(full.unsqueeze(-1), 0.0)
+        self.last_window = window.clone()
+        window.masked_fill_(full.unsqueeze(-1), 0.0)
         return changed
 
     def append(self, n_keys: int) -> None:

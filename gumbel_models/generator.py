@@ -26,10 +26,12 @@ class CategoricalGenerator:
     def masked(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.masked_fill(~self.mask, float("-inf"))
 
-    def probabilities(self, averaged: bool = True) -> torch.Tensor:
-        """``[B, K]`` float32 probabilities, exactly 0 on masked categories."""
-        logits = self.average if averaged else self.logits
-        return torch.softmax(self.masked(logits).float(), dim=-1)
+    def probabilities(self, averaged: bool = True, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, K]`` (or ``rows``') float32 probabilities, exactly 0 on masked categories."""
+        logits, mask = self.average if averaged else self.logits, self.mask
+        if rows is not None:
+            logits, mask = logits.index_select(0, rows), mask.index_select(0, rows)
+        return torch.softmax(logits.float().masked_fill(~mask, float("-inf")), dim=-1)
 
     def after_update(self, steps: torch.Tensor, on: torch.Tensor) -> None:
         """Advance the average on rows where ``on`` ``[B, 1]`` is 1; ``steps`` ``[B, 1]`` counts updates."""

@@ -37,24 +37,30 @@ class EmpiricalHistogram:
         self.counts = torch.zeros(n_keys, n_categories, dtype=torch.float64, device=device)
         self.events = torch.zeros(n_keys, dtype=torch.int64, device=device)
 
-    def observe(self, new_counts: torch.Tensor) -> None:
-        """Add ``new_counts`` ``[B, K]`` (events per key and category) to the histogram."""
+    def observe(self, new_counts: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """Add ``new_counts`` ``[B, K]`` (events per key and category) to the histogram, or
+        ``[A, K]`` to rows ``rows`` ``[A]`` (distinct) only: the cost follows the keys with events."""
         new_counts = new_counts.to(self.counts)
+        counts = self.counts if rows is None else self.counts.index_select(0, rows)
         arrived = new_counts.sum(dim=-1)
         if self.change is not None:
-            changed = self.change.observe(new_counts, self.counts).unsqueeze(-1)
+            changed = self.change.observe(new_counts, counts, rows).unsqueeze(-1)
         if self.half_life is not None:
-            decay = torch.exp2(-arrived / self.half_life)
-            self.counts.mul_(decay.unsqueeze(-1))
-        self.counts.add_(new_counts)
+            counts.mul_(torch.exp2(-arrived / self.half_life).unsqueeze(-1))
+        counts.add_(new_counts)
         if self.change is not None:
-            self.counts.copy_(torch.where(changed, self.change.last_window, self.counts))
-        self.events.add_(arrived.round().to(torch.int64))
+            counts.copy_(torch.where(changed, self.change.last_window, counts))
+        if rows is None:
+            self.events.add_(arrived.round().to(torch.int64))
+        else:
+            self.counts.index_copy_(0, rows, counts)
+            self.events.index_add_(0, rows, arrived.round().to(torch.int64))
 
-    def probabilities(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Normalised counts ``[B, K]``; rows without events are all zero."""
-        total = self.counts.sum(dim=-1, keepdim=True)
-        return (self.counts / total.clamp(min=1e-300)).to(dtype)
+    def probabilities(self, dtype: torch.dtype = torch.float32, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised counts ``[B, K]`` (or of ``rows``); rows without events are all zero."""
+        counts = self.counts if rows is None else self.counts.index_select(0, rows)
+        total = counts.sum(dim=-1, keepdim=True)
+        return (counts / total.clamp(min=1e-300)).to(dtype)
 
     def has_data(self) -> torch.Tensor:
         return self.counts.sum(dim=-1) > 0

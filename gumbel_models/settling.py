@@ -7,8 +7,9 @@ stream. Its settle tolerance is that noise scaled down, and never tighter than a
     tol_b    = max(floor, tolerance · sqrt(K_b / n_b))        (K_b: the key's unmasked categories)
     excess_b = TV(learned_b, empirical_b) / tol_b
 
-A key is awake while ``excess > 1``. Only keys that are awake or received events since the last
-evaluation (``dirty``) are evaluated, so a quiet, settled population costs nothing. New events that
+A key is awake while ``excess > 1``. Only keys that received events or were trained since the last
+evaluation (``dirty``) are evaluated; the others keep their excess, so a quiet, settled population
+costs nothing and a large awake one is not re-evaluated for the part a round did not reach. New events that
 move a settled key's histogram by more than its tolerance wake it, because the learned
 distribution then lies further than ``tol`` from the new histogram; the tolerance itself tightens
 as events accumulate. A key that has not settled ``max_steps_awake`` steps after waking sleeps
@@ -52,10 +53,16 @@ class Settling:
         self.awake = torch.zeros(n_keys, dtype=torch.bool, device=device)
         self.dirty = torch.zeros(n_keys, dtype=torch.bool, device=device)
         self.woke_at = torch.zeros(n_keys, dtype=torch.float32, device=device)  # the key's step count when it woke
+        self.excess = torch.zeros(n_keys, dtype=torch.float64, device=device)   # at the last evaluation
+        self.tol = torch.ones(n_keys, dtype=torch.float64, device=device)
 
     def mark_dirty(self, rows: torch.Tensor) -> None:
         """Rows (bool ``[B]``) that received events: evaluate them at the next :meth:`evaluate`."""
         self.dirty |= rows
+
+    def mark_rows(self, index: torch.Tensor) -> None:
+        """Rows ``index`` ``[A]`` changed (events, training): evaluate them at the next :meth:`evaluate`."""
+        self.dirty.index_fill_(0, index, True)
 
     def tolerances(self, mass: torch.Tensor, categories: torch.Tensor) -> torch.Tensor:
         """``tol`` ``[A]`` for histogram masses ``n`` and category counts ``K``."""
@@ -78,7 +85,7 @@ class Settling:
                  categories: torch.Tensor, steps: torch.Tensor,
                  rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Update who is awake among ``rows`` (``[A]`` indices, the candidates; their values are
-        ``[A, K]``/``[A]``); returns the awake rows, largest excess first, and their tolerances.
+        ``[A, K]``/``[A]``); returns every awake row, largest excess first, and its tolerance.
         Reads the count of awake keys back to the host once."""
         rows = torch.arange(self.awake.shape[0], device=self.awake.device) if rows is None else rows
         tolerances = self.tolerances(mass, categories)
@@ -90,14 +97,20 @@ class Settling:
         woke_at = torch.where(awake & ~was_awake, steps.to(woke_at), woke_at)
         self.awake.index_copy_(0, rows, awake)
         self.woke_at.index_copy_(0, rows, woke_at)
+        self.excess.index_copy_(0, rows, excess)
+        self.tol.index_copy_(0, rows, tolerances)
         self.dirty.index_fill_(0, rows, False)
-        order = torch.argsort(torch.where(awake, excess, torch.full_like(excess, -1.0)), descending=True)
-        order = order[: int(awake.sum())]
-        return rows.index_select(0, order), tolerances.index_select(0, order)
+        return self.awake_rows()
+
+    def awake_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Awake rows, largest excess first, and their tolerances (one host read)."""
+        order = torch.argsort(torch.where(self.awake, self.excess, torch.full_like(self.excess, -1.0)), descending=True)
+        order = order[: int(self.awake.sum())]
+        return order, self.tol.index_select(0, order)
 
     def candidates(self) -> torch.Tensor:
-        """Rows to evaluate: awake or dirty (one host read)."""
-        return torch.nonzero(self.awake | self.dirty).squeeze(-1)
+        """Rows to evaluate: those marked dirty (one host read)."""
+        return torch.nonzero(self.dirty).squeeze(-1)
 
     # -- rows joining and leaving -------------------------------------------------------------
     def append(self, n_keys: int) -> None:
@@ -111,7 +124,7 @@ class Settling:
 
     def reset(self, index: torch.Tensor) -> None:
         for name in _STATE:
-            getattr(self, name).index_fill_(0, index, 0)
+            getattr(self, name).index_fill_(0, index, 1 if name == "tol" else 0)
 
     def state_dict(self) -> dict:
         return {name: getattr(self, name).clone() for name in _STATE}
@@ -122,8 +135,9 @@ class Settling:
             value = state.get(name)
             setattr(self, name, getattr(self, name).new_zeros(n_keys) if value is None
                     else value.to(getattr(self, name)).clone())
-        if "dirty" not in state:
+        if "excess" not in state:  # an older state: evaluate every key afresh
             self.dirty.fill_(True)
+            self.tol.fill_(1.0)
 
 
-_STATE = ("awake", "dirty", "woke_at")
+_STATE = ("awake", "dirty", "woke_at", "excess", "tol")

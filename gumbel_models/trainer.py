@@ -115,34 +115,42 @@ class GumbelGAN:
         self.generator.set_mask(index, torch.as_tensor(mask).reshape(len(index), -1))
 
     # -- data and training --------------------------------------------------------------------
-    def observe(self, counts) -> None:
-        """Count events: ``counts`` ``[n_keys, K]`` (tensor or array) of new events per category."""
+    def observe(self, counts, rows=None) -> None:
+        """Count events: ``counts`` ``[n_keys, K]`` (tensor or array) of new events per category, or
+        ``[A, K]`` for the distinct rows ``rows`` ``[A]`` (then the cost follows those rows only)."""
         counts = torch.as_tensor(counts, device=self.device)
-        if counts.shape != (self.n_keys, self.config.n_categories):
-            raise ValueError(f"counts must have shape {(self.n_keys, self.config.n_categories)}, "
-                             f"got {tuple(counts.shape)}")
-        counts = counts.masked_fill(~self.generator.mask, 0)
-        self.histogram.observe(counts)
-        self.settling.mark_dirty(counts.sum(dim=-1) > 0)
-        self._refresh_reference()
+        index = None if rows is None else torch.as_tensor(rows, dtype=torch.long, device=self.device)
+        expected = (self.n_keys if index is None else index.numel(), self.config.n_categories)
+        if counts.shape != expected:
+            raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
+        mask = self.generator.mask if index is None else self.generator.mask.index_select(0, index)
+        counts = counts.masked_fill(~mask, 0)
+        self.histogram.observe(counts, index)
+        arrived = counts.sum(dim=-1) > 0
+        if index is None:
+            self.settling.mark_dirty(arrived)
+        else:
+            self.settling.mark_rows(index[arrived])
+        self._refresh_reference(index)
 
     def active_keys(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows that still have something to learn (``[A]``, most to learn first) and the samples per
         step each needs (``[A]``); see :mod:`.settling`.
 
-        Evaluates only keys that are awake or received events since the last call; reads back to
-        the host once or twice, so call it once per round of steps, not per step.
+        Evaluates only keys that received events or were trained since the last call; reads back
+        to the host once or twice, so call it once per round of steps, not per step.
         """
         rows = self.settling.candidates()
         if rows.numel() == 0:
-            return rows, rows
-        counts = self.histogram.counts.index_select(0, rows)
-        mass = counts.sum(dim=-1)
-        mask = self.generator.mask.index_select(0, rows)
-        learned = torch.softmax(self.generator.average.index_select(0, rows).float().masked_fill(~mask, float("-inf")), -1)
-        empirical = counts / mass.clamp(min=1e-300).unsqueeze(-1)
-        steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
-        rows, tolerances = self.settling.evaluate(learned, empirical, mass, mask.sum(dim=-1), steps, rows)
+            rows, tolerances = self.settling.awake_rows()
+        else:
+            counts = self.histogram.counts.index_select(0, rows)
+            mass = counts.sum(dim=-1)
+            mask = self.generator.mask.index_select(0, rows)
+            empirical = counts / mass.clamp(min=1e-300).unsqueeze(-1)
+            steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
+            rows, tolerances = self.settling.evaluate(self.probabilities(rows=rows), empirical, mass,
+                                                      mask.sum(dim=-1), steps, rows)
         c = self.config
         return rows, self.settling.samples(tolerances, c.samples_per_step, min(c.min_samples_per_step, c.samples_per_step))
 
@@ -166,8 +174,10 @@ class GumbelGAN:
             self._one_step(players, samples, lr_scale)
         if rows is None:
             self.g_loss, self.d_loss = players.g_loss, players.d_loss
+            self.settling.mark_dirty(self._has_data.squeeze(-1) > 0)
         else:
             self._players().put(rows, players)
+            self.settling.mark_rows(rows)  # trained: its excess has changed
 
     def _one_step(self, p: Players, samples: int, lr_scale: float) -> None:
         tau, lr_scale = self.temperature, self._lr_scale() * lr_scale
@@ -226,20 +236,27 @@ class GumbelGAN:
         self.nonfinite += (p.has_data - on).sum()
         return torch.where(finite, grad, 0.0), on
 
-    def _refresh_reference(self) -> None:
-        self._reference = self.histogram.probabilities(self.config.torch_dtype)
-        self._has_data = self.histogram.has_data().unsqueeze(-1).to(self.config.torch_dtype)
+    def _refresh_reference(self, rows: torch.Tensor | None = None) -> None:
+        dtype = self.config.torch_dtype
+        if rows is None or self._reference.shape[0] != self.n_keys:
+            self._reference = self.histogram.probabilities(dtype)
+            self._has_data = self.histogram.has_data().unsqueeze(-1).to(dtype)
+        else:
+            self._reference.index_copy_(0, rows, self.histogram.probabilities(dtype, rows))
+            self._has_data.index_copy_(0, rows, (self.histogram.events.index_select(0, rows) > 0)
+                                        .unsqueeze(-1).to(dtype))
 
     # -- reading ------------------------------------------------------------------------------
-    def probabilities(self, averaged: bool = True) -> torch.Tensor:
-        return self.generator.probabilities(averaged)
+    def probabilities(self, averaged: bool = True, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Learned ``q`` ``[B, K]`` (or of ``rows``), float32."""
+        return self.generator.probabilities(averaged, rows)
 
-    def empirical(self) -> torch.Tensor:
-        return self.histogram.probabilities(torch.float32)
+    def empirical(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        return self.histogram.probabilities(torch.float32, rows)
 
-    def divergences(self) -> dict[str, torch.Tensor]:
-        """TV, KL(empirical ‖ learned) and JS per key, ``[B]`` each."""
-        return divergences(self.empirical(), self.probabilities())
+    def divergences(self, rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """TV, KL(empirical ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""
+        return divergences(self.empirical(rows), self.probabilities(rows=rows))
 
     def key_steps(self) -> torch.Tensor:
         """Generator updates applied to each key ``[B]``."""

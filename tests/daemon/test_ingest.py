@@ -46,7 +46,7 @@ def test_bad_events_are_counted_and_dead_lettered_while_good_ones_in_the_batch_c
     dead.close()
     assert counted == 3
     pending = ingest.take()
-    assert pending.n_rows == 2 and pending.counts.tolist() == [[2, 0, 0], [0, 0, 1]]
+    assert pending.n_rows == 2 and pending.dense().tolist() == [[2, 0, 0], [0, 0, 1]]
     assert pending.reset_rows == []
     assert ingest.take().counts is None  # taken once
     letters = _dead_letters(tmp_path)
@@ -68,7 +68,7 @@ def test_keys_past_the_limit_are_dead_lettered_not_trained(tmp_path):
     ingest.add(EventCodec(LABELS).decode([{"key": "third", "category": "c"}, {"key": "first", "category": "a"}]))
     dead.close()
     pending = ingest.take()
-    assert pending.n_rows == 1 and pending.counts.tolist() == [[2, 0, 0]]
+    assert pending.n_rows == 1 and pending.dense().tolist() == [[2, 0, 0]]
     letters = _dead_letters(tmp_path)
     assert [d["reason"] for d in letters] == ["key_limit", "key_limit"]
     assert [d["raw"] for d in letters] == [{"key": "second", "category": "b"}, {"key": "third", "category": "c"}]
@@ -87,7 +87,7 @@ def test_a_new_key_past_the_limit_evicts_the_least_recent_one(tmp_path):
     pending = ingest.take()
     assert pending.reset_rows == [1] and ingest.keys.names_by_row == ["x", "z"]
     # y's pending event left with it; row 1 now holds only z's
-    assert pending.counts.tolist() == [[1, 0, 1], [0, 0, 1]]
+    assert pending.dense().tolist() == [[1, 0, 1], [0, 0, 1]]
     assert not (tmp_path / "dead.jsonl").read_text()
 
 
@@ -97,7 +97,7 @@ def test_counts_accumulate_across_batches_and_new_keys(tmp_path):
     ingest.add(codec.decode([{"key": "x", "category": "a"}]))
     ingest.add(codec.decode([{"key": "y", "category": "c"}, {"key": "x", "category": "a"}]))
     pending = ingest.take()
-    assert pending.n_rows == 2 and np.array_equal(pending.counts, [[2, 0, 0], [0, 0, 1]])
+    assert pending.n_rows == 2 and np.array_equal(pending.dense(), [[2, 0, 0], [0, 0, 1]])
 
 
 def test_counting_is_exact_over_many_batches_and_10000_keys(tmp_path):
@@ -120,14 +120,14 @@ def test_counting_is_exact_over_many_batches_and_10000_keys(tmp_path):
             pending = ingest.take()
             assert pending.reset_rows == []
             for row, name in enumerate(ingest.keys.names_by_row[: pending.n_rows]):
-                taken[name] = taken.get(name, 0) + pending.counts[row]
+                taken[name] = taken.get(name, 0) + pending.dense()[row]
         if b % 11 == 5:
             ingest.report_events()
     ingest.add(EventBatch(["key-0"], np.zeros(1, np.int64), np.zeros(1, np.int64)))
     truth[0, 0] += 1
     pending = ingest.take()
     for row, name in enumerate(ingest.keys.names_by_row[: pending.n_rows]):
-        taken[name] = taken.get(name, 0) + pending.counts[row]
+        taken[name] = taken.get(name, 0) + pending.dense()[row]
     assert ingest.take().counts is None
     got = np.zeros_like(truth)
     for name, counts in taken.items():
@@ -149,13 +149,13 @@ def test_a_freed_rows_pending_counts_are_dropped_and_the_row_is_reset(tmp_path):
     ingest, _, _ = _ingest(tmp_path, max_keys=3, clock=clock)
     codec = EventCodec(LABELS)
     ingest.add(codec.decode([{"key": "old", "category": "a"}] * 5 + [{"key": "keep", "category": "b"}]))
-    assert ingest.take().counts.tolist() == [[5, 0, 0], [0, 1, 0]]
+    assert ingest.take().dense().tolist() == [[5, 0, 0], [0, 1, 0]]
     clock.now = 150.0
     ingest.add(codec.decode([{"key": "old", "category": "c"}] * 4 + [{"key": "keep", "category": "b"}]))
     assert ingest.keys.remove(["old"], reason="ttl") == [0]
     pending = ingest.take()
     assert pending.reset_rows == [0]
-    assert pending.counts.tolist() == [[0, 0, 0], [0, 1, 0]]  # old's 4 pending events went with it
+    assert pending.dense().tolist() == [[0, 0, 0], [0, 1, 0]]  # old's 4 pending events went with it
     # a new key reuses row 0, and only its own events are counted there
     ingest.add(codec.decode([{"key": "new", "category": "b"}] * 2))
     ingest.keys.remove(["keep"], reason="ttl")
@@ -163,7 +163,7 @@ def test_a_freed_rows_pending_counts_are_dropped_and_the_row_is_reset(tmp_path):
     pending = ingest.take()
     assert ingest.keys.names_by_row == ["new", "newer"]
     assert sorted(pending.reset_rows) == [1]
-    assert pending.counts.tolist() == [[0, 2, 0], [1, 0, 0]]
+    assert pending.dense().tolist() == [[0, 2, 0], [1, 0, 0]]
     assert ingest.take().reset_rows == []  # reported once
 
 
@@ -176,7 +176,7 @@ def test_expired_keys_lose_their_pending_counts(tmp_path):
     ingest.add(codec.decode([{"key": "busy", "category": "c"}]))
     assert ingest.keys.expire(now=10.0, ttl=5.0) == ["idle"]
     pending = ingest.take()
-    assert pending.reset_rows == [0] and pending.counts.tolist() == [[0, 0, 0], [0, 0, 1]]
+    assert pending.reset_rows == [0] and pending.dense().tolist() == [[0, 0, 0], [0, 0, 1]]
 
 
 def test_events_reach_labelled_keys_counters_and_the_rest_add_to_other(tmp_path):
