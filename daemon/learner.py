@@ -3,7 +3,7 @@
 Every method runs on a single-thread executor, so training rounds, publications and checkpoint
 states never interleave and need no locks. A round is bounded in time, not steps: it trains the
 keys that still had something to learn when it started (see :mod:`gumbel_models.settling`), in
-chunks of at most ``max_step_cells`` keys × samples × categories, most to learn first, over and
+chunks of at most ``max_step_cells`` keys × samples × categories, most misattributed events first, over and
 over until ``round_seconds`` have passed; when no key has anything to learn it returns at once. Values cross to the host a few times per round (the active set,
 losses, counters) and once per publication — never inside the training steps.
 """
@@ -108,7 +108,7 @@ class Learner:
                           active, int(with_data) - active)
 
     def _plan(self) -> "_Plan":
-        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, most to learn first."""
+        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, most misattributed events first."""
         model = self.model
         if self.active_set:
             rows, samples = model.active_keys()
@@ -136,8 +136,8 @@ class Learner:
         """Snapshots of the keys that changed since their last publish, and the evictions.
 
         A key is published when it has new events, when its learned probabilities moved by more
-        than ``tolerance`` and than its own settle tolerance (TV: less is within its counting noise,
-        and a key still learning would otherwise be republished every interval), or when it was
+        than ``tolerance`` — and, while it is still learning, than its own settle tolerance (less is
+        within its counting noise, and it would otherwise be republished every interval) — or when it was
         last published ``full_interval`` seconds ago or more. Only keys trained since the last
         publication can have moved, so only they are compared. Also returns, per measure, the worst
         published divergence among keys without metric series of their own (``labelled`` False).
@@ -154,7 +154,11 @@ class Learner:
         chosen = due | (live & (events != self._published_events))
         trained = torch.nonzero(self._trained).squeeze(-1)
         if trained.numel():
-            own = model.settling.tol.index_select(0, trained).clamp(min=tolerance)
+            # a key still learning moves every round: republish it when it moved past its own
+            # tolerance; a key that settled publishes its final state
+            awake = model.settling.awake.index_select(0, trained)
+            own = torch.where(awake, model.settling.tol.index_select(0, trained).clamp(min=tolerance),
+                              torch.full_like(model.settling.tol.index_select(0, trained), tolerance))
             moved = total_variation(model.probabilities(rows=trained), self._published_learned.index_select(0, trained))
             chosen[trained[moved > own].cpu().numpy()] = True
             self._trained.zero_()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -30,6 +29,7 @@ from .metrics import Metrics
 from .publishing import Publisher
 from .settings import GumbeldSettings
 from .sinks import SnapshotSink
+from .threads import background_executor
 from .wiring import build_dead_letters, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
@@ -65,7 +65,9 @@ class Service:
         self.health = Health(on_change=self.metrics.set_ready)
         self.health.set_not_ready("model", "starting")
         self.store = CheckpointStore(s.checkpoint.directory, clock=self._clock)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gumbeld-train")
+        self.executor = background_executor("gumbeld-train")
+        # encoding snapshots, writing sinks and rendering /metrics (asyncio.to_thread) yield to the loop too
+        asyncio.get_running_loop().set_default_executor(background_executor("gumbeld-io", workers=4))
         self.source = self._source_override or build_source(s, health=self.health, metrics=self.metrics,
                                                              clock=self._clock, on_revoke=self.on_revoke,
                                                              on_lost=self.on_lost)

@@ -13,8 +13,11 @@ costs nothing and a large awake one is not re-evaluated for the part a round did
 move a settled key's histogram by more than its tolerance wake it, because the learned
 distribution then lies further than ``tol`` from the new histogram; the tolerance itself tightens
 as events accumulate. A key that has not settled ``max_steps_awake`` steps after waking sleeps
-until its next events, so no key trains forever. Awake keys are ordered by excess, largest first:
-when there is not time for all of them, those furthest from their data go first.
+until its next events, so no key trains forever.
+
+Awake keys are ordered by the events their learned distribution misattributes, ``n_b · TV_b``,
+largest first: when there is not time for all of them, the keys whose errors cost the most events
+go first, and a key with a handful of events waits for the keys that carry the stream.
 
 Samples per step follow the precision a key needs: the generator gradient's noise falls as
 ``1/sqrt(M)``, and a key's tolerance sets the precision worth paying for, so ``M ∝ 1/tol²``::
@@ -54,6 +57,7 @@ class Settling:
         self.dirty = torch.zeros(n_keys, dtype=torch.bool, device=device)
         self.woke_at = torch.zeros(n_keys, dtype=torch.float32, device=device)  # the key's step count when it woke
         self.excess = torch.zeros(n_keys, dtype=torch.float64, device=device)   # at the last evaluation
+        self.priority = torch.zeros(n_keys, dtype=torch.float64, device=device)  # n·TV, misattributed events
         self.tol = torch.ones(n_keys, dtype=torch.float64, device=device)
 
     def mark_dirty(self, rows: torch.Tensor) -> None:
@@ -85,11 +89,12 @@ class Settling:
                  categories: torch.Tensor, steps: torch.Tensor,
                  rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Update who is awake among ``rows`` (``[A]`` indices, the candidates; their values are
-        ``[A, K]``/``[A]``); returns every awake row, largest excess first, and its tolerance.
+        ``[A, K]``/``[A]``); returns every awake row, most misattributed events first, and its tolerance.
         Reads the count of awake keys back to the host once."""
         rows = torch.arange(self.awake.shape[0], device=self.awake.device) if rows is None else rows
         tolerances = self.tolerances(mass, categories)
-        excess = total_variation(learned.double(), empirical.double()) / tolerances
+        tv = total_variation(learned.double(), empirical.double())
+        excess = tv / tolerances
         excess = torch.where(mass > 0, excess, torch.zeros_like(excess))
         was_awake = self.awake.index_select(0, rows)
         woke_at = torch.where(was_awake, self.woke_at.index_select(0, rows), steps.to(self.woke_at))
@@ -98,13 +103,15 @@ class Settling:
         self.awake.index_copy_(0, rows, awake)
         self.woke_at.index_copy_(0, rows, woke_at)
         self.excess.index_copy_(0, rows, excess)
+        self.priority.index_copy_(0, rows, tv * mass.double())
         self.tol.index_copy_(0, rows, tolerances)
         self.dirty.index_fill_(0, rows, False)
         return self.awake_rows()
 
     def awake_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Awake rows, largest excess first, and their tolerances (one host read)."""
-        order = torch.argsort(torch.where(self.awake, self.excess, torch.full_like(self.excess, -1.0)), descending=True)
+        """Awake rows, most misattributed events first, and their tolerances (one host read)."""
+        order = torch.argsort(torch.where(self.awake, self.priority, torch.full_like(self.priority, -1.0)),
+                              descending=True)
         order = order[: int(self.awake.sum())]
         return order, self.tol.index_select(0, order)
 
@@ -140,4 +147,4 @@ class Settling:
             self.tol.fill_(1.0)
 
 
-_STATE = ("awake", "dirty", "woke_at", "excess", "tol")
+_STATE = ("awake", "dirty", "woke_at", "excess", "priority", "tol")

@@ -134,7 +134,7 @@ class GumbelGAN:
         self._refresh_reference(index)
 
     def active_keys(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows that still have something to learn (``[A]``, most to learn first) and the samples per
+        """Rows that still have something to learn (``[A]``, most misattributed events first) and the samples per
         step each needs (``[A]``); see :mod:`.settling`.
 
         Evaluates only keys that received events or were trained since the last call; reads back

@@ -8,6 +8,18 @@ import pytest
 from tests.tools import required_tool
 
 
+@pytest.fixture(autouse=True)
+def training_threads():
+    """Torch's threads as ``gumbeld run`` sets them (one core left to the event loop), restored after."""
+    import torch
+
+    from daemon.runner import set_training_threads
+    before = torch.get_num_threads()
+    set_training_threads(None)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def promtool() -> str:
     """Prometheus' ``promtool``: checks the exposition format and the alert rules."""

@@ -138,8 +138,9 @@ async def test_checkpoint_of_other_categories_is_refused(tmp_path):
 
 async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path):
     """Loop lag: how late a 5 ms timer fires, sampled for 3 s while training and ingest run flat out."""
+    never_settles = {"settle_tolerance": 1e-9, "settle_floor": 1e-9, "max_steps_awake": 10**9}
     service = Service(_settings(tmp_path, source={"synthetic": {"rate": 0.0, "batch_size": 2000}},
-                                publish_interval=0.2, checkpoint={"interval": 1.0}), sinks=[])
+                                publish_interval=0.2, checkpoint={"interval": 1.0}, model=never_settles), sinks=[])
     task = await _run_until(service, lambda: getattr(service, "learner", None) is not None and service.learner.model.t > 0)
     lags, loop = [], asyncio.get_running_loop()
     end = loop.time() + 3.0

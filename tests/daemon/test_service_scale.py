@@ -14,23 +14,13 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-import torch
 
 from daemon.events import EventBatch
-from daemon.runner import set_training_threads
 from daemon.service import Service, StartupError
 from daemon.settings import GumbeldSettings
 
 SHUTDOWN_TIMEOUT = 8.0
 
-
-@pytest.fixture(autouse=True)
-def training_threads():
-    """Torch's threads as ``gumbeld run`` sets them (one core left to the event loop), restored after."""
-    before = torch.get_num_threads()
-    set_training_threads(None)
-    yield
-    torch.set_num_threads(before)
 
 
 def _settings(tmp_path, **overrides) -> GumbeldSettings:

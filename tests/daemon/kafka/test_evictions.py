@@ -11,11 +11,8 @@ import json
 import time
 
 import numpy as np
-import pytest
-import torch
 from aiokafka import AIOKafkaProducer
 
-from daemon.runner import set_training_threads
 from daemon.service import Service
 from daemon.settings import GumbeldSettings
 from tests.kafka_broker import consume_all, create_topic, produce
@@ -25,14 +22,6 @@ TTL = 1.5
 PUBLISH_INTERVAL = 0.3
 _ids = itertools.count()
 
-
-@pytest.fixture(autouse=True)
-def training_threads():
-    """Torch's threads as ``gumbeld run`` sets them (one core left to the event loop), restored after."""
-    before = torch.get_num_threads()
-    set_training_threads(None)
-    yield
-    torch.set_num_threads(before)
 
 
 def _topics(prefix: str) -> dict[str, str]:
