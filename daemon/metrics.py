@@ -39,7 +39,7 @@ OTHER_KEY = "__other__"
 DIVERGENCE_MEASURES = ("tv", "kl", "js")
 # One training step takes from tens of microseconds (few keys, CPU) to about a second
 # (many keys, large samples_per_step); roughly three buckets per decade over that range.
-LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 STEP_DURATION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
                          0.1, 0.25, 0.5, 1.0)
 

@@ -7,9 +7,12 @@ Each run starts ``python -m daemon run`` on the synthetic source with N generate
 popularity, a Dirichlet(0.5) distribution each over 16 categories) streaming ``rate ×
 stream-seconds`` events, then lets it train on until it settles, and stops it with SIGTERM.
 Mode ``active`` trains only the keys with something to learn (``training.active_set``); the
-baseline ``all_keys`` steps every key every step. Every second it scrapes ``/metrics``, reads
-``/proc/PID`` and the new lines of the snapshot file; a thread probes ``/livez`` every 100 ms.
-A metric the daemon does not export yet, or a phase that never comes (a stream that does not
+baseline ``all_keys`` steps every key every step. Every second it scrapes ``/metrics`` and reads
+``/proc/PID``; a thread probes ``/livez`` every 100 ms. The snapshot file is read after the run,
+as of each moment noted during it (reading it live would take a core from the daemon).
+``loop_lag_p99_s`` comes from the daemon's own ``gumbeld_event_loop_lag_seconds`` over the stream
+and the 30 s after; ``livez_p99_s`` is the HTTP round trip seen from outside, for comparison.
+A metric the daemon does not export, or a phase that never comes (a stream that does not
 stop, keys that never settle), leaves its fields null and says why in ``notes``.
 """
 from __future__ import annotations
@@ -24,7 +27,8 @@ from pathlib import Path
 from gumbel_models import resolve_device
 
 from .machine import describe_machine
-from .scale_probe import (MIB, WATCHED, Child, LivenessProber, SnapshotReader, cpu_seconds, free_port, percentile,
+from .scale_probe import (MIB, WATCHED, Child, LivenessProber, SnapshotReader, cpu_seconds, free_port, lag_percentile,
+                          percentile,
                           rss_bytes, scrape)
 
 CATEGORIES = 16
@@ -89,7 +93,7 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
     samples: list[tuple[float, dict]] = []         # (monotonic time, watched metrics)
     seen: set[str] = set()
     rss_max, rss_start, start, end, stopped = 0, 0, None, None, None  # start/end: (monotonic, wall, sample index)
-    tv_streaming, tv_settled, next_tv = [], None, None
+    tv_streaming, tv_settled, settled_sample, next_tv = [], None, None, None
     zeros, first_zero, settled_at, cpu_from, cpu_settled = 0, None, None, None, None
     stream_deadline = time.monotonic() + 3 * args.stream_seconds + 60
     try:
@@ -101,7 +105,6 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
             now, wall, cpu = time.monotonic(), time.time(), cpu_seconds(child.pid)
             rss_max = max(rss_max, rss_bytes(child.pid) or 0)
             rss_start = rss_start or rss_max
-            reader.poll()
             seen.update(metrics)
             samples.append((now, metrics))
             events = metrics.get("gumbeld_events_total", 0.0)
@@ -110,9 +113,9 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
                     start, next_tv = (now, wall, len(samples) - 1), now + args.tv_every
                 if start is not None and events >= target:
                     end = (now, wall, len(samples) - 1)
-                    tv_streaming.append(reader.tv_percentiles(TV_MIN_EVENTS))
+                    tv_streaming.append(wall)
                 elif start is not None and now >= next_tv:
-                    tv_streaming.append(reader.tv_percentiles(TV_MIN_EVENTS))
+                    tv_streaming.append(wall)
                     next_tv += args.tv_every
                 elif now > stream_deadline:
                     notes.append(f"the stream did not reach {target} events in time: "
@@ -128,7 +131,7 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
                     stopped = False
                     break
                 if tv_settled is None and since >= args.settle_seconds:
-                    tv_settled = reader.tv_percentiles(TV_MIN_EVENTS)
+                    tv_settled, settled_sample = wall, len(samples) - 1
                 active = metrics.get("gumbeld_active_keys")
                 if settled_at is None:
                     zeros = zeros + 1 if active == 0 else 0
@@ -147,7 +150,17 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
     finally:
         prober.stop()
         child.kill()
+    # The snapshot file is read after the run, as of each moment noted during it: reading ~1 GB
+    # while the daemon runs would take a core from the daemon it measures.
+    moments = sorted(tv_streaming + ([tv_settled] if tv_settled is not None else []))
+    views = {}
+    for moment in moments:
+        reader.poll(until=moment)
+        views[moment] = reader.tv_percentiles(TV_MIN_EVENTS)
     reader.poll()
+    tv_streaming = [views[m] for m in tv_streaming]
+    lag_window = (samples[start[2]][1], samples[settled_sample][1]) if start is not None and tv_settled else None
+    tv_settled = views.get(tv_settled)
 
     streaming = samples[start[2]:end[2] + 1] if start is not None else []
     interior = [s for s in streaming if 0 < s[1].get("gumbeld_events_total", 0) < target]
@@ -182,7 +195,8 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
         "tv_p99_settled": _r(tv_settled[1], 5) if tv_settled and stopped else None,
         "tv_settled_keys": tv_settled[2] if tv_settled and stopped else None,
         "publish_interval_p50_s": _r(percentile(gaps, 50), 3), "publish_interval_p99_s": _r(percentile(gaps, 99), 3),
-        "loop_lag_p99_s": _r(percentile(prober.latencies, 99)), "livez_probes": len(prober.latencies),
+        "loop_lag_p99_s": _r(lag_window and lag_percentile(*lag_window, 99)),
+        "livez_p99_s": _r(percentile(prober.latencies, 99)), "livez_probes": len(prober.latencies),
         "livez_failures": prober.failures,
         "cpu_settled_percent": _r(cpu_settled, 1),
         "settled": (settled_at is not None) if settled_ok else (False if stopped is False else None),

@@ -31,6 +31,7 @@ MIB = 1 << 20
 # Summed over all series of each; the last four are newer than the first two and may be missing.
 WATCHED = ("gumbeld_events_total", "gumbeld_training_steps_total", "gumbeld_training_key_steps_total",
            "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked")
+LAG_BUCKET = "gumbeld_event_loop_lag_seconds_bucket"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -95,7 +96,26 @@ def scrape(port: int, timeout: float = 10.0) -> dict[str, float] | None:
         for sample in family.samples:
             if sample.name in WATCHED:
                 sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+            elif sample.name == LAG_BUCKET:
+                sums[f"{LAG_BUCKET}:{sample.labels['le']}"] = sample.value
     return sums
+
+
+def lag_percentile(first: dict, last: dict, q: float) -> float | None:
+    """The ``q``-th percentile of the daemon's event-loop lag between two scrapes, from the
+    ``gumbeld_event_loop_lag_seconds`` buckets (linear within a bucket)."""
+    bounds = sorted((float(k.split(":", 1)[1]), k) for k in last if k.startswith(LAG_BUCKET + ":"))
+    counts = [(b, last[k] - first.get(k, 0.0)) for b, k in bounds]
+    if not counts or counts[-1][1] <= 0:
+        return None
+    wanted, lower, below = counts[-1][1] * q / 100.0, 0.0, 0.0
+    for bound, cumulative in counts:
+        if cumulative >= wanted:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (wanted - below) / max(cumulative - below, 1e-12)
+        lower, below = bound, cumulative
+    return lower
 
 
 class Child:
@@ -176,7 +196,7 @@ class LivenessProber(threading.Thread):
 
 
 class SnapshotReader:
-    """Follows the JSON-lines sink file: the latest snapshot of each key and the distinct publish times.
+    """Reads the JSON-lines sink file: the latest snapshot of each key and the distinct publish times.
 
     Only complete lines are parsed; the offset is remembered, so each call reads what was appended.
     Lines without ``probabilities`` are not snapshots (eviction records drop their key from the view).
@@ -190,7 +210,9 @@ class SnapshotReader:
         self.publishes: list[float] = []                 # distinct published_at, in file order
         self._last_published: str | None = None
 
-    def poll(self) -> None:
+    def poll(self, until: float | None = None) -> None:
+        """Read what was appended; with ``until`` (wall clock), stop before the first snapshot
+        published after it, so the view is the subscriber's as of then."""
         try:
             with open(self.path, "rb") as file:
                 file.seek(self.offset)
@@ -199,30 +221,33 @@ class SnapshotReader:
                     end = data.rfind(b"\n") + 1
                     if end == 0:
                         return
-                    self.offset += end
-                    self._parse(data[:end])
-                    if len(data) < self.chunk_bytes:
+                    used = self._parse(data[:end], until)
+                    self.offset += used
+                    if used < end or len(data) < self.chunk_bytes:
                         return
                     file.seek(self.offset)
         except FileNotFoundError:
             return
 
-    def _parse(self, data: bytes) -> None:
-        latest, loads = self.latest, orjson.loads
-        for line in data.splitlines():
-            if not line:
-                continue
-            self.lines += 1
-            record = loads(line)
-            if "probabilities" not in record:
-                if record.get("evicted"):
-                    latest.pop(record.get("key"), None)
-                continue
-            latest[record["key"]] = (float(record["divergence"]["tv"]), int(record["events"]))
-            published = record.get("published_at")
-            if published is not None and published != self._last_published:
-                self._last_published = published
-                self.publishes.append(parse_rfc3339(published))
+    def _parse(self, data: bytes, until: float | None) -> int:
+        """Parse whole lines of ``data``; returns the bytes consumed."""
+        latest, loads, used = self.latest, orjson.loads, 0
+        for line in data.splitlines(keepends=True):
+            record = loads(line) if line.strip() else None
+            if record is not None and "probabilities" in record:
+                published = record.get("published_at")
+                if published is not None and published != self._last_published:
+                    at = parse_rfc3339(published)
+                    if until is not None and at > until:
+                        return used
+                    self._last_published = published
+                    self.publishes.append(at)
+                latest[record["key"]] = (float(record["divergence"]["tv"]), int(record["events"]))
+            elif record is not None and record.get("evicted"):
+                latest.pop(record.get("key"), None)
+            used += len(line)
+            self.lines += record is not None
+        return used
 
     def tv_percentiles(self, min_events: int = 100) -> tuple[float | None, float | None, int]:
         """p50 and p99 of TV(learned, empirical) over the latest snapshots of keys with ``min_events`` events."""

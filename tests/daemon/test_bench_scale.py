@@ -55,8 +55,10 @@ def test_smoke_run_reports_every_field(tmp_path):
     assert run["mode"] == "active" and run["keys"] == 300
     assert run["stream_stopped"] is True, run["notes"]
     assert run["exit_code"] == 0 and run["final_checkpoint"] is True
-    assert run["events_per_second"] == pytest.approx(RATE, rel=0.2)
+    # a 3 s stream paced by deadline: the 1-2 s between interior samples vary; ±50 %
+    assert run["events_total"] == RATE * 3
+    assert run["events_per_second"] == pytest.approx(RATE, rel=0.5)
     assert run["keys_published"] > 0
-    for field in ("steps_per_second", "tv_p50_settled", "tv_p99_settled", "loop_lag_p99_s", "rss_mib",
+    for field in ("steps_per_second", "tv_p50_settled", "tv_p99_settled", "loop_lag_p99_s", "livez_p99_s", "rss_mib",
                   "state_bytes_per_key", "rss_bytes_per_key", "shutdown_seconds"):
         assert run[field] is not None, field
