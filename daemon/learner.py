@@ -54,6 +54,7 @@ class Learner:
         self._published_time = np.full(model.n_keys, -np.inf)
         self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
         self._changed = True   # counts or training since the last publication
+        self.revision = 0      # counts, resets or training so far: equal revisions, equal state
         self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since the last publication
         self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
         self._worst: dict[str, float] = {}
@@ -76,7 +77,8 @@ class Learner:
             rows = sorted(set(pending.reset_rows))
             self.model.reset_keys(rows)
             self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
-        self._changed |= pending.counts is not None or bool(pending.reset_rows)
+        if pending.counts is not None or pending.reset_rows:
+            self._changed, self.revision = True, self.revision + 1
         if pending.counts is not None and pending.rows is not None:
             if len(pending.rows):
                 self.model.observe(pending.counts, torch.from_numpy(pending.rows))
@@ -97,7 +99,8 @@ class Learner:
                 if self._timer() >= deadline:
                     break
         active = plan.active
-        self._changed |= steps > 0
+        if steps:
+            self._changed, self.revision = True, self.revision + 1
         model = self.model
         has_data = model.histogram.has_data()
         losses = torch.stack([model.g_loss[has_data].mean(), model.d_loss[has_data].mean()]) if bool(has_data.any()) \

@@ -73,7 +73,8 @@ class _CheckpointAgeCollector:
 
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("gumbeld_checkpoint_age_seconds",
-                                "Seconds since the last checkpoint was saved; absent before the first.")
+                                "Seconds since the checkpoint last held the current state (saved, or found "
+                                "unchanged); absent before the first.")
 
     def collect(self) -> Iterator[Metric]:
         family = next(self.describe())
@@ -291,6 +292,10 @@ class Metrics:
 
     def checkpoint_written(self) -> None:
         self.checkpoints_written.inc()
+        self._checkpoint_age.saved_at = self.clock()
+
+    def checkpoint_current(self) -> None:
+        """Nothing changed since the last checkpoint, so it holds the current state: its age is 0."""
         self._checkpoint_age.saved_at = self.clock()
 
     def checkpoint_restored(self, saved_at: float) -> None:

@@ -52,6 +52,7 @@ class Service:
         self._sinks_override, self._source_override = sinks, source
         self._nonfinite_seen = 0
         self._checkpointing = False
+        self._saved = None  # what the last checkpoint holds: learner revision, position, keys, evictions
         self._started = False
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = None
@@ -216,7 +217,8 @@ class Service:
 
         1. capture, on the loop: pending counts, key table, source position (consistent together);
         2. make the dead letters of those events durable;
-        3. on the training thread: count the pending events into the model, write the checkpoint;
+        3. on the training thread: count the pending events into the model, write the checkpoint
+           (unless nothing changed since the last one: learner, position, keys and evictions);
         4. commit the checkpointed offsets to the consumer group.
         A crash between any two steps loses nothing: offsets never get ahead of saved state.
         """
@@ -229,7 +231,12 @@ class Service:
                 await self.dead_letters.flush()                                          # 2.
             finally:
                 await self._run(self.learner.absorb, pending)  # counted events join the model regardless
+            saved = (self.learner.revision, position, keys["names"], evictions)
+            if saved == self._saved:  # an idle service: the checkpoint already holds this state
+                self.metrics.checkpoint_current()
+                return
             await self._run(lambda: self.store.save(self._state(keys, evictions, position)))  # 3.
+            self._saved = saved
             self.metrics.checkpoint_written()
         except (OSError, KafkaError, asyncio.TimeoutError) as error:
             self.metrics.checkpoint_failed()

@@ -217,6 +217,13 @@ async def test_a_settled_service_does_no_training(tmp_path):
         t = service.learner.model.t
         await asyncio.sleep(0.5)
         assert service.learner.model.t == t
+        # nothing changes any more: a checkpoint finds the saved one current and writes nothing
+        await service.checkpoint()
+        written, saved_at = _metric(service, "gumbeld_checkpoints_written_total"), service.store.path.stat().st_mtime
+        await service.checkpoint()
+        assert _metric(service, "gumbeld_checkpoints_written_total") == written
+        assert service.store.path.stat().st_mtime == saved_at
+        assert _metric(service, "gumbeld_checkpoint_age_seconds") < 1.0
     finally:
         service.stopping.set()
         assert await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT + 5) == 0
