@@ -46,6 +46,7 @@ _TEMP_SUFFIX = ".tmp"
 # which weights-only loading refuses.
 _PLAIN_TYPES = (bool, int, float, str, type(None), torch.Tensor, torch.nn.Parameter)
 _MAPPING_TYPES = (dict, OrderedDict)
+_SCALAR_TYPES = frozenset((bool, int, float, str, type(None)))
 
 
 class CheckpointError(Exception):
@@ -60,8 +61,10 @@ def _check_plain(value: object, where: str = "state") -> None:
                 raise TypeError(f"{where} has a key of type {type(key).__name__}; use str or int")
             _check_plain(item, f"{where}[{key!r}]")
     elif type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
+        scalars = _SCALAR_TYPES
+        for i, item in enumerate(value):  # long lists of names: no path built unless needed
+            if type(item) not in scalars:
+                _check_plain(item, f"{where}[{i}]")
     elif type(value) not in _PLAIN_TYPES:
         raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}; a checkpoint "
                         "holds only tensors, numbers, strings, None, lists, tuples and dicts")

@@ -33,6 +33,7 @@ class KeyTable:
         self.max_keys, self.policy = max_keys, policy
         self.names_by_row: list[str | None] = []      # None: a free row
         self.last_seen = np.zeros(0, dtype=np.float64)  # per row, clock seconds of its key's last event
+        self.live = np.zeros(0, dtype=bool)              # per row, whether a key holds it
         self._recent: OrderedDict[str, int] = OrderedDict()  # name → row, least recently seen first
         self._free: list[int] = []
         self._freed: list[int] = []                   # freed since take_freed, for the model to reset
@@ -101,6 +102,7 @@ class KeyTable:
             if row is None:
                 continue
             self.names_by_row[row] = None
+            self.live[row] = False
             self._free.append(row)
             self._freed.append(row)
             self.on_free(row, name)
@@ -137,11 +139,17 @@ class KeyTable:
             row = len(self.names_by_row)
             self.names_by_row.append(name)
             if row >= self.last_seen.shape[0]:
-                grown = np.zeros(max(16, 2 * row), dtype=np.float64)
-                grown[: self.last_seen.shape[0]] = self.last_seen
-                self.last_seen = grown
+                self._grow(max(16, 2 * row))
+        self.live[row] = True
         self._recent[name] = row
         return row
+
+    def _grow(self, size: int) -> None:
+        for name, dtype in (("last_seen", np.float64), ("live", bool)):
+            grown = np.zeros(size, dtype=dtype)
+            old = getattr(self, name)
+            grown[: old.shape[0]] = old
+            setattr(self, name, grown)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:
@@ -155,7 +163,8 @@ class KeyTable:
         table = cls(max_keys, policy)
         names = state if isinstance(state, list) else state["names"]
         table.names_by_row = list(names)
-        table.last_seen = np.zeros(max(16, len(names)), dtype=np.float64)
+        table._grow(max(16, len(names)))
+        table.live[: len(names)] = [name is not None for name in names]
         table.last_seen[: len(names)] = state["last_seen"] if isinstance(state, dict) else np.nan
         table._unstamped = bool(np.isnan(table.last_seen[: len(names)]).any())
         order = state["recent"] if isinstance(state, dict) else [n for n in names if n is not None]

@@ -134,8 +134,9 @@ class Learner:
                                     for _, chunk_rows, m in chunks])
 
     # -- publishing ---------------------------------------------------------------------------
-    def publication(self, names_by_row: Sequence[str | None], evictions: list[Eviction], *, full_interval: float,
-                    tolerance: float, labelled: np.ndarray) -> tuple[Publication, dict[str, float]]:
+    def publication(self, names_by_row: Sequence[str | None], named: np.ndarray, evictions: list[Eviction], *,
+                    full_interval: float, tolerance: float,
+                    labelled: np.ndarray) -> tuple[Publication, dict[str, float]]:
         """Snapshots of the keys that changed since their last publish, and the evictions.
 
         A key is published when it has new events, when its learned probabilities moved by more
@@ -146,8 +147,7 @@ class Learner:
         published divergence among keys without metric series of their own (``labelled`` False).
         """
         model, now, n = self.model, self._clock(), self.model.n_keys
-        named = np.zeros(n, dtype=bool)
-        named[: min(n, len(names_by_row))] = [name is not None for name in names_by_row[:n]]
+        named = np.pad(named[:n], (0, max(0, n - len(named))))  # ``[rows]`` rows whose key is in the table
         events = model.histogram.events.cpu().numpy()
         live = named & (events > 0)
         due = live & (now - self._published_time >= full_interval)

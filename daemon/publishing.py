@@ -45,11 +45,10 @@ class Publisher:
         self.ingest.report_events()                                                     # 2.
         s = self.settings
         pending, labelled = self._take(), self.ingest.labelled_rows()
-        names = list(self.keys.names_by_row)
-        for row in self.keys.peek_freed():  # not reset yet (a checkpoint holds them): not the new key's state
-            names[row] = None
+        names, named = list(self.keys.names_by_row), self.keys.live[: self.keys.n_rows].copy()
+        named[self.keys.peek_freed()] = False  # not reset yet (a checkpoint holds them): not the new key's state
         publication, worst = await self._run(self._absorbed, pending, lambda: self.learner.publication(
-            names, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
+            names, named, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
             labelled=labelled))                                                          # 3.
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
         if len(publication):

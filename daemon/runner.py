@@ -6,6 +6,7 @@ import gc
 import logging
 import os
 import signal
+import sys
 
 import torch
 
@@ -52,9 +53,20 @@ def set_training_threads(threads: int | None) -> None:
     torch.set_num_threads(threads if threads is not None else max(1, (os.cpu_count() or 1) - 1))
 
 
+def share_the_interpreter() -> None:
+    """Hand the interpreter lock over within 1 ms instead of 5 ms.
+
+    The event loop re-takes the lock after every socket wait; with the training and encoding
+    threads busy, each take could wait a whole switch interval, and a request that waits on
+    several stalls for tens of milliseconds.
+    """
+    sys.setswitchinterval(0.001)
+
+
 def run(settings: GumbeldSettings) -> int:
     """Run the service until stopped; returns the process exit code."""
     tune_garbage_collection()
+    share_the_interpreter()
     set_training_threads(settings.training.threads)
     async def serve() -> int:
         service = Service(settings)

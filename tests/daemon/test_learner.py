@@ -127,7 +127,8 @@ def test_active_set_samples_follow_the_needed_precision():
 # -- publication ------------------------------------------------------------------------------
 def _publish(learner, names, tolerance=1e-3, full_interval=60.0, labelled=None, evictions=()):
     labelled = np.ones(len(names), dtype=bool) if labelled is None else labelled
-    publication, worst = learner.publication(names, list(evictions), full_interval=full_interval,
+    named = np.array([name is not None for name in names], dtype=bool)
+    publication, worst = learner.publication(names, named, list(evictions), full_interval=full_interval,
                                              tolerance=tolerance, labelled=labelled)
     batch = publication.snapshots
     return publication, dict(zip(batch.keys, batch.versions.tolist())), worst

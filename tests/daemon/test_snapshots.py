@@ -24,7 +24,7 @@ def _publication(evictions=()) -> Publication:
     learner.absorb(Pending(4, counts, []))
     model.set_mask([0], np.array([[True, True, False]]))
     model.step(20)
-    publication, _ = learner.publication(["shop", "ünïcode key", "blue-only", "quiet"], list(evictions),
+    publication, _ = learner.publication(["shop", "ünïcode key", "blue-only", "quiet"], np.ones(4, dtype=bool), list(evictions),
                                          full_interval=60.0, tolerance=1e-3, labelled=np.ones(4, dtype=bool))
     return publication
 
