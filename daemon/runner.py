@@ -58,7 +58,9 @@ def share_the_interpreter() -> None:
 
     The event loop re-takes the lock after every socket wait; with the training and encoding
     threads busy, each take could wait a whole switch interval, and a request that waits on
-    several stalls for tens of milliseconds.
+    several stalls for tens of milliseconds. Measured with ``gumbeld bench scale`` at 100,000 keys:
+    event-loop lag p99 0.083 s at 5 ms, 0.046 s at 1 ms (training then did fewer key-steps/s,
+    42,000 against 80,000 in that pair of runs).
     """
     sys.setswitchinterval(0.001)
 
