@@ -55,7 +55,7 @@ class Learner:
         self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
         self._changed = True   # counts or training since the last publication
         self.revision = 0      # counts, resets or training so far: equal revisions, equal state
-        self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since the last publication
+        self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since its last publication
         self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
         self._worst: dict[str, float] = {}
 
@@ -142,7 +142,7 @@ class Learner:
         A key is published when it has new events, when its learned probabilities moved by more
         than ``tolerance`` — and, while it is still learning, than its own settle tolerance (less is
         within its counting noise, and it would otherwise be republished every interval) — or when it was
-        last published ``full_interval`` seconds ago or more. Only keys trained since the last
+        last published ``full_interval`` seconds ago or more. Only keys trained since their last
         publication can have moved, so only they are compared. Also returns, per measure, the worst
         published divergence among keys without metric series of their own (``labelled`` False).
         """
@@ -151,7 +151,7 @@ class Learner:
         events = model.histogram.events.cpu().numpy()
         live = named & (events > 0)
         due = live & (now - self._published_time >= full_interval)
-        if not self._changed and not due.any():  # an idle service: nothing to read from the device
+        if not self._changed and not due.any() and not bool(self._trained.any()):  # idle: nothing to read
             return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
         self._changed = False
         chosen = due | (live & (events != self._published_events))
@@ -160,14 +160,17 @@ class Learner:
             # a key still learning moves every round: republish it when it moved past its own
             # tolerance; a key that settled publishes its final state
             awake = model.settling.awake.index_select(0, trained)
+            self._trained.index_copy_(0, trained, awake)  # a settled key's state is final once compared
             own = torch.where(awake, model.settling.tol.index_select(0, trained).clamp(min=tolerance),
                               torch.full_like(model.settling.tol.index_select(0, trained), tolerance))
             moved = total_variation(model.probabilities(rows=trained), self._published_learned.index_select(0, trained))
             chosen[trained[moved > own].cpu().numpy()] = True
-            self._trained.zero_()
         chosen &= live
         rows = np.flatnonzero(chosen)
         rows_t = torch.from_numpy(rows).to(model.device)
+        # an awake key trained but not published stays a candidate: it may settle without another
+        # step, and its final state must go out
+        self._trained.index_fill_(0, rows_t, False)
         learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
         divergence = {m: v.cpu().numpy() for m, v in divergences(empirical, learned).items()}
         self._published_learned.index_copy_(0, rows_t, learned)

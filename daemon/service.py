@@ -175,7 +175,12 @@ class Service:
                 await self.dead_letters.backpressure()
 
     async def train(self) -> None:
-        """Rounds on the training thread while some key has something to learn; else wait for events."""
+        """Rounds on the training thread while some key has something to learn; else wait for events.
+
+        Events that wake no key (a settled key's new events within its tolerance) are gathered for
+        a round's time before they are looked at, so a steady stream into settled keys costs at
+        most one evaluation per ``training.round_seconds``, not one per batch.
+        """
         while True:
             self._new_events.clear()  # before take(): an event counted after it wakes the wait below
             stats = await self._run(self.learner.train, self._take())
@@ -184,8 +189,9 @@ class Service:
             self.metrics.observe_training(stats.steps, stats.seconds, stats.nonfinite - self._nonfinite_seen,
                                           stats.g_loss, stats.d_loss, stats.temperature, stats.key_steps)
             self._nonfinite_seen = stats.nonfinite
-            if stats.active == 0:
+            if stats.active == 0:  # nothing to learn: wait for events, then let them gather for a round
                 await self._new_events.wait()
+                await asyncio.sleep(self.settings.training.round_seconds)
 
     async def every(self, interval: float, action) -> None:
         """``action()`` every ``interval`` seconds at a fixed rate (its own duration does not add up),
@@ -212,7 +218,7 @@ class Service:
         """The changed snapshots and the evictions, to every sink (see :mod:`daemon.publishing`)."""
         await self.publisher.publish()
 
-    async def checkpoint(self) -> None:
+    async def checkpoint(self, final: bool = False) -> None:
         """Save the whole state with the offsets it includes, then commit those offsets.
 
         1. capture, on the loop: pending counts, key table, source position (consistent together);
@@ -232,7 +238,7 @@ class Service:
             finally:
                 await self._run(self.learner.absorb, pending)  # counted events join the model regardless
             saved = (self.learner.revision, position, keys["names"], evictions)
-            if saved == self._saved:  # an idle service: the checkpoint already holds this state
+            if saved == self._saved and not final:  # an idle service: the checkpoint already holds this state
                 self.metrics.checkpoint_current()
                 return
             await self._run(lambda: self.store.save(self._state(keys, evictions, position)))  # 3.
@@ -283,7 +289,7 @@ class Service:
         if self._started:
             self.health.draining()
             await self.publish()
-            await self.checkpoint()
+            await self.checkpoint(final=True)
         if self.source is not None:
             await self.source.stop()
         for sink in self.sinks or []:

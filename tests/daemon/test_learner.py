@@ -190,6 +190,15 @@ def test_publication_republishes_a_key_whose_learned_probabilities_moved_more_th
     assert _publish(learner, ["a", "b"], tolerance=0.0)[1] == {}  # not moved since: nothing
 
 
+def test_a_move_too_small_to_publish_stays_a_candidate_until_published():
+    """A key may settle with no step after a publication that found it moved too little: its final
+    state must still go out, so it is compared again at the next publication."""
+    learner, moved = _moved_after_publish()
+    assert _publish(learner, ["a", "b"], tolerance=1.01 * moved)[1] == {}
+    assert _publish(learner, ["a", "b"], tolerance=0.99 * moved)[1] == {"b": 2}  # no training in between
+    assert _publish(learner, ["a", "b"], tolerance=0.0)[1] == {}
+
+
 def test_reset_rows_restart_their_version_and_counts():
     clock = FakeTime(1000.0)
     learner, _, _ = _learner([SKEWED, SKEWED], clock=clock)
