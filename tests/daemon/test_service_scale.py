@@ -18,6 +18,7 @@ import pytest
 from daemon.events import EventBatch
 from daemon.service import Service, StartupError
 from daemon.settings import GumbeldSettings
+from tests.daemon.serving import until
 
 SHUTDOWN_TIMEOUT = 8.0
 
@@ -41,16 +42,6 @@ def _metric(service: Service, name: str, labels: dict | None = None) -> float | 
     return service.registry.get_sample_value(name, labels or {})
 
 
-async def _until(task: asyncio.Task, condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if task.done():
-            raise AssertionError(f"serve() ended before {what}: {task.exception() if not task.cancelled() else 'cancelled'}")
-        assert time.monotonic() < deadline, f"{what}: not reached in {timeout:g} s"
-        await asyncio.sleep(0.05)
 
 
 def _started(service: Service) -> bool:
@@ -130,9 +121,9 @@ async def test_shutdown_of_20000_keys_under_load_is_within_the_timeout_and_check
                                                  "seed": 0}, "rate": 200_000.0, "batch_size": 2000}})
     service = Service(settings)
     task = asyncio.create_task(service.serve())
-    await _until(task, lambda: _started(service), 60, "startup")
+    await until(task, lambda: _started(service), 60, "startup")
     streaming = time.monotonic()
-    await _until(task, lambda: time.monotonic() - streaming >= 5.0 and _metric(service, "gumbeld_training_steps_total"),
+    await until(task, lambda: time.monotonic() - streaming >= 5.0 and _metric(service, "gumbeld_training_steps_total"),
                  30, "5 s of streaming with training")
     keys_seen = len(service.keys)
     assert keys_seen > 1_000, "the stream must have reached many keys"
@@ -167,7 +158,7 @@ async def test_a_stop_while_work_waits_for_the_training_thread_loses_no_counted_
         source={"synthetic": {"generated_keys": {"count": 2_000}, "rate": 100_000.0, "batch_size": 1000}})
     service = Service(settings, sinks=[])
     task = asyncio.create_task(service.serve())
-    await _until(task, lambda: _started(service) and service.learner.model.t > 0, 60, "training")
+    await until(task, lambda: _started(service) and service.learner.model.t > 0, 60, "training")
     loop, train, calls = asyncio.get_running_loop(), service.learner.train, []
 
     def slow_round(pending):
@@ -197,7 +188,7 @@ async def test_a_settled_service_does_no_training(tmp_path):
     service = Service(settings, sinks=[])
     task = asyncio.create_task(service.serve())
     try:
-        await _until(task, lambda: _started(service) and service.source.emitted_total >= 30_000, 60, "end of stream")
+        await until(task, lambda: _started(service) and service.source.emitted_total >= 30_000, 60, "end of stream")
 
         def quiet_for_two_seconds():
             if _metric(service, "gumbeld_active_keys") != 0:
@@ -210,7 +201,7 @@ async def test_a_settled_service_does_no_training(tmp_path):
             return time.monotonic() - quiet_for_two_seconds.since >= 2.0
         quiet_for_two_seconds.since = quiet_for_two_seconds.steps = None
 
-        await _until(task, quiet_for_two_seconds, 40, "settled: no training step for 2 s")
+        await until(task, quiet_for_two_seconds, 40, "settled: no training step for 2 s")
         assert _metric(service, "gumbeld_active_keys") == 0
         assert _metric(service, "gumbeld_settled_keys") == 3
         assert _metric(service, "gumbeld_training_steps_total") > 0
@@ -245,7 +236,7 @@ async def test_json_lines_get_changed_keys_only_and_an_eviction_record_after_the
     service = Service(settings, source=source)
     task = asyncio.create_task(service.serve())
     rng = np.random.default_rng(1)
-    await _until(task, lambda: _started(service), 60, "startup")
+    await until(task, lambda: _started(service), 60, "startup")
     source.push("quiet", rng.choice(3, size=3000, p=[0.5, 0.3, 0.2]))
     quiet_last_event = time.time()
 

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from daemon.service import Service
 from daemon.settings import GumbeldSettings
+from tests.daemon.serving import until
 from tests.kafka_broker import consume_all, create_topic, produce
 
 LABELS = ["red", "green", "blue"]
@@ -57,16 +58,6 @@ def _evicted(service: Service, reason: str) -> float:
     return service.registry.get_sample_value("gumbeld_keys_evicted_total", {"reason": reason}) or 0.0
 
 
-async def _until(task: asyncio.Task, condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if task.done():
-            raise AssertionError(f"serve() ended before {what}: {task.exception() if not task.cancelled() else 'cancelled'}")
-        assert time.monotonic() < deadline, f"{what}: not reached in {timeout:g} s"
-        await asyncio.sleep(0.05)
 
 
 async def _stop(service: Service, task: asyncio.Task) -> None:
@@ -115,9 +106,9 @@ async def test_an_idle_key_gets_a_tombstone_and_stays_evicted_after_a_restart(ka
         # first run: a and b counted and published; then b, without events for TTL seconds, is evicted
         first = Service(_settings(bootstrap, topics, "ttl", tmp_path, "first.jsonl", key_ttl=TTL))
         task = asyncio.create_task(first.serve())
-        await _until(task, lambda: {"a", "b"} <= {r["key"] for r in _lines(tmp_path / "first.jsonl")}, 60,
+        await until(task, lambda: {"a", "b"} <= {r["key"] for r in _lines(tmp_path / "first.jsonl")}, 60,
                      "a and b published")
-        await _until(task, lambda: any(r.get("evicted") and r["key"] == "b" for r in _lines(tmp_path / "first.jsonl")),
+        await until(task, lambda: any(r.get("evicted") and r["key"] == "b" for r in _lines(tmp_path / "first.jsonl")),
                      30, "b evicted")
         assert "b" not in first.keys and "a" in first.keys
         assert _evicted(first, "ttl") == 1
@@ -139,9 +130,9 @@ async def test_an_idle_key_gets_a_tombstone_and_stays_evicted_after_a_restart(ka
         # second run on the same state directory: b does not come back, a goes on
         second = Service(_settings(bootstrap, topics, "ttl", tmp_path, "second.jsonl", key_ttl=TTL))
         task = asyncio.create_task(second.serve())
-        await _until(task, lambda: getattr(second, "_started", False), 60, "restart")
+        await until(task, lambda: getattr(second, "_started", False), 60, "restart")
         assert "b" not in second.keys, "an evicted key is not restored from the checkpoint"
-        await _until(task, lambda: any(r.get("key") == "a" and r.get("events") not in (None, a_events)
+        await until(task, lambda: any(r.get("key") == "a" and r.get("events") not in (None, a_events)
                                        for r in _lines(tmp_path / "second.jsonl")), 60, "a's new events counted")
         await asyncio.sleep(3 * TTL)  # several publishes, longer than the TTL
         assert "b" not in second.keys and "a" in second.keys
@@ -171,9 +162,9 @@ async def test_a_new_key_past_max_keys_evicts_the_least_recent_with_a_max_keys_t
                                 max_keys_policy="evict_least_recent"))
     task = asyncio.create_task(service.serve())
     try:
-        await _until(task, lambda: any(r.get("key") == "a" for r in _lines(tmp_path / "out.jsonl")), 60, "a published")
+        await until(task, lambda: any(r.get("key") == "a" for r in _lines(tmp_path / "out.jsonl")), 60, "a published")
         await produce(bootstrap, topics["events"], _messages("b", 300, 4))
-        await _until(task, lambda: any(r.get("key") == "b" and not r.get("evicted")
+        await until(task, lambda: any(r.get("key") == "b" and not r.get("evicted")
                                        for r in _lines(tmp_path / "out.jsonl")), 30, "b published")
         assert service.keys.names == ["b"]
         assert _evicted(service, "max_keys") == 1
