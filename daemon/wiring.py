@@ -25,7 +25,7 @@ def _producer(settings: GumbeldSettings) -> Producer:
 
 
 def build_sinks(settings: GumbeldSettings) -> list:
-    """Synchronous sinks have ``write``; asynchronous ones (Kafka) have ``publish``."""
+    """The configured snapshot sinks; each takes a :class:`~daemon.snapshots.Publication` (``publish``, ``aclose``)."""
     sinks: list = []
     if settings.sinks.stdout:
         sinks.append(StreamSink())

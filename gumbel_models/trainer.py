@@ -10,8 +10,11 @@ One training step (``discriminator_steps`` D updates, then ``generator_steps`` G
        with y_bm ~ GumbelSoftmax(θ_b, τ), detached from θ
     G: minimise mean_m softplus(−s_b(y_bm)),  y_bm ~ GumbelSoftmax(θ_b, τ), gradients into θ_b
 
-Only keys that have observed events move. Nothing in a step reads a value back to the host:
-losses, the non-finite update count and probabilities stay on the device until asked for.
+Only keys that have observed events move. A step may train a subset of the keys (``rows``): they
+are gathered, stepped as a model of those keys alone would be, and scattered back, so its cost
+follows those keys; :meth:`GumbelGAN.active_keys` names the keys that still have something to
+learn (:mod:`.settling`). Nothing in a step reads a value back to the host: losses, the
+non-finite update count and probabilities stay on the device until asked for.
 """
 from __future__ import annotations
 
