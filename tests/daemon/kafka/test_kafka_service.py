@@ -177,11 +177,15 @@ async def test_two_instances_split_the_partitions_and_each_key_has_one_publisher
     try:
         await asyncio.to_thread(two.wait_for, lambda: _assignments(two) >= 1, 90)
         await asyncio.to_thread(one.wait_for, lambda: _assignments(one) >= 2, 90)
+        since = time.time()  # every key gets new events now: its owner, and only it, publishes it
         await produce(bootstrap, topics["events"], _messages(500, seed=9, keys=keys))
-        await asyncio.sleep(4.0)
-        since = time.time() - 2.0
-        recent = {name: {s["key"] for s in d.snapshots if _epoch(s["published_at"]) >= since}
-                  for name, d in (("one", one), ("two", two))}
+
+        def recent():
+            return {name: {s["key"] for s in d.snapshots if _epoch(s["published_at"]) >= since}
+                    for name, d in (("one", one), ("two", two))}
+        await asyncio.to_thread(one.wait_for, lambda: recent()["one"] | recent()["two"] == set(keys), 60)
+        await asyncio.sleep(2.0)  # a second owner, were there one, would have published by now
+        recent = recent()
     finally:
         assert one.stop()[0] == 0 and two.stop()[0] == 0
     assert recent["one"] and recent["two"], "both instances own partitions"
