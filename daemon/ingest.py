@@ -13,6 +13,7 @@ from typing import Callable
 
 import numpy as np
 
+from .arrays import grown
 from .events import BadEvent, EventBatch
 from .keys import KeyTable
 from .metrics import OTHER_KEY
@@ -102,14 +103,8 @@ class Ingest:
     def _grow(self, n_rows: int) -> None:
         if self._pending.shape[0] < n_rows:
             size = max(n_rows, 2 * self._pending.shape[0])
-            grown = np.zeros((size, len(self.labels)), dtype=np.float64)
-            grown[: self._pending.shape[0]] = self._pending
-            self._pending = grown
-            for name, dtype in (("_unreported", np.int64), ("_labelled", bool), ("_touched", bool)):
-                grown_rows = np.zeros(size, dtype=dtype)
-                old = getattr(self, name)
-                grown_rows[: old.shape[0]] = old
-                setattr(self, name, grown_rows)
+            for name in ("_pending", "_unreported", "_labelled", "_touched"):
+                setattr(self, name, grown(getattr(self, name), size))
 
     def _forget_row(self, row: int, name: str) -> None:
         """A key left the table: its pending counts go with it, and its metric series."""
@@ -154,10 +149,7 @@ class Ingest:
 
     def labelled_rows(self) -> np.ndarray:
         """``[rows]`` bool: rows whose key has metric series of its own (a copy)."""
-        labelled = np.zeros(self.keys.n_rows, dtype=bool)
-        n = min(self.keys.n_rows, self._labelled.shape[0])
-        labelled[:n] = self._labelled[:n]
-        return labelled
+        return grown(self._labelled, self.keys.n_rows)[: self.keys.n_rows].copy()
 
     def take(self) -> Pending:
         """The pending counts and rows to reset since the last take; resets both."""

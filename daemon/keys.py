@@ -1,6 +1,6 @@
 """Which model row trains which distribution key; keys leave by eviction and their rows are reused.
 
-Keys are kept in order of their last event (``touch``), so the least recently seen key and the
+Keys are kept in order of their last event (:meth:`KeyTable.rows` moves them), so the least recently seen key and the
 keys idle past a TTL are found at the front in O(1) each. Past ``max_keys`` a new key either
 evicts the least recently seen one and takes its row (``evict_least_recent``) or is refused
 (``dead_letter``: row −1). A freed row is reused by the next new key; the caller resets the
@@ -22,6 +22,8 @@ from collections import OrderedDict
 from typing import Sequence
 
 import numpy as np
+
+from .arrays import grown
 
 POLICIES = ("evict_least_recent", "dead_letter")
 
@@ -145,11 +147,7 @@ class KeyTable:
         return row
 
     def _grow(self, size: int) -> None:
-        for name, dtype in (("last_seen", np.float64), ("live", bool)):
-            grown = np.zeros(size, dtype=dtype)
-            old = getattr(self, name)
-            grown[: old.shape[0]] = old
-            setattr(self, name, grown)
+        self.last_seen, self.live = grown(self.last_seen, size), grown(self.live, size)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> dict:

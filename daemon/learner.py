@@ -19,6 +19,7 @@ import torch
 
 from gumbel_models import GumbelGAN, divergences, total_variation
 
+from .arrays import grown
 from .ingest import Pending
 from .snapshots import Eviction, Publication, SnapshotBatch
 
@@ -65,14 +66,13 @@ class Learner:
         if pending.n_rows > self.model.n_keys:  # grow by half at least: copying every row is O(rows)
             extra = max(pending.n_rows, self.model.n_keys + self.model.n_keys // 2) - self.model.n_keys
             self.model.add_keys(extra)
-            self.versions = np.concatenate([self.versions, np.zeros(extra, np.int64)])
-            self._published_events = np.concatenate([self._published_events, np.zeros(extra, np.int64)])
-            self._published_time = np.concatenate([self._published_time, np.full(extra, -np.inf)])
+            rows = self.model.n_keys
+            self.versions, self._published_events = grown(self.versions, rows), grown(self._published_events, rows)
+            self._published_time = grown(self._published_time, rows, fill=-np.inf)
+            self._divergence = {measure: grown(values, rows) for measure, values in self._divergence.items()}
             self._published_learned = torch.cat([self._published_learned,
                                                  self._published_learned.new_zeros(extra, self.model.config.n_categories)])
             self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
-            for measure, values in self._divergence.items():
-                self._divergence[measure] = np.concatenate([values, np.zeros(extra)])
         if pending.reset_rows:
             rows = sorted(set(pending.reset_rows))
             self.model.reset_keys(rows)
@@ -147,13 +147,14 @@ class Learner:
         published divergence among keys without metric series of their own (``labelled`` False).
         """
         model, now, n = self.model, self._clock(), self.model.n_keys
-        named = np.pad(named[:n], (0, max(0, n - len(named))))  # ``[rows]`` rows whose key is in the table
-        events = model.histogram.events.cpu().numpy()
-        live = named & (events > 0)
-        due = live & (now - self._published_time >= full_interval)
+        named = grown(named[:n], n)  # ``[rows]`` rows whose key is in the table
+        due = named & (self._published_events > 0) & (now - self._published_time >= full_interval)
         if not self._changed and not due.any() and not bool(self._trained.any()):  # idle: nothing to read
             return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
         self._changed = False
+        events = model.histogram.events.cpu().numpy()
+        live = named & (events > 0)
+        due &= live
         chosen = due | (live & (events != self._published_events))
         trained = torch.nonzero(self._trained).squeeze(-1)
         if trained.numel():

@@ -25,7 +25,6 @@ learned key past the cap still shows. Work per publish is bounded by the cap, no
 from __future__ import annotations
 
 import importlib.metadata
-import math
 import platform
 import threading
 import time
@@ -57,11 +56,6 @@ class _KeyValues:
     learned: tuple[float, ...]
     empirical: tuple[float, ...]
     divergence: tuple[tuple[str, float], ...]
-
-
-def _worst(values: list[float]) -> float:
-    """The largest value; NaN if any is NaN, so a broken key is not hidden by healthy ones."""
-    return math.nan if any(math.isnan(v) for v in values) else max(values)
 
 
 class _CheckpointAgeCollector:

@@ -93,8 +93,7 @@ class Publisher:
         if not labelled:
             return []
         batch = publication.snapshots
-        chosen = [i for i, key in enumerate(batch.keys) if key in labelled]
-        return [record for record in batch.records_at(chosen)]
+        return batch.records_at(i for i, key in enumerate(batch.keys) if key in labelled)
 
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> list[dict]:
