@@ -113,9 +113,8 @@ class Settling:
 
     def awake_rows(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Awake rows, most misattributed events first, and their tolerances (one host read)."""
-        order = torch.argsort(torch.where(self.awake, self.priority, torch.full_like(self.priority, -1.0)),
-                              descending=True)
-        order = order[: int(self.awake.sum())]
+        awake = torch.nonzero(self.awake).squeeze(-1)  # only the awake rows are sorted
+        order = awake.index_select(0, torch.argsort(self.priority.index_select(0, awake), descending=True))
         return order, self.tol.index_select(0, order)
 
     def candidates(self) -> torch.Tensor:
