@@ -32,6 +32,9 @@ MIB = 1 << 20
 WATCHED = ("gumbeld_events_total", "gumbeld_training_steps_total", "gumbeld_training_key_steps_total",
            "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked")
 LAG_BUCKET = "gumbeld_event_loop_lag_seconds_bucket"
+# Only the families read are asked for (``name[]``): the whole exposition at 100,000 keys costs the
+# daemon ~40 ms of CPU, 4 % of a core at one scrape a second, which would be the probe's own load.
+SCRAPED = "/metrics?" + "&".join(f"name[]={name}" for name in (*WATCHED, LAG_BUCKET))
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -86,7 +89,7 @@ def http_get(port: int, path: str, timeout: float) -> tuple[int, bytes]:
 def scrape(port: int, timeout: float = 10.0) -> dict[str, float] | None:
     """The :data:`WATCHED` samples of ``/metrics``, each summed over its series; absent ones left out."""
     try:
-        status, body = http_get(port, "/metrics", timeout)
+        status, body = http_get(port, SCRAPED, timeout)
     except OSError:
         return None
     if status != 200:
