@@ -106,11 +106,17 @@ class GumbelGAN:
         rows = torch.as_tensor(rows, dtype=torch.long, device=self.device)
         self.generator.reset(rows)
         self.d_params.index_fill_(0, rows, 0.0)
-        for part in (self.g_opt, self.d_opt, self.histogram, self.settling):
+        for part in (self.g_opt, self.d_opt, self.histogram):
             part.reset(rows)
+        self.rows_written(rows)
+
+    def rows_written(self, rows: torch.Tensor) -> None:
+        """Rows ``rows`` were set from outside (:func:`.rows.write_rows`): evaluate them afresh."""
+        self.settling.reset(rows)
+        self.settling.mark_rows(rows)
         self.g_loss.index_fill_(0, rows, 0.0)
         self.d_loss.index_fill_(0, rows, 0.0)
-        self._refresh_reference()
+        self._refresh_reference(rows)
 
     def set_mask(self, rows, mask: torch.Tensor) -> None:
         """Restrict keys ``rows`` to the categories where ``mask`` ``[len(rows), K]`` is true."""
