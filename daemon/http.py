@@ -113,6 +113,8 @@ def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: st
 
     The format follows ``accept`` (OpenMetrics or Prometheus text), only the series in ``names``
     are rendered when it is not empty, and the body is gzipped when ``accept_encoding`` allows.
+    Blocking: it is called in a worker thread (prometheus_client's aiohttp handler would render on
+    the event loop, so it is not used).
 
     >>> from prometheus_client import Counter
     >>> registry = CollectorRegistry()
