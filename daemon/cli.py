@@ -7,12 +7,12 @@ import os
 import sys
 import typing
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 from pydantic_core import to_jsonable_python
 
 from daemon.config import ConfigError, LeafSetting, leaf_settings, load_settings
+from daemon.version import package_version as _version
 
 DESCRIPTION = """\
 gumbeld reads a stream of categorical events (one category per event, grouped by key), learns
@@ -179,10 +179,3 @@ def _help(leaf: LeafSetting) -> str:
     shown = json.dumps(default, ensure_ascii=False)
     text = f"{text} (default: {shown})" if text else f"default: {shown}"
     return text.replace("%", "%%")  # argparse %-formats help strings
-
-
-def _version() -> str:
-    try:
-        return metadata.version("gumbeld")
-    except metadata.PackageNotFoundError:
-        return "unknown"

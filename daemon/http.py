@@ -1,9 +1,12 @@
-"""``/metrics``, ``/livez`` and ``/readyz`` of gumbeld: a minimal HTTP/1.1 server on asyncio streams.
+"""``/metrics``, ``/livez`` and ``/readyz`` of gumbeld, served by aiohttp.
 
-One request per connection (``Connection: close``), GET and HEAD only. ``/livez`` answers from the
-event loop itself, so an answer proves the loop is not stuck. ``/readyz`` reports the named
-conditions of a :class:`Health`. ``/metrics`` renders the registry in a worker thread, so a large
-exposition never delays the loop.
+aiohttp speaks the protocol (parsing, keep-alive, lingering close, errors); this module adds the
+three routes, a cap on open connections and the shutdown gumbeld needs. ``/livez`` answers from
+the event loop itself, so an answer proves the loop is not stuck. ``/readyz`` reports the named
+conditions of a :class:`Health`. ``/metrics`` answers as prometheus-client's own handlers do
+(OpenMetrics when the ``Accept`` header asks for it, gzip when ``Accept-Encoding`` allows it, only
+the series named by ``name[]`` when given), but renders in a worker thread, so a large exposition
+never delays the loop. Signals stay with gumbeld: nothing here installs a handler.
 
 >>> health = Health()
 >>> health.set_not_ready("checkpoint", "restoring")
@@ -19,26 +22,32 @@ exposition never delays the loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import gzip
 import logging
 import threading
-from collections.abc import Callable
-from http import HTTPStatus
-from urllib.parse import urlsplit
+from collections.abc import Callable, Sequence
 
+from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 log = logging.getLogger(__name__)
 
-TEXT = "text/plain; charset=utf-8"
-REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request head
-WRITE_TIMEOUT = 30.0  # seconds a client may take to read the response
-MAX_HEAD_BYTES = 16 * 1024
-MAX_DISCARDED_BODY = 64 * 1024  # request bodies up to this size are read and dropped
-LINGER_SECONDS = 2.0  # after an answer to a request not read in full, input is drained this long
-LINGER_BYTES = 4 * 1024 * 1024  # or up to this much
-ALLOWED_METHODS = ("GET", "HEAD")
+IDLE_TIMEOUT = 10.0  # seconds a connection may wait for its (next) request head to arrive in full
+SHUTDOWN_TIMEOUT = 2.0  # seconds stop() lets requests in progress finish
+ROUTES = ("/metrics", "/livez", "/readyz")
+
+
+class _NoBadRequests(logging.Filter):
+    """Drops aiohttp's report of a malformed request: the client has its 400, the log no noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], HttpProcessingError))
+
+
+protocol_log = logging.getLogger(f"{__name__}.protocol")  # aiohttp's own reports
+protocol_log.addFilter(_NoBadRequests())
 
 
 class Health:
@@ -98,161 +107,143 @@ class Health:
                 self._on_change(ready)
 
 
-class _BadRequest(Exception):
-    pass
+def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: str,
+                   names: Sequence[str]) -> tuple[bytes, dict[str, str]]:
+    """``(body, headers)`` of a ``/metrics`` answer, negotiated as prometheus-client does.
+
+    The format follows ``accept`` (OpenMetrics or Prometheus text), only the series in ``names``
+    are rendered when it is not empty, and the body is gzipped when ``accept_encoding`` allows.
+    Blocking: it is called in a worker thread (prometheus_client's aiohttp handler would render on
+    the event loop, so it is not used).
+
+    >>> from prometheus_client import Counter
+    >>> registry = CollectorRegistry()
+    >>> Counter("a", "A.", registry=registry).inc()
+    >>> Counter("b", "B.", registry=registry).inc()
+    >>> body, headers = render_metrics(registry, "application/openmetrics-text", "", ["b_total"])
+    >>> headers["Content-Type"].split(";")[0], body.decode().splitlines()[-2:]
+    ('application/openmetrics-text', ['b_total 1.0', '# EOF'])
+    """
+    encoder, content_type = choose_encoder(accept)
+    body = encoder(registry.restricted_registry(names) if names else registry)
+    headers = {hdrs.CONTENT_TYPE: content_type}
+    if gzip_accepted(accept_encoding):
+        body = gzip.compress(body)
+        headers[hdrs.CONTENT_ENCODING] = "gzip"
+    return body, headers
 
 
 class HttpServer:
-    """Serves ``/metrics`` from ``registry`` and ``/livez``, ``/readyz`` from ``health``."""
+    """Serves ``/metrics`` from ``registry`` and ``/livez``, ``/readyz`` from ``health``.
 
-    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health) -> None:
+    At most ``max_connections`` connections are open at once (a burst of simultaneous connects may
+    pass it by a few): a connection past it is answered 503 and closed without reading a request.
+    A connection is closed once it has waited ``idle_timeout`` seconds for a complete request head.
+    """
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health, *,
+                 max_connections: int, idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.host = host
         self.requested_port = port
         self.registry = registry
         self.health = health
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task] = set()
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
 
     @property
     def port(self) -> int:
         """The bound port (the one chosen by the system when 0 was asked for)."""
-        if self._server is None or not self._server.sockets:
+        if self._listener is None or not self._listener.sockets:
             raise RuntimeError("the HTTP server is not started")
-        return self._server.sockets[0].getsockname()[1]
+        return self._listener.sockets[0].getsockname()[1]
 
     async def start(self) -> None:
-        if self._server is not None:
+        """Listen on ``host:port`` (OSError when that cannot be bound) and serve until :meth:`stop`."""
+        if self._runner is not None:
             raise RuntimeError("the HTTP server is already started")
-        self._server = await asyncio.start_server(self._serve, self.host, self.requested_port,
-                                                  limit=MAX_HEAD_BYTES)
+        app = web.Application(middlewares=[_plain_errors])
+        app.router.add_get("/livez", self._livez)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        app.on_response_prepare.append(_no_store)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, logger=protocol_log,
+                               keepalive_timeout=self.idle_timeout, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            # The runner's low-level server is the protocol factory; listening here rather than in a
+            # web.TCPSite lets each new connection be counted before it is served.
+            self._listener = await asyncio.get_running_loop().create_server(
+                lambda: self._accept(runner.server), self.host, self.requested_port)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
         log.info("serving /metrics, /livez and /readyz on http://%s:%d", self.host, self.port)
 
     async def stop(self) -> None:
-        """Stop listening and end the connections still open."""
-        if self._server is None:
+        """Stop listening, let requests in progress finish briefly, close every connection."""
+        if self._runner is None:
             return
-        server, self._server = self._server, None
-        server.close()
-        for task in list(self._connections):
-            task.cancel()
-        await asyncio.gather(*self._connections, return_exceptions=True)
-        await server.wait_closed()
+        runner, listener, self._runner, self._listener = self._runner, self._listener, None, None
+        listener.close()
+        await runner.cleanup()
+        await listener.wait_closed()
 
-    # -- one connection -----------------------------------------------------------------------
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        self._connections.add(task)
+    def _accept(self, server: web.Server) -> asyncio.BaseProtocol:
+        if len(server.connections) >= self.max_connections:
+            return _Refused()
+        return server()
+
+    # -- routes -------------------------------------------------------------------------------
+    async def _livez(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        ready, reasons = self.health.ready()
+        if ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="".join(f"{reason}\n" for reason in reasons))
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
+        accept_encoding = ",".join(request.headers.getall(hdrs.ACCEPT_ENCODING, []))
+        names = request.query.getall("name[]", [])
         try:
-            await self._answer(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.TimeoutError):
-            pass  # the client went away or was too slow: nobody to answer
-        except asyncio.CancelledError:
-            pass  # stop() ends open connections; ending quietly spares asyncio's callback a traceback
+            body, headers = await asyncio.to_thread(render_metrics, self.registry, accept,
+                                                    accept_encoding, names)
         except Exception:
-            log.exception("unexpected error while answering an HTTP request")
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
-            method, path, headers = _parse_head(head)
-        except (_BadRequest, asyncio.LimitOverrunError) as error:
-            problem = "request head too large" if isinstance(error, asyncio.LimitOverrunError) else error
-            await self._send(writer, HTTPStatus.BAD_REQUEST, f"bad request: {problem}\n")
-            await _linger(reader, writer)
-            return
-        except asyncio.IncompleteReadError as error:
-            if error.partial.strip():  # something arrived, but not a whole request head
-                await self._send(writer, HTTPStatus.BAD_REQUEST, "bad request: incomplete request head\n")
-            return
-        body_read = await _discard_body(reader, headers)
-        try:
-            status, body, content_type, extra = await self._route(method, path)
-        except Exception:
-            log.exception("cannot answer %s %s", method, path)
-            status, body, content_type, extra = HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n", TEXT, {}
-        await self._send(writer, status, body, content_type, extra, include_body=method != "HEAD")
-        if not body_read:
-            await _linger(reader, writer)
-
-    async def _route(self, method: str, path: str) -> tuple[HTTPStatus, str | bytes, str, dict[str, str]]:
-        if path not in ("/metrics", "/livez", "/readyz"):
-            return HTTPStatus.NOT_FOUND, "not found; try /metrics, /livez or /readyz\n", TEXT, {}
-        if method not in ALLOWED_METHODS:
-            return (HTTPStatus.METHOD_NOT_ALLOWED, f"method {method} not allowed\n", TEXT,
-                    {"Allow": ", ".join(ALLOWED_METHODS)})
-        if path == "/livez":
-            return HTTPStatus.OK, "ok\n", TEXT, {}
-        if path == "/readyz":
-            ready, reasons = self.health.ready()
-            if ready:
-                return HTTPStatus.OK, "ready\n", TEXT, {}
-            return HTTPStatus.SERVICE_UNAVAILABLE, "".join(f"{r}\n" for r in reasons), TEXT, {}
-        exposition = await asyncio.to_thread(generate_latest, self.registry)
-        return HTTPStatus.OK, exposition, CONTENT_TYPE_LATEST, {}
-
-    @staticmethod
-    async def _send(writer: asyncio.StreamWriter, status: HTTPStatus, body: str | bytes,
-                    content_type: str = TEXT, extra: dict[str, str] | None = None,
-                    include_body: bool = True) -> None:
-        payload = body.encode() if isinstance(body, str) else body
-        lines = [f"HTTP/1.1 {status.value} {status.phrase}", f"Content-Type: {content_type}",
-                 f"Content-Length: {len(payload)}", "Cache-Control: no-store", "Connection: close"]
-        lines += [f"{name}: {value}" for name, value in (extra or {}).items()]
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        if include_body:
-            writer.write(payload)
-        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+            log.exception("cannot render /metrics")
+            return web.Response(status=500, text="internal error\n")
+        return web.Response(body=body, headers=headers)
 
 
-async def _discard_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bool:
-    """Read and drop a small request body; False if a body may be left unread."""
+@web.middleware
+async def _plain_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """404 names the routes there are; 405 names the method refused (and ``Allow`` the others)."""
     try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        return False
-    if length == 0 and "transfer-encoding" not in headers:
-        return True
-    if "expect" in headers or not 0 < length <= MAX_DISCARDED_BODY:  # "Expect": the client awaits a 100
-        return False
-    await asyncio.wait_for(reader.readexactly(length), REQUEST_TIMEOUT)
-    return True
+        return await handler(request)
+    except web.HTTPNotFound:
+        raise web.HTTPNotFound(text=f"not found; try {', '.join(ROUTES[:-1])} or {ROUTES[-1]}\n") from None
+    except web.HTTPMethodNotAllowed as error:
+        raise web.HTTPMethodNotAllowed(error.method, error.allowed_methods,
+                                       text=f"method {error.method} not allowed\n") from None
 
 
-async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Half-close, then drain what the client still sends: closing a socket with unread input
-    resets the connection, and the client could lose the answer already sent."""
-    async def drain_input() -> None:
-        received = 0
-        while received < LINGER_BYTES and (chunk := await reader.read(64 * 1024)):
-            received += len(chunk)
-
-    with contextlib.suppress(Exception):
-        if writer.can_write_eof():
-            writer.write_eof()
-        await asyncio.wait_for(drain_input(), LINGER_SECONDS)
+async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer describes the moment it is made: no cache may keep it."""
+    response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
 
 
-def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
-    """``(method, path, headers)`` of a request head; header names lower-cased."""
-    text = head.decode("latin-1")  # decodes any byte; HTTP heads are ASCII
-    request_line, *header_lines = text[:-4].split("\r\n")
-    parts = request_line.split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[0].isupper():
-        raise _BadRequest("malformed request line")
-    method, target, version = parts
-    if version not in ("HTTP/1.0", "HTTP/1.1"):
-        raise _BadRequest(f"unsupported protocol {version[:20]!r}")
-    if not target.startswith("/") and not target.startswith("http://"):
-        raise _BadRequest("malformed request target")
-    headers = {}
-    for line in header_lines:
-        name, colon, value = line.partition(":")
-        if not colon or not name or name != name.strip():
-            raise _BadRequest("malformed header line")
-        headers[name.lower()] = value.strip()
-    return method, urlsplit(target).path, headers
+class _Refused(asyncio.Protocol):
+    """A connection past the cap: answered 503 at once, then closed."""
+
+    BODY = b"too many connections\n"
+    ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+              b"Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s"
+              % (len(BODY), BODY))
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.write(self.ANSWER)
+        transport.close()

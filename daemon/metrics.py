@@ -24,7 +24,6 @@ learned key past the cap still shows. Work per publish is bounded by the cap, no
 """
 from __future__ import annotations
 
-import importlib.metadata
 import platform
 import threading
 import time
@@ -34,6 +33,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from .version import package_version
+
 OTHER_KEY = "__other__"
 DIVERGENCE_MEASURES = ("tv", "kl", "js")
 # One training step takes from tens of microseconds (few keys, CPU) to about a second
@@ -41,13 +42,6 @@ DIVERGENCE_MEASURES = ("tv", "kl", "js")
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 STEP_DURATION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
                          0.1, 0.25, 0.5, 1.0)
-
-
-def _package_version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 @dataclass(frozen=True)
@@ -115,11 +109,12 @@ class _KeyGaugesCollector:
 class Metrics:
     """Creates every metric of gumbeld in ``registry``; the service reports through its methods.
 
-    Thread-safe: methods may be called from the event loop and from worker threads.
+    ``version`` is that of ``gumbeld_build_info``; by default the installed gumbeld's. Thread-safe:
+    methods may be called from the event loop and from worker threads.
     """
 
     def __init__(self, registry: CollectorRegistry, *, max_key_labels: int,
-                 clock: Callable[[], float] = time.time, version: str = "0.1.0",
+                 clock: Callable[[], float] = time.time, version: str | None = None,
                  device: str = "cpu") -> None:
         if max_key_labels < 0:
             raise ValueError(f"max_key_labels must be >= 0, got {max_key_labels}")
@@ -130,8 +125,8 @@ class Metrics:
         self._labelled: set[str] = set()
 
         Info("gumbeld_build", "Build of the running gumbeld (value is always 1).", registry=registry).info(
-            {"version": version, "python": platform.python_version(), "torch": _package_version("torch"),
-             "device": str(device)})
+            {"version": version or package_version(), "python": platform.python_version(),
+             "torch": package_version("torch"), "device": str(device)})
         self.events = Counter("gumbeld_events", "Events counted, per key.", ["key"], registry=registry)
         self.bad_events = Counter("gumbeld_bad_events", "Events rejected, by reason.", ["reason"],
                                   registry=registry)

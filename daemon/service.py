@@ -82,7 +82,8 @@ class Service:
         self.publisher = Publisher(s, keys=self.keys, ingest=self.ingest, learner=self.learner, metrics=self.metrics,
                                    sinks=self.sinks, run=self._run, take=self._take, clock=self._clock)
         self.publisher.restore(saved.get("evictions", []) if saved else [])
-        self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health)
+        self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health,
+                               max_connections=s.metrics.max_connections)
         try:
             await self.http.start()
         except OSError as error:

@@ -180,6 +180,7 @@ class DeadLetterSettings(Section):
 class MetricsSettings(Section):
     host: str = Field("127.0.0.1", description="address of the HTTP server (0.0.0.0 for all interfaces)")
     port: int = Field(9464, ge=0, le=65535, description="HTTP port of /metrics, /livez, /readyz; 0 = any free")
+    max_connections: int = Field(256, ge=1, description="open HTTP connections at most; a connection past it is answered 503 and closed")
     max_key_labels: int = Field(100, ge=0, description="keys with their own metric series; others aggregate as key=\"__other__\"")
 
 

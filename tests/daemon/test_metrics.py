@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.metadata
 import math
 import platform
 import subprocess
@@ -96,6 +97,15 @@ def test_build_info_names_the_versions_and_device(registry, metrics):
     assert info["version"] == "9.9.9" and info["device"] == "cpu"
     assert info["python"] == platform.python_version()
     assert info["torch"][0].isdigit()
+
+
+def test_build_info_version_is_the_installed_package_version(clock, monkeypatch):
+    installed = {"gumbeld": "7.7.7", "torch": importlib.metadata.version("torch")}
+    monkeypatch.setattr(importlib.metadata, "version", installed.__getitem__)
+    registry = CollectorRegistry()
+    Metrics(registry, max_key_labels=1, clock=clock)
+    (labels, _), = samples(registry, "gumbeld_build_info").items()
+    assert dict(labels)["version"] == "7.7.7"
 
 
 def test_ready_is_zero_and_checkpoint_age_absent_at_start(registry, metrics):
