@@ -36,7 +36,7 @@ class CategoricalGenerator:
     def after_update(self, steps: torch.Tensor, on: torch.Tensor) -> None:
         """Advance the average on rows where ``on`` ``[B, 1]`` is 1; ``steps`` ``[B, 1]`` counts updates."""
         alpha = ((1 + steps) / (10 + steps)).clamp_(max=self.ema_decay)
-        self.average.lerp_(self.logits, (1 - alpha) * on)
+        self.average.lerp_(self.logits, ((1 - alpha) * on).to(self.average.dtype))
 
     def recentre(self) -> None:
         """Centre the logits and floor them at ``max − logit_range`` (softmax is unchanged by the shift).

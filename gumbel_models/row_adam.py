@@ -20,9 +20,12 @@ class RowAdam:
         if lr <= 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0:
             raise ValueError(f"invalid Adam settings lr={lr} betas={betas} eps={eps}")
         self.lr, self.betas, self.eps = lr, betas, eps
-        self.exp_avg = torch.zeros_like(param)
-        self.exp_avg_sq = torch.zeros_like(param)
-        self.steps = torch.zeros(param.shape[0], 1, dtype=param.dtype, device=param.device)
+        # bfloat16 rounds β2 = 0.999 to 1 (bias correction 0/0) and loses v's small increments:
+        # the moments and step counts are kept in float32 at least
+        dtype = torch.promote_types(param.dtype, torch.float32)
+        self.exp_avg = torch.zeros_like(param, dtype=dtype)
+        self.exp_avg_sq = torch.zeros_like(param, dtype=dtype)
+        self.steps = torch.zeros(param.shape[0], 1, dtype=dtype, device=param.device)
 
     def step(self, param: torch.Tensor, grad: torch.Tensor, on: torch.Tensor, lr_scale: float = 1.0) -> None:
         """Update ``param`` ``[B, D]`` in place on rows where ``on`` ``[B, 1]`` is 1 (else 0).
@@ -30,6 +33,7 @@ class RowAdam:
         ``grad`` must be finite on every row (rows that are off may hold zeros).
         """
         beta1, beta2 = self.betas
+        grad, on = grad.to(self.exp_avg.dtype), on.to(self.exp_avg.dtype)
         self.steps.add_(on)
         self.exp_avg.lerp_(grad, on * (1 - beta1))
         self.exp_avg_sq.lerp_(grad.square(), on * (1 - beta2))
