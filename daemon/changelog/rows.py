@@ -1,0 +1,121 @@
+"""The state topic's record value: one key's whole learning state, a fixed header + NumPy bytes.
+
+No pickle: a row is a packed little-endian record whose layout follows from its header alone, so
+any reader (another version of gumbeld, another language) can check and parse it without running
+code. For ``K`` categories and ``V``-byte values (4: float32, 8: float64), in order::
+
+    magic "GBRW" | format u16 | V u8 | 0 u8 | K u32 | labels u32 | version i64 | events i64
+    counts f64[K] | window f64[K]                                   histogram, change window
+    logits, average fV[K] | mask u8[K] | d_params fV[K+1]           generator, discriminator
+    g_exp_avg, g_exp_avg_sq fV[K] | g_steps fV                      generator Adam
+    d_exp_avg, d_exp_avg_sq fV[K+1] | d_steps fV                    discriminator Adam
+
+``labels`` is the CRC-32 of the category labels (the label table's version: a row is only read by
+a model over the same categories), ``version`` the key's snapshot version. The fields are those of
+:mod:`gumbel_models.rows`. Rows are encoded and decoded many at a time, as one structured array.
+
+>>> import torch
+>>> from gumbel_models import GANConfig, GumbelGAN
+>>> from gumbel_models.rows import read_rows
+>>> model = GumbelGAN(GANConfig(n_categories=3), 2)
+>>> model.observe(torch.tensor([[3., 1., 0.], [0., 2., 2.]]))
+>>> codec = RowCodec(["a", "b", "c"], value_bytes=4)
+>>> values = codec.encode(read_rows(model, torch.arange(2)), versions=[7, 1])
+>>> len(values), len(values[0]) == codec.itemsize
+(2, True)
+>>> decoded = codec.decode(values)
+>>> decoded.versions.tolist(), decoded.state["counts"].tolist(), decoded.bad
+([7, 1], [[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]], [])
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from gumbel_models.rows import ROW_FIELDS
+
+MAGIC = b"GBRW"
+ROW_FORMAT = 1
+_HEADER = [("magic", "S4"), ("format", "<u2"), ("value_bytes", "u1"), ("reserved", "u1"), ("k", "<u4"),
+           ("labels", "<u4"), ("version", "<i8"), ("events", "<i8")]
+_PREFIX = np.dtype(_HEADER[:6])  # what identifies the layout: enough to explain a refusal
+
+
+def labels_fingerprint(labels: Sequence[str]) -> int:
+    """CRC-32 of the category labels, in order: rows of another label table are refused."""
+    return zlib.crc32("\x1f".join(labels).encode())
+
+
+def row_dtype(k: int, value_bytes: int) -> np.dtype:
+    """The packed layout of one row over ``k`` categories with ``value_bytes``-byte values."""
+    f = f"<f{value_bytes}"
+    return np.dtype(_HEADER + [
+        ("counts", "<f8", (k,)), ("window", "<f8", (k,)), ("logits", f, (k,)), ("average", f, (k,)),
+        ("mask", "u1", (k,)), ("d_params", f, (k + 1,)), ("g_exp_avg", f, (k,)), ("g_exp_avg_sq", f, (k,)),
+        ("g_steps", f, (1,)), ("d_exp_avg", f, (k + 1,)), ("d_exp_avg_sq", f, (k + 1,)), ("d_steps", f, (1,))])
+
+
+@dataclass
+class DecodedRows:
+    state: dict[str, torch.Tensor]   # field → [A, …] of the good rows, as gumbel_models.rows.write_rows takes
+    versions: np.ndarray             # [A] snapshot versions
+    good: list[int]                  # positions (in the values given) of the rows decoded
+    bad: list[tuple[int, str]]       # (position, why) of the rows refused
+
+
+class RowCodec:
+    """Encodes and checks rows for one label table; ``value_bytes`` 4 (float32) or 8 (float64)."""
+
+    def __init__(self, labels: Sequence[str], *, value_bytes: int = 4) -> None:
+        if value_bytes not in (4, 8):
+            raise ValueError(f"value_bytes must be 4 or 8, got {value_bytes}")
+        self.k, self.value_bytes, self.labels = len(labels), value_bytes, labels_fingerprint(labels)
+        self.dtype = row_dtype(self.k, value_bytes)
+        self.itemsize = self.dtype.itemsize
+
+    def encode(self, state: dict[str, torch.Tensor], versions: Sequence[int]) -> list[bytes]:
+        """One value per row of ``state`` (``[A, …]`` per field, as ``read_rows`` returns)."""
+        n = len(versions)
+        rows = np.zeros(n, dtype=self.dtype)
+        rows["magic"], rows["format"], rows["value_bytes"] = MAGIC, ROW_FORMAT, self.value_bytes
+        rows["k"], rows["labels"], rows["version"] = self.k, self.labels, np.asarray(versions, dtype=np.int64)
+        for field in ROW_FIELDS:
+            value = state[field].detach()
+            rows[field] = (value.float() if value.dtype == torch.bfloat16 else value).cpu().numpy().reshape(rows[field].shape)
+        data, size = rows.tobytes(), self.itemsize
+        return [data[i * size:(i + 1) * size] for i in range(n)]
+
+    def decode(self, values: Sequence[bytes]) -> DecodedRows:
+        """Check and parse ``values``; rows of another layout or label table are refused, each with why."""
+        good, bad = [], []
+        for i, value in enumerate(values):
+            problem = self._problem(value)
+            if problem:
+                bad.append((i, problem))
+            else:
+                good.append(i)
+        rows = np.frombuffer(b"".join(values[i] for i in good), dtype=self.dtype)
+        state = {field: torch.from_numpy(rows[field].copy()) for field in ROW_FIELDS}
+        state["events"] = state["events"].reshape(-1)
+        state["mask"] = state["mask"].bool()
+        return DecodedRows(state, rows["version"].copy(), good, bad)
+
+    def _problem(self, value: bytes) -> str | None:
+        if len(value) < _PREFIX.itemsize:
+            return f"{len(value)} bytes: too short for a state row"
+        head = np.frombuffer(value[:_PREFIX.itemsize], dtype=_PREFIX)[0]
+        if bytes(head["magic"]) != MAGIC:
+            return "not a state row (bad magic)"
+        if int(head["format"]) != ROW_FORMAT:
+            return f"row format {int(head['format'])}, this version reads {ROW_FORMAT}"
+        if int(head["k"]) != self.k or int(head["labels"]) != self.labels:
+            return f"written for other categories ({int(head['k'])} labels, fingerprint {int(head['labels']):08x})"
+        if int(head["value_bytes"]) != self.value_bytes:  # model.dtype changed since it was written
+            return f"{int(head['value_bytes'])}-byte values, this model stores {self.value_bytes}-byte ones"
+        if len(value) != self.itemsize:
+            return f"{len(value)} bytes, a row over {self.k} categories has {self.itemsize}"
+        return None
