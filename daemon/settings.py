@@ -26,7 +26,8 @@ class Section(BaseModel):
 
 
 class TemperatureSettings(Section):
-    schedule: Literal["constant", "exponential", "linear", "cosine"] = _TAU.kind
+    schedule: Literal["constant", "exponential", "linear", "cosine"] = Field(
+        _TAU.kind, description="how τ falls from initial to minimum over the training steps")
     initial: float = Field(_TAU.initial, gt=0, description="τ0")
     minimum: float = Field(_TAU.minimum, gt=0, description="τ_min, the floor of every schedule")
     rate: float = Field(_TAU.rate, ge=0, description="r of τ0·exp(−r·t), per step")
