@@ -228,3 +228,13 @@ def test_all_problems_of_all_sources_are_reported_together(tmp_path):
     path = write_toml(tmp_path, "[training]\nmax_step_cells = 0\n")
     problems = problems_of({"metrics.port": "-1"}, {"GUMBELD_LOG__LEVEL": "LOUD"}, path)
     assert [p.split(":")[0] for p in problems] == ["metrics.port", "training.max_step_cells", "log.level"]
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("model.half_life", "0", "model.half_life: half_life must be a positive number of events"),
+    ("model.half_life", "inf", "model.half_life: half_life must be a positive number of events"),
+    ("model.change_p_value", "1", "model.change_p_value: change_p_value must lie in (0, 1)"),
+])
+def test_forgetting_settings_are_checked_by_the_learning_cores_rule(name, value, expected):
+    [problem] = problems_of({name: value})
+    assert problem.startswith(expected) and problem.endswith(f"from --{name})")
