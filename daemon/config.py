@@ -47,7 +47,7 @@ class _SourceSchema(GumbeldSettings, BaseSettings):
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--<dotted name>`` per setting (and per section, taking JSON), helped with its variable."""
+    """Adds a ``--<dotted name>`` flag per setting and section to ``parser``, helped with its environment variable."""
     CliSettingsSource(_SourceSchema, root_parser=parser)
 
 
