@@ -5,13 +5,11 @@ import argparse
 import json
 import os
 import sys
-import typing
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from pydantic_core import to_jsonable_python
-
-from daemon.config import ConfigError, LeafSetting, leaf_settings, load_settings
+from daemon.config import ConfigError, add_setting_flags, load_settings
 from daemon.version import package_version as _version
 
 DESCRIPTION = """\
@@ -25,8 +23,8 @@ settings:
   Every setting has one dotted name, e.g. metrics.port. Set it in a TOML file ([metrics] port = 9000),
   in the environment (GUMBELD_METRICS__PORT=9000) or on the command line (--metrics.port 9000).
   The command line wins over the environment, which wins over the file, which wins over the
-  defaults. The file is --config PATH or $GUMBELD_CONFIG. List and dict settings take JSON;
-  booleans take true or false. 'gumbeld run --help' lists every setting.
+  defaults. The file is --config PATH or $GUMBELD_CONFIG. List and dict settings take JSON (flags:
+  lists also a,b,c); booleans take true or false. 'gumbeld run --help' lists every setting.
 """
 
 EXAMPLES = """\
@@ -49,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args, extras = parser.parse_known_args(argv)
         if args.command in ("run", "config"):
-            overrides = {**vars(args).get("settings_from_flags", {}), **_unknown_flags(extras, parser)}
+            flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")} | _unknown_flags(extras, parser)
         elif extras:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
     except SystemExit as exit_:  # --help, --version and usage errors
@@ -63,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return produce(list(args.produce_args))
 
     try:
-        settings = load_settings(overrides, config_file=args.config)
+        settings = load_settings(flags, config_file=args.config)
     except ConfigError as error:
         print("gumbeld: invalid configuration:", file=sys.stderr)
         for problem in error.problems:
@@ -87,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gumbeld", description=DESCRIPTION, epilog=SETTINGS_HELP + "\n" + EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+        formatter_class=_HelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -95,15 +93,15 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the daemon until SIGINT or SIGTERM", usage="gumbeld run [--config PATH] [--SETTING VALUE ...]",
         description="Run the daemon until SIGINT or SIGTERM. "
         "Each option below overrides one setting; see 'gumbeld --help' for the other ways to set them.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
-    _add_settings_options(run)
-
+        epilog=EXAMPLES, formatter_class=_HelpFormatter, allow_abbrev=False)
     config = commands.add_parser(
         "config", help="print the effective settings as JSON and exit",
         usage="gumbeld config [--config PATH] [--SETTING VALUE ...]",
         description="Print the settings 'gumbeld run' would use with the same options and environment, as JSON. "
-        "Takes every option of 'gumbeld run'.", allow_abbrev=False)
-    _add_settings_options(config, with_help=False)
+        "Takes every option of 'gumbeld run'.", formatter_class=_HelpFormatter, allow_abbrev=False)
+    for command in (run, config):
+        command.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: $GUMBELD_CONFIG)")
+        add_setting_flags(command)
 
     bench = commands.add_parser(
         "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
@@ -123,59 +121,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_settings_options(parser: argparse.ArgumentParser, with_help: bool = True) -> None:
-    parser.set_defaults(settings_from_flags={})
-    parser.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: $GUMBELD_CONFIG)")
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for leaf in leaf_settings():
-        section = leaf.name.rpartition(".")[0]
-        if section not in groups:
-            title = f"[{section}] settings" if section else "general settings"
-            groups[section] = parser.add_argument_group(title)
-        groups[section].add_argument(
-            leaf.flag, metavar=_metavar(leaf), action=_SettingAction, dest=leaf.name, default=argparse.SUPPRESS,
-            help=_help(leaf) if with_help else argparse.SUPPRESS)
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Wraps help text between words only: a long flag or variable name stays whole."""
 
-
-class _SettingAction(argparse.Action):
-    """Collects flag values by dotted name, kept as typed: :func:`load_settings` validates them."""
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        collected = dict(getattr(namespace, "settings_from_flags", {}))
-        collected[self.dest] = values
-        namespace.settings_from_flags = collected
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_long_words=False, break_on_hyphens=False)
 
 
 def _unknown_flags(extras: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
     """``--name VALUE`` and ``--name=VALUE`` not declared: kept, so the error names the setting."""
     unknown: dict[str, str] = {}
-    i = 0
-    while i < len(extras):
-        token = extras[i]
-        if not token.startswith("--") or token == "--":
-            parser.error(f"unrecognized arguments: {' '.join(extras[i:])}")
-        name, has_value, value = token[2:].partition("=")
-        if not has_value and i + 1 < len(extras) and not extras[i + 1].startswith("--"):
-            value, i = extras[i + 1], i + 1
-        unknown[name] = value
-        i += 1
+    waiting = None  # an unknown flag whose value is the next token
+    for token in extras:
+        if token.startswith("--") and token != "--":
+            name, has_value, value = token[2:].partition("=")
+            unknown[name], waiting = value, (None if has_value else name)
+        elif waiting is not None:
+            unknown[waiting], waiting = token, None
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
     return unknown
-
-
-def _metavar(leaf: LeafSetting) -> str:
-    annotation = leaf.field.annotation
-    args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if typing.get_origin(annotation) is typing.Literal:
-        return "{" + ",".join(map(str, args)) + "}"
-    if leaf.takes_json:
-        return "JSON"
-    base = args[0] if len(args) == 1 else annotation
-    return {bool: "true|false", int: "INT", float: "NUMBER", str: "TEXT"}.get(base, "PATH" if base is Path else "VALUE")
-
-
-def _help(leaf: LeafSetting) -> str:
-    text = leaf.field.description or ""
-    default = to_jsonable_python(leaf.field.get_default(call_default_factory=True))
-    shown = json.dumps(default, ensure_ascii=False)
-    text = f"{text} (default: {shown})" if text else f"default: {shown}"
-    return text.replace("%", "%%")  # argparse %-formats help strings

@@ -1,42 +1,33 @@
-"""Reading the settings of :mod:`daemon.settings` from their sources.
+"""Reading the settings of :mod:`daemon.settings`; the only place that reads the environment.
 
-Each setting has one dotted name, alike in every source. Precedence, highest first:
-
-* command line: ``--metrics.port 9000`` (passed here as ``{"metrics.port": "9000"}``);
-* environment: ``GUMBELD_METRICS__PORT=9000`` (prefix ``GUMBELD_``, ``__`` between levels);
-* TOML file: ``[metrics]`` table, ``port = 9000``; its path is ``--config PATH`` or ``GUMBELD_CONFIG``;
-* the defaults declared in :mod:`daemon.settings`.
-
-List-, tuple- and dict-valued settings take JSON on the command line and in the environment,
-e.g. ``GUMBELD_SOURCE__SYNTHETIC__KEYS='{"web": {"probabilities": [0.5, 0.5]}}'``, and a value from
-a higher source replaces such a setting as a whole. Sections (``[model]``, ``[model.temperature]``)
-merge setting by setting. This module is the only place that reads the environment.
+Precedence, highest first: flags (``--metrics.port 9000``), the environment (``GUMBELD_METRICS__PORT=9000``),
+the TOML file (``--config PATH`` or ``$GUMBELD_CONFIG``; ``[metrics]`` ``port = 9000``), the defaults.
+pydantic-settings reads each source and makes the flags with their help. Added here is what it lacks: a
+higher source's dict or list setting replaces the lower one's whole (sections merge setting by setting),
+unknown settings and a missing file are errors, and each problem names its setting and where it came from.
 """
 from __future__ import annotations
 
+import argparse
 import difflib
+import functools
 import json
 import os
 import tomllib
-import types
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from pydantic.fields import FieldInfo
+from pydantic_core import to_jsonable_python
 from pydantic_settings import (
-    BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError, TomlConfigSettingsSource)
+    BaseSettings, CliSettingsSource, EnvSettingsSource, SettingsConfigDict, SettingsError, TomlConfigSettingsSource)
 
 from daemon.settings import GumbeldSettings
 
 ENV_PREFIX = "GUMBELD_"
 ENV_NESTED_DELIMITER = "__"
 CONFIG_FILE_ENV = "GUMBELD_CONFIG"
-
-_JSON_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 
 class ConfigError(Exception):
@@ -47,253 +38,138 @@ class ConfigError(Exception):
         super().__init__("\n".join(self.problems))
 
 
-@dataclass(frozen=True)
-class LeafSetting:
-    """One setting that takes a value, e.g. ``metrics.port``, as the command line offers it."""
-
-    name: str
-    field: FieldInfo
-    takes_json: bool
-
-    @property
-    def flag(self) -> str:
-        return f"--{self.name}"
-
-    @property
-    def env_var(self) -> str:
-        return ENV_PREFIX + self.name.replace(".", ENV_NESTED_DELIMITER).upper()
-
-
-def leaf_settings(model: type[BaseModel] = GumbeldSettings, prefix: str = "") -> list[LeafSetting]:
-    """Every leaf setting of the tree, depth first in declaration order."""
-    leaves: list[LeafSetting] = []
-    for name, field in model.model_fields.items():
-        section = _section_type(field)
-        if section is not None:
-            leaves.extend(leaf_settings(section, f"{prefix}{name}."))
-        else:
-            leaves.append(LeafSetting(f"{prefix}{name}", field, _takes_json(field.annotation)))
-    return leaves
-
-
-def _section_type(field: FieldInfo | None) -> type[BaseModel] | None:
-    annotation = field.annotation if field is not None else None
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _takes_json(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_takes_json(arg) for arg in typing.get_args(annotation) if arg is not type(None))
-    candidate = origin or annotation
-    return isinstance(candidate, type) and (issubclass(candidate, _JSON_CONTAINERS) or issubclass(candidate, BaseModel))
-
-
 class _SourceSchema(GumbeldSettings, BaseSettings):
-    """Tells the pydantic-settings sources the tree and how the environment spells it; never instantiated."""
+    """Tells the pydantic-settings sources the tree, how the environment spells it and how flags look."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False, extra="forbid")
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False, extra="forbid",
+        cli_show_env_vars=True, cli_exit_on_error=False)
 
 
-class _InjectedEnvSource(EnvSettingsSource):
-    """The standard environment source, reading a given mapping instead of ``os.environ``."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {name.lower(): value for name, value in self._environ.items()}
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds a ``--<dotted name>`` flag per setting and section to ``parser``, helped with its environment variable."""
+    CliSettingsSource(_SourceSchema, root_parser=parser)
 
 
-def load_settings(
-    overrides: Mapping[str, Any] | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    config_file: str | os.PathLike[str] | None = None,
-) -> GumbeldSettings:
+@functools.cache
+def _flags() -> CliSettingsSource:
+    return CliSettingsSource(_SourceSchema, cli_prog_name="gumbeld")
+
+
+# One source: its values, and by path where each was given (a flag, an environment variable, the file).
+_Layer = tuple[dict[str, Any], dict[tuple[str, ...], str]]
+
+
+def load_settings(flags: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None,
+                  config_file: str | os.PathLike[str] | None = None) -> GumbeldSettings:
     """The effective settings; raises :class:`ConfigError` listing every problem found.
 
-    ``overrides`` maps dotted names to command-line values: strings as typed (JSON for list- and
-    dict-valued settings) or already-typed Python values. ``env`` defaults to ``os.environ``;
-    ``config_file`` defaults to ``$GUMBELD_CONFIG`` and, when neither is given, no file is read.
-    """
+    ``flags`` maps dotted names to flag values: strings as typed, lists of them (a repeated flag) or typed
+    values. ``env`` defaults to ``os.environ``; ``config_file`` to ``$GUMBELD_CONFIG`` (neither: no file)."""
     env = os.environ if env is None else env
-    settings_env = {k: v for k, v in env.items() if k.upper().startswith(ENV_PREFIX) and k.upper() != CONFIG_FILE_ENV}
     if config_file is None:
         config_file = next((v for k, v in env.items() if k.upper() == CONFIG_FILE_ENV and v), None)
-    file_path = Path(config_file) if config_file is not None else None
-
+    env_names = ((var[len(ENV_PREFIX):].lower().replace(ENV_NESTED_DELIMITER, "."), value, var)
+                 for var, value in env.items() if var.upper().startswith(ENV_PREFIX) and var.upper() != CONFIG_FILE_ENV)
     problems: list[str] = []
-    cli_layer = _cli_layer(overrides or {}, problems)
-    env_layer = _env_layer(settings_env, problems)
-    file_layer = _file_layer(file_path, problems) if file_path is not None else {}
+    layers = [  # lowest precedence first
+        _file_layer(Path(config_file), problems) if config_file is not None else ({}, {}),
+        _layer(env_names, functools.partial(_read_env, EnvSettingsSource(_SourceSchema)), problems),
+        _layer(((name, value, f"--{name}") for name, value in (flags or {}).items()), _read_flag, problems),
+    ]
     if problems:
         raise ConfigError(problems)
-
-    layers = [file_layer, env_layer, cli_layer]  # lowest precedence first
     merged: dict[str, Any] = {}
-    for layer in layers:
-        merged = _merge(merged, layer, GumbeldSettings)
+    for values, _ in layers:
+        merged = _merge(merged, values, GumbeldSettings)
     try:
         return GumbeldSettings.model_validate(merged)
     except ValidationError as error:
-        origins = _Origins(cli_layer, overrides or {}, env_layer, settings_env, file_layer, file_path)
-        raise ConfigError([_describe(e, origins) for e in error.errors()]) from None
+        raise ConfigError([_describe(e, layers) for e in error.errors()]) from None
 
 
-def _cli_layer(overrides: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
-    leaves = {leaf.name: leaf for leaf in leaf_settings()}
-    layer: dict[str, Any] = {}
-    for name, value in overrides.items():
-        leaf = leaves.get(name)
-        if leaf is not None and leaf.takes_json and isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as error:
-                problems.append(f"{name}: not valid JSON: {error} (got {value!r}, from --{name})")
-                continue
-        _put(layer, name.split("."), value)
-    return layer
+def _read_env(source: EnvSettingsSource, var: str, value: str) -> dict[str, Any]:
+    source.env_vars = {var.lower(): value}
+    return source()
 
 
-def _env_layer(environ: Mapping[str, str], problems: list[str]) -> dict[str, Any]:
-    # The source would report a JSON error only by top-level section; check first to name the setting.
-    for var, value in environ.items():
-        path = var[len(ENV_PREFIX):].lower().split(ENV_NESTED_DELIMITER)
-        if _expects_json(path):
-            try:
-                json.loads(value)
-            except ValueError as error:
-                problems.append(f"{'.'.join(path)}: not valid JSON: {error} (got {value!r}, from {var})")
-    if problems:
+def _read_flag(flag: str, value: Any) -> dict[str, Any]:
+    if flag[2:] not in _flags().env_var_names:
         return {}
-    try:
-        layer = _InjectedEnvSource(_SourceSchema, environ)()
-    except SettingsError as error:
-        problems.append(f"environment: {error}: {error.__cause__}")
-        return {}
-    # The source skips names outside the tree; keep them so that validation reports them as unknown.
-    for var, value in environ.items():
-        path = var[len(ENV_PREFIX):].lower().split(ENV_NESTED_DELIMITER)
-        if path[0] not in GumbeldSettings.model_fields:
-            _put(layer, path, value)
-    return layer
+    values = value if isinstance(value, list) else [value]  # a list: the flag given more than once
+    return _flags()(args=[f"{flag}={v if isinstance(v, str) else json.dumps(to_jsonable_python(v))}" for v in values])()
 
 
-def _expects_json(path: list[str]) -> bool:
-    """Whether the environment source decodes a value at this path as JSON (sections and containers)."""
-    model: type[BaseModel] | None = GumbeldSettings
-    for i, part in enumerate(path):
-        field = model.model_fields.get(part) if model is not None else None
-        if field is None:
-            return False
-        model = _section_type(field)
-        if model is None:
-            return i == len(path) - 1 and _takes_json(field.annotation)
-    return True
-
-
-def _file_layer(path: Path, problems: list[str]) -> dict[str, Any]:
-    if not path.exists():
-        problems.append(f"config file {path}: no such file")
-    elif not path.is_file():
-        problems.append(f"config file {path}: not a regular file")
-    else:
+def _layer(items: Iterable[tuple[str, Any, str]], read: Callable[[str, Any], dict[str, Any]],
+           problems: list[str]) -> _Layer:
+    """One source, each (dotted name, value, origin) read alone so that a value the library cannot
+    decode names its setting; a name the library skips is kept, for validation to call unknown."""
+    values: dict[str, Any] = {}
+    given: dict[tuple[str, ...], str] = {}
+    for name, value, origin in items:
         try:
-            return TomlConfigSettingsSource(_SourceSchema, toml_file=path)()
-        except tomllib.TOMLDecodeError as error:
-            problems.append(f"config file {path}: invalid TOML: {error}")
-        except (OSError, UnicodeDecodeError) as error:
-            problems.append(f"config file {path}: cannot read: {getattr(error, 'strerror', None) or error}")
-    return {}
+            tree = read(origin, value)
+        except SettingsError as error:
+            problems.append(f"{name}: not valid JSON: {error.__cause__ or error} (got {_show(value)}, from {origin})")
+            continue
+        given[path := tuple(name.split("."))] = origin
+        values = _merge(values, tree or functools.reduce(lambda inner, part: {part: inner}, reversed(path), value), None)
+    return values, given
 
 
-def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:
-    for part in path[:-1]:
-        child = tree.get(part)
-        if not isinstance(child, dict):
-            child = tree[part] = {}
-        tree = child
-    tree[path[-1]] = value
+def _file_layer(path: Path, problems: list[str]) -> _Layer:
+    if not path.is_file():
+        problems.append(f"config file {path}: {'not a regular file' if path.exists() else 'no such file'}")
+        return {}, {}
+    try:
+        return TomlConfigSettingsSource(_SourceSchema, toml_file=path)(), {(): str(path)}
+    except tomllib.TOMLDecodeError as error:
+        problems.append(f"config file {path}: invalid TOML: {error}")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(f"config file {path}: cannot read: {getattr(error, 'strerror', None) or error}")
+    return {}, {}
 
 
 def _merge(lower: dict[str, Any], higher: dict[str, Any], model: type[BaseModel] | None) -> dict[str, Any]:
-    """``higher`` over ``lower``: sections merge key by key, any other value replaces as a whole."""
+    """``higher`` over ``lower``: sections (without a model, every dict) merge key by key; other values replace."""
     merged = dict(lower)
     for key, value in higher.items():
-        section = _section_type(model.model_fields.get(key)) if model is not None else None
-        if section is not None and isinstance(value, dict) and isinstance(merged.get(key), dict):
+        section = model.model_fields[key].annotation if model is not None and key in model.model_fields else None
+        section = section if isinstance(section, type) and issubclass(section, BaseModel) else None
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and (model is None or section is not None):
             merged[key] = _merge(merged[key], value, section)
         else:
             merged[key] = value
     return merged
 
 
-@dataclass
-class _Origins:
-    """Finds which source supplied the value at a path, to say so in error messages."""
-
-    cli_layer: dict[str, Any]
-    overrides: Mapping[str, Any]
-    env_layer: dict[str, Any]
-    environ: Mapping[str, str]
-    file_layer: dict[str, Any]
-    file_path: Path | None
-
-    def of(self, loc: tuple[str, ...]) -> str | None:
-        for i in range(len(loc), 0, -1):
-            if ".".join(loc[:i]) in self.overrides:
-                return f"--{'.'.join(loc[:i])}"
-        if _contains(self.env_layer, loc):
-            by_upper = {var.upper(): var for var in self.environ}
-            for i in range(len(loc), 0, -1):
-                var = by_upper.get(ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc[:i]).upper())
-                if var is not None:
-                    return var
-            below = ENV_PREFIX + ENV_NESTED_DELIMITER.join(loc).upper() + ENV_NESTED_DELIMITER
-            return ", ".join(sorted(var for upper, var in by_upper.items() if upper.startswith(below)))
-        if _contains(self.file_layer, loc):
-            return str(self.file_path)
-        return None
+def _origin(loc: tuple[str, ...], layers: list[_Layer]) -> str | None:
+    """Where the value at ``loc`` came from: the highest source that gave it, or gave values below it."""
+    for _, given in reversed(layers):
+        above = [path for path in given if loc[:len(path)] == path]
+        below = sorted(origin for path, origin in given.items() if path[:len(loc)] == loc)
+        if above or below:
+            return given[max(above, key=len)] if above else ", ".join(below)
+    return None
 
 
-def _contains(tree: Any, loc: tuple[str, ...]) -> bool:
-    for part in loc:
-        if not isinstance(tree, dict) or part not in tree:
-            return False
-        tree = tree[part]
-    return True
-
-
-def _describe(error: Mapping[str, Any], origins: _Origins) -> str:
+def _describe(error: Mapping[str, Any], layers: list[_Layer]) -> str:
     loc = tuple(str(part) for part in error["loc"])
     name = ".".join(loc)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown setting"
-        known = [leaf.name for leaf in leaf_settings()]
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
-        if close:
-            message += f"; did you mean {close[0]}?"
+        close = difflib.get_close_matches(name, _flags().env_var_names, n=1, cutoff=0.75)
+        message = "unknown setting" + (f"; did you mean {close[0]}?" if close else "")
     if not loc:
         return message  # a check across settings; its message names them
-    details = []
     value = error.get("input")
-    if error["type"] != "missing" and (not isinstance(value, dict) or error["type"] == "extra_forbidden"):
-        details.append(f"got {_show(value)}")
-    origin = origins.of(loc)
-    if origin:
+    shown = error["type"] != "missing" and (not isinstance(value, dict) or error["type"] == "extra_forbidden")
+    details = [f"got {_show(value)}"] if shown else []
+    if origin := _origin(loc, layers):
         details.append(f"from {origin}")
     return f"{name}: {message}" + (f" ({', '.join(details)})" if details else "")
 
 
 def _show(value: Any) -> str:
-    if isinstance(value, str) and value and value.strip() == value:
-        text = value
-    else:
-        text = json.dumps(value, default=str)
+    text = value if isinstance(value, str) and value and value.strip() == value else json.dumps(value, default=str)
     return text if len(text) <= 80 else text[:77] + "..."

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ from gumbel_models import GumbelGAN, divergences, total_variation
 from .arrays import grown
 from .ingest import Pending
 from .snapshots import Eviction, Publication, SnapshotBatch
+from .timestamps import rfc3339
 
 BLOCK_STEPS = 4  # steps per chunk between clock reads: gathering a chunk costs ~2% of 4 steps
 
@@ -37,10 +37,6 @@ class RoundStats:
     temperature: float
     active: int            # keys with something to learn when the round started
     settled: int           # keys with events and nothing to learn
-
-
-def rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class Learner:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from daemon.settings import LogSettings
+from daemon.timestamps import rfc3339
 
 _HANDLER_NAME = "gumbeld"
 # Attributes every LogRecord has; anything else on a record came from ``extra``.
@@ -35,10 +35,6 @@ def configure_logging(settings: LogSettings, stream: TextIO | None = None) -> lo
     return handler
 
 
-def _rfc3339_utc(created: float) -> str:
-    return datetime.fromtimestamp(created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _extra_fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES and not k.startswith("_")}
 
@@ -47,7 +43,7 @@ class TextFormatter(logging.Formatter):
     """``2024-05-01T12:00:00.123Z INFO daemon.service: started key=web``"""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_rfc3339_utc(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
+        line = f"{rfc3339(record.created)} {record.levelname} {record.name}: {record.getMessage()}"
         extras = " ".join(f"{k}={v}" for k, v in _extra_fields(record).items())
         if extras:
             line += " " + extras
@@ -63,7 +59,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": _rfc3339_utc(record.created),
+            "time": rfc3339(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -23,10 +23,11 @@ from aiokafka.errors import KafkaError
 
 from .ingest import Ingest
 from .keys import KeyTable
-from .learner import Learner, rfc3339
+from .learner import Learner
 from .metrics import Metrics
 from .settings import GumbeldSettings
 from .snapshots import Eviction, Publication
+from .timestamps import rfc3339
 
 log = logging.getLogger("gumbeld")
 

@@ -24,12 +24,13 @@ from .checkpoint import CheckpointError, CheckpointStore
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
 from .keys import KeyTable
-from .learner import Learner, rfc3339
+from .learner import Learner
 from .metrics import Metrics
 from .publishing import Publisher
 from .settings import GumbeldSettings
 from .sinks import SnapshotSink
 from .threads import background_executor
+from .timestamps import rfc3339
 from .wiring import build_dead_letters, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
+from gumbel_models.config import check_change_p_value, check_half_life
 
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
 _GAN = GANConfig(n_categories=2)  # the learning defaults live in gumbel_models; the settings mirror them
@@ -26,7 +27,8 @@ class Section(BaseModel):
 
 
 class TemperatureSettings(Section):
-    schedule: Literal["constant", "exponential", "linear", "cosine"] = _TAU.kind
+    schedule: Literal["constant", "exponential", "linear", "cosine"] = Field(
+        _TAU.kind, description="how τ falls from initial to minimum over the training steps")
     initial: float = Field(_TAU.initial, gt=0, description="τ0")
     minimum: float = Field(_TAU.minimum, gt=0, description="τ_min, the floor of every schedule")
     rate: float = Field(_TAU.rate, ge=0, description="r of τ0·exp(−r·t), per step")
@@ -49,8 +51,8 @@ class ModelSettings(Section):
     ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1, description="Polyak averaging of the generator logits; published probabilities use the average")
     lr_decay_steps: float | None = Field(None, gt=0, description="learning rates scale by 1/(1 + t/lr_decay_steps); unset keeps them constant")
     temperature: TemperatureSettings = TemperatureSettings()
-    half_life: float | None = Field(None, gt=0, description="forgetting half-life, events per key")
-    change_p_value: float | None = Field(None, gt=0, lt=1, description="restart a key's histogram when a window of its events differs at this p-value")
+    half_life: Annotated[float | None, AfterValidator(check_half_life)] = Field(None, description="forgetting half-life, events per key")
+    change_p_value: Annotated[float | None, AfterValidator(check_change_p_value)] = Field(None, description="restart a key's histogram when a window of its events differs at this p-value")
     change_window: int = Field(_GAN.change_window, ge=1, description="events per key in each change test")
     dtype: Literal["float32", "float64", "bfloat16"] = Field("float32", description="parameter precision")
     max_keys: int = Field(10_000, ge=1, description="keys kept at most; what happens to a new key past it is max_keys_policy")

@@ -59,10 +59,8 @@ class GANConfig:
             raise ValueError(f"lr_decay_steps must be > 0 or None, got {self.lr_decay_steps}")
         if self.real_batch is not None and self.real_batch < 1:
             raise ValueError(f"real_batch must be >= 1 or None, got {self.real_batch}")
-        if self.half_life is not None and not (self.half_life > 0 and math.isfinite(self.half_life)):
-            raise ValueError(f"half_life must be a positive number of events or None, got {self.half_life}")
-        if self.change_p_value is not None and not 0 < self.change_p_value < 1:
-            raise ValueError(f"change_p_value must lie in (0, 1) or be None, got {self.change_p_value}")
+        check_half_life(self.half_life)
+        check_change_p_value(self.change_p_value)
         for name in ("settle_tolerance", "settle_floor"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
@@ -77,6 +75,20 @@ class GANConfig:
     @property
     def torch_dtype(self) -> torch.dtype:
         return getattr(torch, self.dtype)
+
+
+def check_half_life(half_life: float | None) -> float | None:
+    """``half_life`` if it is None or a positive, finite number of events; else ValueError."""
+    if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
+        raise ValueError(f"half_life must be a positive number of events or None, got {half_life}")
+    return half_life
+
+
+def check_change_p_value(p_value: float | None) -> float | None:
+    """``p_value`` if it is None or lies in (0, 1); else ValueError."""
+    if p_value is not None and not 0 < p_value < 1:
+        raise ValueError(f"change_p_value must lie in (0, 1) or be None, got {p_value}")
+    return p_value
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

@@ -21,19 +21,17 @@ tensor([[0.3333, 0.6667]])
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .change_detector import ChangeDetector
+from .config import check_half_life
 
 
 class EmpiricalHistogram:
     def __init__(self, n_keys: int, n_categories: int, *, half_life: float | None = None,
                  change: ChangeDetector | None = None, device: torch.device | str = "cpu") -> None:
-        if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
-            raise ValueError(f"half_life must be a positive number of events, got {half_life!r}")
-        self.half_life, self.change = half_life, change
+        # Exported and built directly too, not only from a checked GANConfig: hence its own check, by the same rule.
+        self.half_life, self.change = check_half_life(half_life), change
         self.counts = torch.zeros(n_keys, n_categories, dtype=torch.float64, device=device)
         self.events = torch.zeros(n_keys, dtype=torch.int64, device=device)
 

@@ -3,14 +3,14 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from daemon.config import leaf_settings
 from daemon.metrics import Metrics
+from tests.settings_tree import leaf_fields
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
 
 
 def test_every_setting_is_documented():
-    missing = [leaf.name for leaf in leaf_settings() if f"`{leaf.name}`" not in README]
+    missing = [name for name in leaf_fields() if f"`{name}`" not in README]
     assert not missing, f"settings missing from README: {missing}"
 
 

@@ -41,10 +41,10 @@ from ..kafka.decode import RecordDecoder
 from ..runner import tune_garbage_collection
 from ..kafka.produce import ProducePlan, produce_events, start_producer
 from ..keys import KeyTable
-from ..learner import rfc3339
 from ..metrics import Metrics
 from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticKey, SyntheticSettings
 from ..sinks import DeadLetterFile
+from ..timestamps import rfc3339
 from .machine import describe_machine
 from .tansu import TansuUnavailable, start_tansu
 

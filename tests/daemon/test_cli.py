@@ -11,8 +11,8 @@ import types
 import pytest
 
 from daemon.cli import main
-from daemon.config import leaf_settings
 from daemon.settings import GumbeldSettings
+from tests.settings_tree import env_var, leaf_fields
 
 
 @pytest.fixture(autouse=True)
@@ -55,13 +55,19 @@ def test_top_level_help_explains_the_command_and_how_settings_are_named(capsys):
         assert text in out
 
 
-def test_run_help_lists_every_setting_with_its_description(capsys):
+def test_run_help_lists_every_setting_with_its_description_and_environment_variable(capsys):
     assert main(["run", "--help"]) == 0
     out = capsys.readouterr().out
-    for leaf in leaf_settings():
-        assert leaf.flag in out
-    assert "--metrics.port INT" in out
-    assert "HTTP port of /metrics" in out
+    words = " ".join(out.split())  # help text is wrapped between words
+    for name, field in leaf_fields().items():
+        start = words.index(f" --{name} ")
+        entry = words[start:words.index("]", words.index("[env: ", start)) + 1]  # the flag to its "[env: ...]"
+        assert entry.count(" --") == 1, name
+        heading = words.find(f" {name} options: ")  # an optional section: described atop its own options
+        described = entry if heading < 0 else words[heading:start] + entry
+        assert field.description and " ".join(field.description.split()) in described, name
+        assert entry.endswith(f"[env: {env_var(name)}]"), name
+    assert "--metrics.port int" in out and "--config PATH" in out
 
 
 def test_config_prints_the_defaults_as_json(capsys):
@@ -99,7 +105,7 @@ def test_flags_accept_the_equals_form_and_booleans_as_true_or_false(capsys):
     (["config", "--metrics.prot", "1"], "metrics.prot: unknown setting"),
     (["config", "--metrics.port=abc"], "metrics.port: Input should be a valid integer"),
     (["run", "--model.n_categories", "3"], "source.synthetic.keys.default: probabilities need 3 entries"),
-    (["config", "--model.categories", "a,b"], "model.categories: not valid JSON"),
+    (["config", "--model.categories", '["a", "b"'], "model.categories: not valid JSON"),
 ])
 def test_invalid_settings_exit_2_with_one_line_per_problem(capsys, fake_service, argv, expected):
     assert main(argv) == 2

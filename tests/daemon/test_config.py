@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import ConfigError, leaf_settings, load_settings
+from daemon.config import ConfigError, load_settings
 from daemon.settings import GumbeldSettings
 
 TWO_KEYS_TOML = """
@@ -130,13 +130,17 @@ def test_list_and_tuple_settings_take_json_on_the_command_line():
     assert settings.model.betas == (0.4, 0.9)
 
 
-def test_every_leaf_has_a_unique_dotted_name_and_containers_take_json():
-    leaves = {leaf.name: leaf for leaf in leaf_settings()}
-    assert len(leaves) == len(leaf_settings())
-    assert leaves["model.temperature.minimum"].env_var == "GUMBELD_MODEL__TEMPERATURE__MINIMUM"
-    assert leaves["source.synthetic.keys"].takes_json and leaves["model.categories"].takes_json
-    assert not leaves["metrics.port"].takes_json and not leaves["sinks.jsonl_path"].takes_json
-    assert "model.temperature" not in leaves  # sections are not leaves
+def test_list_settings_also_take_comma_separated_values_or_repeated_flags():
+    five = ["a", "b", "c", "d", "e"]  # one per entry of the default synthetic distribution
+    assert load_settings({"model.categories": "a,b,c,d,e"}, env={}).model.labels == five
+    assert load_settings({"model.categories": five}, env={}).model.labels == five
+
+
+def test_a_dict_setting_on_the_command_line_replaces_the_environments_whole_dict():
+    env = {"GUMBELD_SOURCE__SYNTHETIC__KEYS": '{"eu": {"probabilities": [0.1, 0.9]}}'}
+    settings = load_settings({"source.synthetic.keys": '{"us": {"probabilities": [0.2, 0.8]}}'},
+                             env={**env, "GUMBELD_MODEL__N_CATEGORIES": "2"})
+    assert list(settings.source.synthetic.keys) == ["us"]
 
 
 @pytest.mark.parametrize("source", ["cli", "env", "file"])
@@ -196,6 +200,7 @@ def test_invalid_toml_is_reported_with_its_position(tmp_path):
     ({"source.synthetic.keys": "{web: 1}"}, {}, "source.synthetic.keys: not valid JSON"),
     ({}, {"GUMBELD_SOURCE__SYNTHETIC__KEYS": "{web: 1}"}, "source.synthetic.keys: not valid JSON"),
     ({}, {"GUMBELD_MODEL__BETAS": "0.5,0.9"}, "model.betas: not valid JSON"),
+    ({"model.categories": '["a", "b"'}, {}, "model.categories: not valid JSON"),
 ])
 def test_malformed_json_names_the_setting(overrides, env, expected):
     [problem] = problems_of(overrides, env)
@@ -223,3 +228,13 @@ def test_all_problems_of_all_sources_are_reported_together(tmp_path):
     path = write_toml(tmp_path, "[training]\nmax_step_cells = 0\n")
     problems = problems_of({"metrics.port": "-1"}, {"GUMBELD_LOG__LEVEL": "LOUD"}, path)
     assert [p.split(":")[0] for p in problems] == ["metrics.port", "training.max_step_cells", "log.level"]
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("model.half_life", "0", "model.half_life: half_life must be a positive number of events"),
+    ("model.half_life", "inf", "model.half_life: half_life must be a positive number of events"),
+    ("model.change_p_value", "1", "model.change_p_value: change_p_value must lie in (0, 1)"),
+])
+def test_forgetting_settings_are_checked_by_the_learning_cores_rule(name, value, expected):
+    [problem] = problems_of({name: value})
+    assert problem.startswith(expected) and problem.endswith(f"from --{name})")

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from daemon.ingest import Pending
-from daemon.learner import BLOCK_STEPS, Learner, rfc3339
+from daemon.learner import BLOCK_STEPS, Learner
 from daemon.snapshots import Eviction
+from daemon.timestamps import rfc3339
 from gumbel_models import GANConfig, GumbelGAN, total_variation
 
 LABELS = ["a", "b", "c", "d"]

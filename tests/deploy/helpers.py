@@ -10,9 +10,10 @@ from typing import Any, Iterable, Mapping
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from daemon.config import CONFIG_FILE_ENV, ENV_NESTED_DELIMITER, ENV_PREFIX, ConfigError, leaf_settings, load_settings
+from daemon.config import CONFIG_FILE_ENV, ENV_PREFIX, ConfigError, load_settings
 from daemon.metrics import Metrics
 from daemon.settings import GumbeldSettings
+from tests.settings_tree import env_var, leaf_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -97,17 +98,13 @@ def bare_counters(expr: str) -> list[str]:
 
 
 # -- settings ----------------------------------------------------------------------------------
-def env_var(name: str) -> str:
-    return ENV_PREFIX + name.replace(".", ENV_NESTED_DELIMITER).upper()
-
-
 def known_settings() -> dict[str, Any]:
-    return {leaf.name: leaf for leaf in leaf_settings()}
+    return leaf_fields()
 
 
 def unknown_env_vars(names: Iterable[str]) -> list[str]:
     """The ``GUMBELD_*`` names that are neither a setting, ``GUMBELD_CONFIG``, nor a pending one."""
-    valid = {leaf.env_var for leaf in leaf_settings()} | {CONFIG_FILE_ENV} | {env_var(n) for n in PENDING_SETTINGS}
+    valid = {env_var(n) for n in leaf_fields()} | {CONFIG_FILE_ENV} | {env_var(n) for n in PENDING_SETTINGS}
     return sorted(n for n in names if n.startswith(ENV_PREFIX) and n not in valid)
 
 
