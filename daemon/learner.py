@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from gumbel_models import GumbelGAN, divergences, total_variation
+from gumbel_models.rows import read_rows, write_rows
 
 from .arrays import grown
 from .ingest import Pending
@@ -53,6 +54,7 @@ class Learner:
         self._changed = True   # counts or training since the last publication
         self.revision = 0      # counts, resets or training so far: equal revisions, equal state
         self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since its last publication
+        self._unwritten = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since last taken as rows
         self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
         self._worst: dict[str, float] = {}
 
@@ -69,17 +71,22 @@ class Learner:
             self._published_learned = torch.cat([self._published_learned,
                                                  self._published_learned.new_zeros(extra, self.model.config.n_categories)])
             self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
+            self._unwritten = torch.cat([self._unwritten, self._unwritten.new_zeros(extra)])
         if pending.reset_rows:
             rows = sorted(set(pending.reset_rows))
             self.model.reset_keys(rows)
+            self._unwritten[rows] = True
             self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
         if pending.counts is not None or pending.reset_rows:
             self._changed, self.revision = True, self.revision + 1
         if pending.counts is not None and pending.rows is not None:
             if len(pending.rows):
-                self.model.observe(pending.counts, torch.from_numpy(pending.rows))
+                rows = torch.from_numpy(pending.rows)
+                self.model.observe(pending.counts, rows)
+                self._unwritten.index_fill_(0, rows.to(self._unwritten.device), True)
         elif pending.counts is not None:
             self.model.observe(pending.counts, torch.arange(pending.counts.shape[0]))
+            self._unwritten[: pending.counts.shape[0]] = True
 
     def train(self, pending: Pending) -> RoundStats:
         """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
@@ -91,6 +98,7 @@ class Learner:
             for rows, samples, lr_scale in plan.chunks:
                 self.model.step(BLOCK_STEPS, rows=rows, samples=samples, lr_scale=lr_scale)
                 self._trained.index_fill_(0, rows, True)
+                self._unwritten.index_fill_(0, rows, True)
                 steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
                 if self._timer() >= deadline:
                     break
@@ -187,6 +195,29 @@ class Learner:
         return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------
+    def take_changed_rows(self) -> tuple[np.ndarray, dict[str, torch.Tensor], np.ndarray]:
+        """Rows changed (events, resets, training) since the last call, their whole state
+        (:func:`~gumbel_models.rows.read_rows`) and snapshot versions; they count as unchanged after."""
+        rows = torch.nonzero(self._unwritten).squeeze(-1)
+        self._unwritten.index_fill_(0, rows, False)
+        index = rows.cpu().numpy()
+        return index, read_rows(self.model, rows), self.versions[index].copy()
+
+    def mark_changed(self, rows: np.ndarray) -> None:
+        """Rows taken by :meth:`take_changed_rows` that could not be written: taken again next time."""
+        self._unwritten[torch.from_numpy(rows).to(self._unwritten.device)] = True
+
+    def restore_rows(self, rows: np.ndarray, state: dict[str, torch.Tensor], versions: np.ndarray) -> None:
+        """Set ``rows`` to restored key states (as :meth:`take_changed_rows` gives) and snapshot versions;
+        they are published at the next publication."""
+        if len(rows) and int(rows.max()) >= self.model.n_keys:
+            self.absorb(Pending(int(rows.max()) + 1, None, []))
+        index = torch.from_numpy(rows).to(self.model.device)
+        write_rows(self.model, index, state)
+        self.versions[rows] = versions
+        self._published_events[rows], self._published_time[rows] = 0, -np.inf
+        self._changed, self.revision = True, self.revision + 1
+
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "versions": torch.from_numpy(self.versions.copy())}
 
@@ -196,6 +227,7 @@ class Learner:
             self.absorb(Pending(n_keys, None, []))
         self.model.load_state_dict(state["model"])
         self.versions = state["versions"].numpy().astype(np.int64).copy()
+        self._unwritten.fill_(True)  # this state may never have been written as rows
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,18 @@ import asyncio
 import logging
 import time
 
+import torch
+
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from gumbel_models import GumbelGAN, resolve_device
 
+from .changelog.restore import use_local_checkpoint
 from .checkpoint import CheckpointError, CheckpointStore
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
+from .kafka.source import partition_from_name
 from .keys import KeyTable
 from .learner import Learner
 from .metrics import Metrics
@@ -31,7 +35,7 @@ from .settings import GumbeldSettings
 from .sinks import SnapshotSink
 from .threads import background_executor
 from .timestamps import rfc3339
-from .wiring import build_dead_letters, build_sinks, build_source
+from .wiring import build_changelog, build_dead_letters, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
 CHECKPOINT_VERSION = 2
@@ -55,8 +59,9 @@ class Service:
         self._checkpointing = False
         self._saved = None  # what the last checkpoint holds: learner revision, position, keys, evictions
         self._started = False
+        self._state_lock = asyncio.Lock()  # a checkpoint and a restore never interleave
         # opened by startup, closed by shutdown: whatever startup reached
-        self.executor = self.source = self.sinks = self.dead_letters = self.http = None
+        self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
 
     # -- startup ------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -70,9 +75,11 @@ class Service:
         self.executor = background_executor("gumbeld-train")
         # encoding snapshots, writing sinks and rendering /metrics (asyncio.to_thread) yield to the loop too
         asyncio.get_running_loop().set_default_executor(background_executor("gumbeld-io", workers=4))
+        self.changelog = None if self._source_override else build_changelog(s, self.registry)
         self.source = self._source_override or build_source(s, health=self.health, metrics=self.metrics,
                                                              clock=self._clock, on_revoke=self.on_revoke,
-                                                             on_lost=self.on_lost)
+                                                             on_lost=self.on_lost, changelog=self.changelog,
+                                                             restorer=self.restore_partition)
         self.learner, self.keys = self._new_learner(), self._new_keys()
         saved = await self._run(self._resume)
         self.dead_letters = build_dead_letters(s)
@@ -221,41 +228,69 @@ class Service:
         await self.publisher.publish()
 
     async def checkpoint(self, final: bool = False) -> None:
-        """Save the whole state with the offsets it includes, then commit those offsets.
+        """Save the whole state with the offsets it includes, and commit those offsets.
 
         1. capture, on the loop: pending counts, key table, source position (consistent together);
-        2. make the dead letters of those events durable;
-        3. on the training thread: count the pending events into the model, write the checkpoint
-           (unless nothing changed since the last one: learner, position, keys and evictions);
-        4. commit the checkpointed offsets to the consumer group.
-        A crash between any two steps loses nothing: offsets never get ahead of saved state.
+        2. make the dead letters of those events durable; count the pending events into the model
+           (nothing more to do if nothing changed since the last checkpoint);
+        3. with state topics: write the rows of the changed keys (and tombstones), acks=all;
+        4. with state topics: commit the offsets, then save the local checkpoint;
+           without: save the local checkpoint, then commit.
+        A crash between any two steps loses nothing and counts nothing twice. Offsets never get
+        ahead of the state that holds their events: of the local checkpoint without state topics;
+        of the rows with them, which a new owner restores (a row written ahead of the commit says
+        so, and the events it counts are skipped on replay). The local checkpoint is saved after
+        the commit, so a checkpoint that got as far as the commit holds the newest state, and one
+        that did not is passed over for the rows (see :mod:`daemon.changelog.restore`).
         """
-        self._checkpointing = True  # training takes no new counts until the state is saved
-        try:
-            keys, evictions = self.keys.state(), self.publisher.state()                 # 1.
-            position = self.source.position()
-            pending = self.ingest.take()
+        async with self._state_lock:
+            self._checkpointing = True  # training takes no new counts until the state is saved
             try:
-                await self.dead_letters.flush()                                          # 2.
-            finally:
-                await self._run(self.learner.absorb, pending)  # counted events join the model regardless
-            saved = (self.learner.revision, position, keys["names"], evictions)
-            if saved == self._saved and not final:  # an idle service: the checkpoint already holds this state
-                self.metrics.checkpoint_current()
+                keys, evictions = self.keys.state(), self.publisher.state()             # 1.
+                position = self.source.position()
+                pending = self.ingest.take()
+                try:
+                    await self.dead_letters.flush()                                      # 2.
+                finally:
+                    await self._run(self.learner.absorb, pending)  # counted events join the model regardless
+                saved = (self.learner.revision, position, keys["names"], evictions)
+                if saved == self._saved and not final:  # idle: the checkpoint already holds this state
+                    self.metrics.checkpoint_current()
+                    return
+                if self.changelog is not None:
+                    await self._write_rows(keys["names"], position)                      # 3.
+                    await self._commit(position)                                         # 4.
+                await self._run(lambda: self.store.save(self._state(keys, evictions, position)))
+                self._saved = saved
+                self.metrics.checkpoint_written()
+            except (OSError, KafkaError, asyncio.TimeoutError) as error:
+                self.metrics.checkpoint_failed()
+                log.error("checkpoint failed, will retry at the next interval: %s", error or type(error).__name__)
                 return
-            await self._run(lambda: self.store.save(self._state(keys, evictions, position)))  # 3.
-            self._saved = saved
-            self.metrics.checkpoint_written()
-        except (OSError, KafkaError, asyncio.TimeoutError) as error:
-            self.metrics.checkpoint_failed()
-            log.error("checkpoint failed, will retry at the next interval: %s", error or type(error).__name__)
-            return
-        finally:
-            self._checkpointing = False
+            finally:
+                self._checkpointing = False
+            if self.changelog is None:
+                await self._commit(position)
+
+    async def _write_rows(self, names: list, position: dict) -> None:
+        rows, values = await self._run(self._changed_rows, names)
+        offsets = {partition_from_name(name): offset for name, offset in position.get("offsets", {}).items()}
         try:
-            await self.source.commit(position.get("offsets", {}))                        # 4.
+            await self.changelog.write(values, owners=self.source.owners, live=set(filter(None, names)),
+                                       assigned=self.source.assignment(), offsets=offsets)
+        except BaseException:
+            await self._run(self.learner.mark_changed, rows)  # written at the next checkpoint instead
+            raise
+
+    def _changed_rows(self, names: list) -> tuple:
+        rows, state, versions = self.learner.take_changed_rows()
+        return rows, self.changelog.encode(names, rows, state, versions)
+
+    async def _commit(self, position: dict) -> None:
+        try:
+            await self.source.commit(position.get("offsets", {}))
         except (KafkaError, asyncio.TimeoutError) as error:
-            log.warning("offset commit failed (the checkpoint has them; next commit catches up): %s",
+            log.warning("offset commit failed (the saved state has them; next commit catches up): %s",
                         error or type(error).__name__)
 
     async def on_revoke(self, partitions) -> None:
@@ -269,6 +304,33 @@ class Service:
         """
         self.keys.remove(keys)
         log.info("dropped %d keys whose partitions moved to other instances", len(keys))
+
+    async def restore_partition(self, tp, local_offset: int | None) -> int | None:
+        """The keys of source partition ``tp``, newly assigned: keep the local state if it is the newest,
+        else replace it with the state partition's rows; returns the offset to resume at."""
+        committed = await self.source.committed(tp)
+        if use_local_checkpoint(local_offset, committed):
+            return local_offset
+        stale = [key for key, partitions in self.source.owners.items() if partitions == {tp}]
+        self.keys.remove(stale)  # another instance consumed tp since: its rows are newer
+        self.changelog.writer.forget({tp})
+        restored = await self.changelog.read(tp, timeout=self.settings.source.kafka.request_timeout * 6)
+        async with self._state_lock:
+            rows = self.keys.rows(restored.names, self._clock())
+            kept = rows >= 0  # the rest were refused by max_keys_policy = dead_letter
+            names = [n for n, k in zip(restored.names, kept.tolist()) if k]
+            state = {f: v[torch.from_numpy(kept)] for f, v in restored.state.items()}
+            pending = self._take()  # rows freed for reuse are reset before the restored states land in them
+            await self._run(lambda: (self.learner.absorb(pending),
+                                     self.learner.restore_rows(rows[kept], state, restored.versions[kept])))
+        for name in names:
+            self.source.owners[name] = {tp}
+        self.changelog.writer.restored(names, tp)
+        self.source.replay.add(tp, {n: restored.rows[n] for n in names}, committed or 0)
+        self.changelog.metrics.restored(rows=len(names), seconds=restored.seconds, source="changelog")
+        log.info("restored %d keys of %s from the state topic (%d rows refused) in %.2f s", len(names),
+                 f"{tp.topic}:{tp.partition}", restored.refused + int((~kept).sum()), restored.seconds)
+        return committed
 
     def _take(self) -> Pending:
         """Pending counts for the model — none while a checkpoint is saving: the saved state must hold
@@ -294,6 +356,8 @@ class Service:
             await self.checkpoint(final=True)
         if self.source is not None:
             await self.source.stop()
+        if self.changelog is not None:
+            await self.changelog.aclose()
         for sink in self.sinks or []:
             await sink.aclose()
         if self.dead_letters is not None:

@@ -9,6 +9,7 @@ lives in :mod:`daemon.config`.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -127,6 +128,23 @@ class SyntheticSettings(Section):
     seed: int = Field(0, description="seed of the synthetic events")
 
 
+class StateTopicSettings(Section):
+    enabled: bool = Field(True, description="keep each key's state on a compacted state topic, restored when its partition moves")
+    topic: str = Field("gumbeld.{group_id}.{topic}.state", description="name of the state topic of each source topic; {group_id} and {topic} are replaced")
+    replication_factor: int | None = Field(None, ge=1, description="replicas of a created state topic; unset: 3, or the number of brokers if fewer")
+
+    @field_validator("topic")
+    @classmethod
+    def _one_topic_per_source(cls, value: str) -> str:
+        try:
+            name = value.format(group_id="g", topic="t")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"only {{group_id}} and {{topic}} may be replaced, got {value!r} ({error})") from None
+        if "{topic}" not in value or not name:
+            raise ValueError("the state topic name must contain {topic}: each source topic has its own")
+        return value
+
+
 class KafkaSourceSettings(Section):
     bootstrap_servers: str = Field("localhost:9092", description="Kafka brokers, host:port[,host:port]; also used by the Kafka sink and dead-letter topic")
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field("PLAINTEXT", description="how to reach the brokers")
@@ -153,6 +171,25 @@ class KafkaSourceSettings(Section):
     rebalance_timeout_ms: int = Field(120_000, ge=1, description="time members get to rejoin during a rebalance")
     request_timeout: float = Field(10.0, gt=0, description="seconds a probe, commit or publish may wait for the brokers")
     retry_backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts, seconds")
+    state: StateTopicSettings = StateTopicSettings()
+
+    @property
+    def state_topics(self) -> dict[str, str]:
+        """Source topic → its state topic."""
+        return {t: self.state.topic.format(group_id=self.group_id, topic=t) for t in self.topics}
+
+    @model_validator(mode="after")
+    def _state_topics_are_topic_names(self) -> "KafkaSourceSettings":
+        if self.state.enabled and self.key_from == "field":
+            raise ValueError("key_from = field needs source.kafka.state.enabled = false: a key in a message field "
+                             "can arrive on several partitions and so belong to several instances at once. Key "
+                             "the messages by distribution key, or run one instance with the state topic off")
+        if self.state.enabled:
+            for name in self.state_topics.values():
+                if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", name):
+                    raise ValueError(f"state topic {name!r} is not a Kafka topic name (letters, digits, '.', '_', '-'; "
+                                     "set source.kafka.state.topic)")
+        return self
 
 
 class SourceSettings(Section):
@@ -163,7 +200,7 @@ class SourceSettings(Section):
 
 class KafkaSinkSettings(Section):
     topic: str | None = Field(None, description="publish snapshots to this topic (key = distribution key; compaction keeps the latest); uses source.kafka's connection")
-    enable_idempotence: bool = Field(True, description="idempotent producer (needs broker support)")
+    enable_idempotence: bool = Field(True, description="idempotent producers for snapshots, dead letters and state rows (needs broker support)")
     send_timeout: float = Field(10.0, gt=0, description="seconds a publish may wait for the broker before it is retried at the next interval")
 
 

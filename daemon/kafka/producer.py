@@ -43,13 +43,15 @@ class Producer:
             self._producer = producer
         return self._producer
 
-    async def send_all(self, topic: str, messages: list[tuple[bytes | None, bytes | None, list]]) -> None:
-        """Send ``(key, value, headers)`` messages and wait for every acknowledgement."""
+    async def send_all(self, topic: str, messages: list[tuple]) -> None:
+        """Send ``(key, value, headers)`` messages, or ``(key, value, headers, partition)`` to a
+        chosen partition, and wait for every acknowledgement."""
         async def send() -> None:
             producer = await self._started()
             futures = []
-            for i, (key, value, headers) in enumerate(messages):
-                futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+            for i, (key, value, headers, *partition) in enumerate(messages):
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers,
+                                                   partition=partition[0] if partition else None))
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # a publish of 100,000 keys must not hold the event loop
             await asyncio.gather(*futures)

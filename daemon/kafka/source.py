@@ -12,6 +12,14 @@ commits). A rebalance revokes every partition and then assigns the new set, so k
 only then: ``on_lost(keys)`` names the keys none of whose partitions came back. aiokafka's
 ``stop()`` does not call the listener: the service checkpoints and commits itself at shutdown.
 
+State hand-over (with a ``restorer``): a partition this process has not consumed since it was
+assigned, or whose state came from the local checkpoint, is paused first thing in the assignment
+callback; a task then asks ``restorer(partition, local_offset)`` for the offset to resume at (the
+restorer checks the local state against the group's commit and restores from the state topic when
+it is stale), seeks there and resumes. The callback itself never waits for a restore, so heartbeats
+go on; a revocation cancels the restores of the partitions it takes away. ``replay`` skips the
+replayed events that a restored row already counts. ``/readyz`` says ``restoring`` meanwhile.
+
 Broker outages: ``start()`` is retried with backoff; while the broker cannot be reached,
 ``health`` reports the source not ready with the reason, and everything else keeps running.
 """
@@ -29,6 +37,7 @@ from ..events import EventBatch
 from ..settings import KafkaSourceSettings
 from .backoff import Backoff
 from .connection import client_options, describe
+from ..changelog.restore import ReplayFilter
 from .decode import RecordDecoder
 
 log = logging.getLogger("gumbeld.kafka")
@@ -36,11 +45,11 @@ HEALTH = "source"
 PROBE_INTERVAL = 2.0  # seconds between broker probes (end offsets → lag, reachability)
 
 
-def _name(tp: TopicPartition) -> str:
+def partition_name(tp: TopicPartition) -> str:
     return f"{tp.topic}:{tp.partition}"
 
 
-def _partition(name: str) -> TopicPartition:
+def partition_from_name(name: str) -> TopicPartition:
     topic, partition = name.rsplit(":", 1)
     return TopicPartition(topic, int(partition))
 
@@ -51,10 +60,16 @@ class KafkaSource:
     def __init__(self, settings: KafkaSourceSettings, decoder: RecordDecoder, *, health, metrics,
                  on_revoke: Callable[[set], Awaitable[None]] | None = None,
                  on_lost: Callable[[list[str]], Awaitable[None]] | None = None,
+                 prepare: Callable[[], Awaitable[None]] | None = None,
+                 restorer: Callable[[TopicPartition, int | None], Awaitable[int | None]] | None = None,
+                 replay: ReplayFilter | None = None,
                  clock: Callable[[], float] = time.time, consumer_factory=AIOKafkaConsumer) -> None:
         self.settings, self.decoder = settings, decoder
         self._health, self._metrics, self._clock = health, metrics, clock
         self.on_revoke, self.on_lost = on_revoke, on_lost
+        self.prepare, self.restorer, self.replay = prepare, restorer, replay or ReplayFilter()
+        self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
+        self._restores: dict[TopicPartition, asyncio.Task] = {}
         self._consumer_factory = consumer_factory
         self.consumer: AIOKafkaConsumer | None = None
         self.offsets: dict[TopicPartition, int] = {}      # next offset to consume, per partition
@@ -63,12 +78,12 @@ class KafkaSource:
 
     # -- position, for checkpoints -----------------------------------------------------------
     def position(self) -> dict:
-        return {"offsets": {_name(tp): offset for tp, offset in self.offsets.items()},
-                "owners": {key: sorted(_name(tp) for tp in tps) for key, tps in self.owners.items()}}
+        return {"offsets": {partition_name(tp): offset for tp, offset in self.offsets.items()},
+                "owners": {key: sorted(partition_name(tp) for tp in tps) for key, tps in self.owners.items()}}
 
     def restore(self, position: dict) -> None:
-        self.offsets = {_partition(n): int(o) for n, o in position.get("offsets", {}).items()}
-        self.owners = {k: {_partition(n) for n in v} for k, v in position.get("owners", {}).items()}
+        self.offsets = {partition_from_name(n): int(o) for n, o in position.get("offsets", {}).items()}
+        self.owners = {k: {partition_from_name(n) for n in v} for k, v in position.get("owners", {}).items()}
 
     # -- consuming ---------------------------------------------------------------------------
     async def batches(self) -> AsyncIterator[EventBatch]:
@@ -84,12 +99,22 @@ class KafkaSource:
                     continue
                 if not polled:
                     continue
-                records = [record for batch in polled.values() for record in batch]
+                records = self._unreplayed(polled) if self.replay else \
+                    [record for batch in polled.values() for record in batch]
                 batch = self.decoder.decode(records)
                 self._advance(polled)
                 yield batch
         finally:
             probe.cancel()
+
+    def _unreplayed(self, polled: dict) -> list:
+        """The records of ``polled`` whose events restored rows do not count yet (see :mod:`daemon.changelog.restore`)."""
+        kept = []
+        for tp, records in polled.items():
+            kept += [r for r in records if self.replay.keep(tp, r.key.decode("utf-8", "replace")
+                                                            if isinstance(r.key, bytes) else "", r.offset)]
+            self.replay.passed(tp, records[-1].offset + 1)
+        return kept
 
     def _advance(self, polled: dict) -> None:
         for tp, records in polled.items():
@@ -120,6 +145,8 @@ class KafkaSource:
                                                    f"retrying in {wait:.1f} s")
                 log.warning("cannot reach Kafka at %s (%s); retrying in %.1f s", describe(s), error, wait)
                 await asyncio.sleep(wait)
+        if self.prepare is not None:  # e.g. the state topics, before any partition is assigned
+            await self.prepare()
         self.consumer.subscribe(s.topics, listener=_Listener(self))
         self._health.set_ready(HEALTH)
         log.info("consuming %s from %s as group %s", s.topics, describe(s), s.group_id)
@@ -152,7 +179,7 @@ class KafkaSource:
         if self.consumer is None:
             return
         assigned = self.consumer.assignment()
-        wanted = {tp: o for tp, o in ((_partition(n), o) for n, o in offsets.items()) if tp in assigned}
+        wanted = {tp: o for tp, o in ((partition_from_name(n), o) for n, o in offsets.items()) if tp in assigned}
         if wanted:
             await asyncio.wait_for(self.consumer.commit(wanted), self.settings.request_timeout)
 
@@ -168,6 +195,11 @@ class KafkaSource:
 
     # -- rebalancing -------------------------------------------------------------------------
     async def revoked(self, partitions: set[TopicPartition]) -> None:
+        for tp in partitions:
+            task = self._restores.pop(tp, None)
+            if task is not None:
+                task.cancel()
+        self.current -= partitions
         if self.on_revoke is not None:
             await self.on_revoke(partitions)
 
@@ -183,12 +215,53 @@ class KafkaSource:
             del self.owners[key]
         for tps in self.owners.values():
             tps &= partitions
-        for tp in partitions:
+        for tp in lost:
+            self.replay.forget(tp)
+        fresh = partitions - self.current if self.restorer is not None else set()
+        if fresh:
+            self.consumer.pause(*fresh)  # first thing: no record of theirs may arrive before the restore
+        for tp in partitions - fresh:
             if tp in self.offsets:
                 self.consumer.seek(tp, self.offsets[tp])
-        log.info("assigned %s", sorted(_name(tp) for tp in partitions) or "no partitions")
+        self.current |= partitions - fresh
+        for tp in fresh:
+            self._restores[tp] = asyncio.create_task(self._restore(tp), name=f"restore {partition_name(tp)}")
+        log.info("assigned %s", sorted(partition_name(tp) for tp in partitions) or "no partitions")
         if gone and self.on_lost is not None:
             await self.on_lost(gone)
+
+
+    async def _restore(self, tp: TopicPartition) -> None:
+        """Restore ``tp``'s keys (see the module docstring), then resume consuming it."""
+        self._health.set_not_ready("restore", "restoring")
+        backoff = Backoff(maximum=self.settings.retry_backoff_max)
+        try:
+            while True:
+                try:
+                    offset = await self.restorer(tp, self.offsets.get(tp))
+                    break
+                except (KafkaError, asyncio.TimeoutError, OSError) as error:  # still paused: nothing is lost
+                    wait = backoff.next()
+                    log.warning("restoring %s failed (%s); retrying in %.1f s", partition_name(tp),
+                                error or type(error).__name__, wait)
+                    await asyncio.sleep(wait)
+            if offset is not None:
+                self.offsets[tp] = offset
+                self.consumer.seek(tp, offset)
+            self.current.add(tp)
+            self.consumer.resume(tp)
+        finally:
+            if self._restores.get(tp) is asyncio.current_task():
+                del self._restores[tp]
+            if not self._restores:
+                self._health.set_ready("restore")
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        """The group's committed offset of ``tp`` (None: never committed)."""
+        return await asyncio.wait_for(self.consumer.committed(tp), self.settings.request_timeout)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.consumer.assignment()) if self.consumer is not None else set()
 
 
 class _Listener(ConsumerRebalanceListener):
