@@ -15,18 +15,15 @@ import asyncio
 import logging
 import time
 
-import torch
-
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from gumbel_models import GumbelGAN, resolve_device
 
-from .changelog.restore import use_local_checkpoint
 from .checkpoint import CheckpointError, CheckpointStore
+from .handover import Handover
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
-from .kafka.source import partition_from_name
 from .keys import KeyTable
 from .learner import Learner
 from .metrics import Metrics
@@ -81,6 +78,10 @@ class Service:
                                                              on_lost=self.on_lost, changelog=self.changelog,
                                                              restorer=self.restore_partition)
         self.learner, self.keys = self._new_learner(), self._new_keys()
+        if self.changelog is not None:
+            self.handover = Handover(self.changelog, source=self.source, keys=lambda: self.keys,
+                                     learner=lambda: self.learner, run=self._run, take=self._take,
+                                     lock=self._state_lock, clock=self._clock)
         saved = await self._run(self._resume)
         self.dead_letters = build_dead_letters(s)
         self.ingest = Ingest(self.keys, self.labels, metrics=self.metrics, dead_letters=self.dead_letters,
@@ -258,7 +259,7 @@ class Service:
                     self.metrics.checkpoint_current()
                     return
                 if self.changelog is not None:
-                    await self._write_rows(keys["names"], position)                      # 3.
+                    await self.handover.write(keys["names"], position)                   # 3.
                     await self._commit(position)                                         # 4.
                 await self._run(lambda: self.store.save(self._state(keys, evictions, position)))
                 self._saved = saved
@@ -271,20 +272,6 @@ class Service:
                 self._checkpointing = False
             if self.changelog is None:
                 await self._commit(position)
-
-    async def _write_rows(self, names: list, position: dict) -> None:
-        rows, values = await self._run(self._changed_rows, names)
-        offsets = {partition_from_name(name): offset for name, offset in position.get("offsets", {}).items()}
-        try:
-            await self.changelog.write(values, owners=self.source.owners, live=set(filter(None, names)),
-                                       assigned=self.source.assignment(), offsets=offsets)
-        except BaseException:
-            await self._run(self.learner.mark_changed, rows)  # written at the next checkpoint instead
-            raise
-
-    def _changed_rows(self, names: list) -> tuple:
-        rows, state, versions = self.learner.take_changed_rows()
-        return rows, self.changelog.encode(names, rows, state, versions)
 
     async def _commit(self, position: dict) -> None:
         try:
@@ -306,31 +293,8 @@ class Service:
         log.info("dropped %d keys whose partitions moved to other instances", len(keys))
 
     async def restore_partition(self, tp, local_offset: int | None) -> int | None:
-        """The keys of source partition ``tp``, newly assigned: keep the local state if it is the newest,
-        else replace it with the state partition's rows; returns the offset to resume at."""
-        committed = await self.source.committed(tp)
-        if use_local_checkpoint(local_offset, committed):
-            return local_offset
-        stale = [key for key, partitions in self.source.owners.items() if partitions == {tp}]
-        self.keys.remove(stale)  # another instance consumed tp since: its rows are newer
-        self.changelog.writer.forget({tp})
-        restored = await self.changelog.read(tp, timeout=self.settings.source.kafka.request_timeout * 6)
-        async with self._state_lock:
-            rows = self.keys.rows(restored.names, self._clock())
-            kept = rows >= 0  # the rest were refused by max_keys_policy = dead_letter
-            names = [n for n, k in zip(restored.names, kept.tolist()) if k]
-            state = {f: v[torch.from_numpy(kept)] for f, v in restored.state.items()}
-            pending = self._take()  # rows freed for reuse are reset before the restored states land in them
-            await self._run(lambda: (self.learner.absorb(pending),
-                                     self.learner.restore_rows(rows[kept], state, restored.versions[kept])))
-        for name in names:
-            self.source.owners[name] = {tp}
-        self.changelog.writer.restored(names, tp)
-        self.source.replay.add(tp, {n: restored.rows[n] for n in names}, committed or 0)
-        self.changelog.metrics.restored(rows=len(names), seconds=restored.seconds, source="changelog")
-        log.info("restored %d keys of %s from the state topic (%d rows refused) in %.2f s", len(names),
-                 f"{tp.topic}:{tp.partition}", restored.refused + int((~kept).sum()), restored.seconds)
-        return committed
+        """Keys of a newly assigned partition (see :class:`~daemon.handover.Handover`)."""
+        return await self.handover.restore(tp, local_offset)
 
     def _take(self) -> Pending:
         """Pending counts for the model — none while a checkpoint is saving: the saved state must hold
