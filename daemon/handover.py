@@ -34,18 +34,21 @@ class Handover:
     async def write(self, names: list, position: dict) -> None:
         """Rows of the keys changed since the last write (``names``: the key table's names by row, as
         captured with ``position``), and tombstones; on failure they are taken again next time."""
-        rows, values = await self._run(self._changed_rows, names)
+        taken: list = []  # the rows taken, once the training thread has taken them
         offsets = {partition_from_name(name): offset for name, offset in position.get("offsets", {}).items()}
         try:
+            values = await self._run(self._changed_rows, names, taken)
             await self.changelog.write(values, owners=self.source.owners, live=set(filter(None, names)),
                                        assigned=self.source.assignment(), offsets=offsets)
-        except BaseException:
-            await self._run(self.learner().mark_changed, rows)
+        except BaseException:  # also a cancelled checkpoint: the training thread may have taken them meanwhile
+            # queued behind the taking on the one training thread, so ``taken`` is filled by then
+            await self._run(lambda: taken and self.learner().mark_changed(taken[0]))
             raise
 
-    def _changed_rows(self, names: list) -> tuple:
+    def _changed_rows(self, names: list, taken: list) -> dict[str, bytes]:
         rows, state, versions = self.learner().take_changed_rows()
-        return rows, self.changelog.encode(names, rows, state, versions)
+        taken.append(rows)
+        return self.changelog.encode(names, rows, state, versions)
 
     async def restore(self, tp, local_offset: int | None) -> int | None:
         """The keys of source partition ``tp``, newly assigned: the local state if it is the newest,

@@ -225,8 +225,13 @@ class Service:
             self.metrics.observe_loop_lag(max(0.0, loop.time() - started - LAG_PROBE_SECONDS))
 
     async def publish(self) -> None:
-        """The changed snapshots and the evictions, to every sink (see :mod:`daemon.publishing`)."""
-        await self.publisher.publish()
+        """The changed snapshots and the evictions, to every sink (see :mod:`daemon.publishing`).
+
+        Not while partitions move: their keys' rows were written at the revocation, and a snapshot
+        published after it would be newer than what the next owner restores (its version would repeat).
+        """
+        if not getattr(self.source, "rebalancing", False):
+            await self.publisher.publish()
 
     async def checkpoint(self, final: bool = False) -> None:
         """Save the whole state with the offsets it includes, and commit those offsets.

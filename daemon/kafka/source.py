@@ -69,6 +69,7 @@ class KafkaSource:
         self.on_revoke, self.on_lost = on_revoke, on_lost
         self.prepare, self.restorer, self.replay = prepare, restorer, replay or ReplayFilter()
         self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
+        self.rebalancing = False                    # between a revocation and the next assignment
         self._restores: dict[TopicPartition, asyncio.Task] = {}
         self._consumer_factory = consumer_factory
         self.consumer: AIOKafkaConsumer | None = None
@@ -195,6 +196,7 @@ class KafkaSource:
 
     # -- rebalancing -------------------------------------------------------------------------
     async def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.rebalancing = True
         for tp in partitions:
             task = self._restores.pop(tp, None)
             if task is not None:
@@ -227,6 +229,7 @@ class KafkaSource:
         for tp in fresh:
             self._restores[tp] = asyncio.create_task(self._restore(tp), name=f"restore {partition_name(tp)}")
         log.info("assigned %s", sorted(partition_name(tp) for tp in partitions) or "no partitions")
+        self.rebalancing = False
         if gone and self.on_lost is not None:
             await self.on_lost(gone)
 

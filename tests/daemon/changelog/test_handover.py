@@ -80,3 +80,86 @@ async def test_an_instance_that_leaves_for_good_hands_its_keys_over_with_their_h
         assert after[key]["events"] == first[key] + second[key]
         assert after[key]["version"] > before[key]["version"]
         assert after[key]["step"] >= before[key]["step"]
+
+
+class _Producer:
+    """Writes events for KEYS at a steady rate in the background; counts what it produced per key."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic, self.produced = bootstrap, topic, Counter()
+        self._stop = asyncio.Event()
+
+    async def __aenter__(self) -> "_Producer":
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        seed = 10
+        while not self._stop.is_set():
+            seed += 1
+            messages, counts = _messages(200, seed)
+            await produce(self.bootstrap, self.topic, messages)
+            self.produced += counts
+            await asyncio.sleep(0.1)
+
+    async def __aexit__(self, *exc) -> None:
+        self._stop.set()
+        await self._task
+
+
+async def _start(settings) -> tuple[Service, asyncio.Task]:
+    service = Service(settings)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: getattr(service, "_started", False), 60, "start")
+    return service, task
+
+
+async def _stop(service: Service, task: asyncio.Task) -> None:
+    service.stopping.set()
+    assert await asyncio.wait_for(task, timeout=30) == 0
+
+
+def _history(records) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for record in records:
+        if record.value is not None:
+            out.setdefault(record.key.decode(), []).append(json.loads(record.value))
+    return out
+
+
+async def test_scaling_out_and_in_and_a_rolling_restart_keep_every_count_exact(kafka_broker, tmp_path):
+    bootstrap, stamp = kafka_broker.bootstrap, time.time_ns()
+    topic, learned, group = f"scale-{stamp}", f"scale-learned-{stamp}", f"g-{stamp}"
+    await create_topic(bootstrap, topic, 6)
+    await create_topic(bootstrap, learned, 1)
+
+    def settings(name: str) -> GumbeldSettings:
+        base = _settings(bootstrap, topic, group, tmp_path / name, tmp_path / f"{name}.jsonl")
+        sinks = {"stdout": False, "jsonl_path": str(tmp_path / f"{name}.jsonl"),
+                 "kafka": {"topic": learned, "enable_idempotence": False, "send_timeout": 5.0}}
+        return base.model_copy(update={"sinks": base.sinks.model_validate(sinks)})
+
+    async with _Producer(bootstrap, topic) as producer:
+        a = await _start(settings("a"))
+        await asyncio.sleep(3)
+        b, c = await _start(settings("b")), await _start(settings("c"))   # 1 → 3
+        await asyncio.sleep(8)
+        await _stop(*b)
+        await _stop(*c)                                                      # 3 → 1
+        await asyncio.sleep(5)
+        await _stop(*a)                                                      # rolling restart of a
+        a = await _start(settings("a"))
+        await asyncio.sleep(3)
+    expected = producer.produced
+    jsonl = tmp_path / "a.jsonl"
+    await until(a[1], lambda: all(_latest(jsonl).get(k, {}).get("events") == n for k, n in expected.items()), 90,
+                f"the last instance counts all {sum(expected.values())} events")
+    await _stop(*a)
+
+    history = _history(await consume_all(bootstrap, learned))
+    for key, n in expected.items():
+        snapshots = history[key]
+        assert snapshots[-1]["events"] == n, key                       # 0 lost, 0 counted twice
+        versions, steps = [s["version"] for s in snapshots], [s["step"] for s in snapshots]
+        assert versions == sorted(versions) and len(set(versions)) == len(versions), (key, versions)
+        assert steps == sorted(steps), (key, steps)
