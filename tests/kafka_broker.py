@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 from typing import Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.structs import ConsumerRecord
 
 from daemon.bench.tansu import TansuBroker, start_tansu
+from daemon.kafka.read import read_to_end
 
 
 class KafkaBroker:
@@ -83,48 +83,8 @@ async def produce(bootstrap: str, topic: str, messages: Sequence[tuple[bytes | N
 
 
 async def consume_all(bootstrap: str, topic: str, timeout: float = 10.0) -> list[ConsumerRecord]:
-    """Every record of a topic nobody is writing to, from the beginning (no consumer group).
+    """Every record of ``topic`` up to its high watermark, from the beginning (no consumer group).
 
-    The end is the larger of the end offsets and the high watermark of the fetches: Tansu's end
-    offsets stop at the first record of the last record batch. Raises ``TimeoutError`` if the
-    end is not reached within ``timeout`` seconds.
+    Raises ``TimeoutError`` if the end is not reached within ``timeout`` seconds.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = await _partitions(consumer, topic, timeout)
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        records: list[ConsumerRecord] = []
-        deadline = time.monotonic() + timeout
-        while not await _reached(consumer, end):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"read {len(records)} records of {topic!r} in {timeout:g}s, "
-                                   f"short of the end offsets {sorted(end.values())}")
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
-
-
-async def _reached(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
-    for partition, offset in end.items():
-        highwater = consumer.highwater(partition)  # None until a fetch of the partition answered
-        if highwater is None or await consumer.position(partition) < max(offset, highwater):
-            return False
-    return True
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) -> list[TopicPartition]:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return [TopicPartition(topic, p) for p in sorted(found)]
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"topic {topic!r} has no partitions after {timeout:g}s")
-        await consumer.topics()  # refreshes the metadata
-        await asyncio.sleep(0.1)
-
+    return await read_to_end({"bootstrap_servers": bootstrap}, topic, timeout=timeout)

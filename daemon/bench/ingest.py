@@ -5,7 +5,8 @@ Usage: ``gumbeld bench ingest [--bootstrap-servers HOST:PORT] [--messages N] [--
 
 Two topics are filled by the load generator of ``gumbeld produce``: one of single-event JSON
 messages, one of JSON arrays of ``--batch`` events. Each pass then reads every message of a topic
-from the beginning (manual assignment, no group; ``source.kafka.max_poll_records`` per poll):
+from the beginning to its end with a :class:`daemon.kafka.read.PartitionReader` (no group;
+``source.kafka.max_poll_records`` per poll):
 
 - ``raw``: the single-event topic through the ``getmany`` loop alone, nothing decoded;
 - ``json``: the same topic, each poll decoded by ``RecordDecoder(value_format="json")`` and
@@ -31,7 +32,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
 
@@ -40,6 +40,7 @@ from ..ingest import BadEventLog, Ingest
 from ..kafka.decode import RecordDecoder
 from ..runner import tune_garbage_collection
 from ..kafka.produce import ProducePlan, produce_events, start_producer
+from ..kafka.read import PartitionReader
 from ..keys import KeyTable
 from ..learner import rfc3339
 from ..metrics import Metrics
@@ -75,43 +76,28 @@ class IngestPipeline:
 
 async def consume_pass(options: dict, topic: str, expected: int, pipeline: IngestPipeline | None, *,
                        timeout: float, clock: Callable[[], float] = time.perf_counter) -> dict:
-    """Read the ``expected`` messages of ``topic`` from the beginning; decode and count them with a pipeline.
-
-    The count produced, not the end offsets, marks the end: Tansu's end offsets stop at the
-    first record of the last record batch.
-    """
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_poll_records=KafkaSourceSettings().max_poll_records)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not partitions:
-            raise RuntimeError(f"the broker knows no partitions of topic {topic!r}")
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        messages = events = bad = 0
-        phases = {"poll": 0.0, "decode": 0.0, "count": 0.0}
-        start = clock()
-        while messages < expected:
-            if clock() - start > timeout:
-                raise TimeoutError(f"read {messages} of {expected} messages of {topic!r} in {timeout:g} s")
-            polling = clock()
-            got = await consumer.getmany(timeout_ms=1000)
-            records = [r for batch in got.values() for r in batch] if len(got) != 1 else next(iter(got.values()))
+    """Read the ``expected`` messages of ``topic`` from the beginning; decode and count them with a pipeline."""
+    messages = events = bad = 0
+    phases = {"poll": 0.0, "decode": 0.0, "count": 0.0}
+    reader = PartitionReader({**options, "max_poll_records": KafkaSourceSettings().max_poll_records}, topic,
+                             timeout=timeout)
+    async with reader:
+        start = polling = clock()
+        async for records in reader:
             received = clock()
             phases["poll"] += received - polling
             messages += len(records)
-            if pipeline is None or not records:
-                continue
-            batch = pipeline.decode(records)
-            decoded = clock()
-            events += pipeline.count(batch)
-            bad += len(batch.bad)
-            phases["decode"] += decoded - received
-            phases["count"] += clock() - decoded
+            if pipeline is not None:
+                batch = pipeline.decode(records)
+                decoded = clock()
+                events += pipeline.count(batch)
+                bad += len(batch.bad)
+                phases["decode"] += decoded - received
+                phases["count"] += clock() - decoded
+            polling = clock()
         seconds = clock() - start
-    finally:
-        await consumer.stop()
+    if messages != expected:
+        raise RuntimeError(f"read {messages} messages of {topic!r}, {expected} were produced")
     row = {"messages": messages, "seconds": round(seconds, 3), "messages_per_second": round(messages / seconds)}
     if pipeline is not None:
         row.update(events=events, bad=bad, events_per_second=round(events / seconds),
@@ -135,21 +121,13 @@ def profile_decode(records: list, value_format: str, dead_letter_dir: Path, top:
 
 
 async def _collect(options: dict, topic: str, limit: int) -> list:
-    consumer = AIOKafkaConsumer(**options, enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        records: list = []
-        while len(records) < limit:
-            got = await consumer.getmany(timeout_ms=1000)
-            if not got:
+    records: list = []
+    async with PartitionReader(options, topic, timeout=600.0) as reader:
+        async for batch in reader:
+            records += batch
+            if len(records) >= limit:
                 break
-            records += [r for batch in got.values() for r in batch]
-        return records[:limit]
-    finally:
-        await consumer.stop()
+    return records[:limit]
 
 
 async def _fill_topics(options: dict, args, topics: dict[str, str]) -> dict[str, dict]:
