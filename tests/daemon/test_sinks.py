@@ -124,3 +124,62 @@ def test_kafka_sink_sends_snapshots_keyed_by_key_and_tombstones_for_evictions():
                                                         ("learned", b"gone")]
     assert sent[2][2] is None                                        # the tombstone
     assert [json.loads(value) for _, _, value in sent[:2]] == _expected(publication)[:2]
+
+
+def test_a_producer_that_failed_to_start_waits_out_its_backoff_before_starting_again():
+    from aiokafka.errors import KafkaConnectionError
+
+    from daemon.kafka.producer import Producer
+    from daemon.settings import KafkaSourceSettings
+
+    now, starts = [100.0], []
+
+    class Unreachable(FakeKafkaProducer):
+        async def start(self) -> None:
+            starts.append(now[0])
+            if len(starts) == 1:
+                raise KafkaConnectionError("refused")
+
+    async def main():
+        producer = Producer(KafkaSourceSettings(retry_backoff_max=5.0), enable_idempotence=False, timeout=5.0,
+                            producer_factory=Unreachable, clock=lambda: now[0])
+        for _ in range(2):  # the failed start, then a send within its backoff: no second start
+            try:
+                await producer.send_all("t", [(b"k", b"v", [])])
+                raise AssertionError("the send should fail")
+            except KafkaConnectionError as error:
+                message = str(error)
+        assert starts == [100.0] and "next attempt in" in message and "refused" in message
+        now[0] += 5.0  # past the longest backoff
+        FakeKafkaProducer.sent = []
+        await producer.send_all("t", [(b"k", b"v", [])])
+        assert starts == [100.0, 105.0] and FakeKafkaProducer.sent == [("t", b"k", b"v")]
+        await producer.close()
+
+    asyncio.run(main())
+
+
+def test_retry_backs_off_until_the_deadline_then_raises_the_last_error():
+    from aiokafka.errors import KafkaConnectionError
+
+    from daemon.kafka.backoff import Backoff, retry
+
+    now, waits, failures = [0.0], [], []
+
+    async def attempt():
+        raise KafkaConnectionError(f"refused at {now[0]:g}")
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def main():
+        await retry(attempt, Backoff(initial=1.0, maximum=1.0), deadline=3.0, clock=lambda: now[0], sleep=sleep,
+                    on_failure=lambda error, wait: failures.append(str(error)))
+
+    try:
+        asyncio.run(main())
+        raise AssertionError("retry should give up")
+    except KafkaConnectionError:
+        pass
+    assert now[0] <= 3.0 and all(0 <= w <= 1.0 for w in waits) and len(failures) == len(waits) >= 1
