@@ -183,3 +183,46 @@ def test_retry_backs_off_until_the_deadline_then_raises_the_last_error():
     except KafkaConnectionError:
         pass
     assert now[0] <= 3.0 and all(0 <= w <= 1.0 for w in waits) and len(failures) == len(waits) >= 1
+
+
+def test_dead_letter_file_writes_off_the_event_loop_in_order_and_flush_waits_for_the_file(tmp_path, monkeypatch):
+    import threading
+
+    from daemon import sinks
+
+    path, writers = tmp_path / "dead.jsonl", []
+    real_record = sinks.dead_letter_record
+
+    def recording(bad, at):
+        writers.append(threading.current_thread().name)
+        return real_record(bad, at)
+    monkeypatch.setattr(sinks, "dead_letter_record", recording)
+
+    async def main():
+        dead = DeadLetterFile(path, max_pending=5)
+        for i in range(10):
+            assert dead.write([BadEvent("not_json", f"bad {i}", b"x"), BadEvent("empty", f"bad {i}", b"")], AT) == 2
+        await dead.backpressure()
+        await dead.flush()
+        written = [json.loads(line)["detail"] for line in path.read_text().splitlines()]
+        await dead.aclose()
+        return written
+
+    written = asyncio.run(main())
+    assert written == [f"bad {i}" for i in range(10) for _ in range(2)]
+    assert writers and threading.main_thread().name not in writers
+
+
+def test_a_failed_dead_letter_write_is_raised_by_the_next_flush(tmp_path):
+    async def main():
+        dead = DeadLetterFile(tmp_path / "dead.jsonl")
+        dead._sink.close()  # the file cannot be written any more
+        dead.write([BadEvent("empty", "bad", b"")], AT)
+        try:
+            await dead.flush()
+            raise AssertionError("flush should raise")
+        except ValueError:  # a closed file's error
+            pass
+        await dead.aclose()
+
+    asyncio.run(main())
