@@ -5,9 +5,9 @@ Startup: build the model, resume from the checkpoint, open the sinks, serve ``/m
 the histograms (on the event loop), **train** in time-bounded rounds on the training thread (the
 keys with something to learn; none at all once every key settled), **publish** the changed
 snapshots every ``publish_interval``, **checkpoint** every ``checkpoint.interval``, and **watch**
-the event loop's lag. Shutdown: the main loop's tasks are cancelled, so ingest and training stop
-(a round already on the training thread ends there within ``training.round_seconds``); then
-``/readyz`` turns 503, the final publish and the final checkpoint run, and the source, snapshot
+the event loop's lag. Shutdown: the main loop's tasks are cancelled, so ingest and training stop;
+``/readyz`` turns 503; the final publish and the final checkpoint run on the training thread after
+the round already there (it ends within ``training.round_seconds``); then the source, snapshot
 sinks, dead-letter sink, HTTP server and training thread close, in that order. A startup that
 fails half-way closes what it had opened.
 """
