@@ -53,8 +53,8 @@ class PartitionReader:
 
     async def __aenter__(self) -> "PartitionReader":
         self._deadline = time.monotonic() + self.timeout
-        self._consumer = AIOKafkaConsumer(**{"auto_offset_reset": "earliest", **self._options},
-                                          group_id=None, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**{"auto_offset_reset": "earliest", **self._options,
+                                             "group_id": None, "enable_auto_commit": False})
         try:
             await self._consumer.start()
             if not self.partitions:
