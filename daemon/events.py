@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -45,14 +45,19 @@ class EventCodec:
     """Decode records ``{"key": str, "category": label | index}`` (dicts or JSON bytes/str).
 
     A category is accepted as one of the configured labels (a string) or as an integer index
-    ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``.
+    ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``. Every check of a record's
+    value lives here (:meth:`parse`, :meth:`event_object`, :meth:`object_category`,
+    :meth:`category_index`); :class:`daemon.kafka.decode.RecordDecoder` calls them for the records
+    its fast path cannot vouch for. ``loads`` parses JSON text (``json.loads``; the Kafka decoder
+    passes ``orjson.loads``).
     """
 
     def __init__(self, labels: Sequence[str], *, key_field: str = "key", category_field: str = "category",
-                 default_key: str | None = None) -> None:
+                 default_key: str | None = None, loads: Callable[[Any], Any] = json.loads) -> None:
         self.labels = list(labels)
         self._index = {label: i for i, label in enumerate(self.labels)}
         self.key_field, self.category_field, self.default_key = key_field, category_field, default_key
+        self._loads = loads
 
     def decode(self, records: Sequence[Any], origins: Sequence[dict] | None = None) -> EventBatch:
         key_ids: dict[str, int] = {}
@@ -70,22 +75,33 @@ class EventCodec:
                           np.asarray(categories, dtype=np.int64), bad)
 
     def _decode_one(self, raw: Any) -> tuple[str, int]:
-        record = raw
-        if isinstance(raw, (bytes, bytearray, str)):
-            try:
-                record = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as error:
-                raise InvalidEvent("not_json", f"not valid JSON: {error}") from None
-        if not isinstance(record, dict):
-            raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+        record = self.event_object(self.parse(raw) if isinstance(raw, (bytes, bytearray, str)) else raw)
         key = record.get(self.key_field, self.default_key)
         if key is None:
             raise InvalidEvent("missing_field", f"no '{self.key_field}' field")
         if not isinstance(key, str):
             raise InvalidEvent("wrong_type", f"'{self.key_field}' must be a string, got {type(key).__name__}")
+        return key, self.object_category(record)
+
+    def parse(self, text: bytes | bytearray | str) -> Any:
+        """The JSON value of ``text``; ``not_json`` if it is not JSON."""
+        try:
+            return self._loads(text)
+        except ValueError as error:  # json's and orjson's decode errors, and UnicodeDecodeError
+            raise InvalidEvent("not_json", f"not valid JSON: {error}") from None
+
+    @staticmethod
+    def event_object(value: Any) -> dict:
+        """``value`` itself if it is a JSON object (a dict); ``not_an_object`` otherwise."""
+        if not isinstance(value, dict):
+            raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(value).__name__}")
+        return value
+
+    def object_category(self, record: dict) -> int:
+        """The category index of an event object's ``category_field``."""
         if self.category_field not in record:
             raise InvalidEvent("missing_field", f"no '{self.category_field}' field")
-        return key, self.category_index(record[self.category_field])
+        return self.category_index(record[self.category_field])
 
     def category_index(self, value: Any) -> int:
         if isinstance(value, str):

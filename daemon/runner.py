@@ -14,17 +14,28 @@ from .service import Service, StartupError
 from .settings import GumbeldSettings
 
 log = logging.getLogger("gumbeld")
+# A supervisor that signals both the process and its process group delivers one stop request as two
+# signals milliseconds apart; only a signal this long after the first is a second request.
+SECOND_SIGNAL_GRACE = 1.0  # seconds
 
 
 def install_signal_handlers(service: Service) -> None:
-    """First SIGTERM/SIGINT: drain and stop. Second: exit at once."""
+    """First SIGTERM/SIGINT: drain and stop. Another, :data:`SECOND_SIGNAL_GRACE` seconds or more
+    after the first: exit at once, without the final checkpoint. One within the grace is ignored."""
     loop = asyncio.get_running_loop()
+    first_at: float | None = None
 
     def on_signal(signum: int) -> None:
+        nonlocal first_at
+        name = signal.Signals(signum).name
         if service.stopping.is_set():
-            log.error("second %s: exiting without the final checkpoint", signal.Signals(signum).name)
+            if first_at is not None and loop.time() - first_at < SECOND_SIGNAL_GRACE:
+                log.info("%s again within %g s: still draining", name, SECOND_SIGNAL_GRACE)
+                return
+            log.error("second %s: exiting without the final checkpoint", name)
             os._exit(128 + signum)
-        log.info("%s received: draining", signal.Signals(signum).name)
+        first_at = loop.time()
+        log.info("%s received: draining", name)
         service.stopping.set()
 
     for signum in (signal.SIGTERM, signal.SIGINT):

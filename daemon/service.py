@@ -5,9 +5,11 @@ Startup: build the model, resume from the checkpoint, open the sinks, serve ``/m
 the histograms (on the event loop), **train** in time-bounded rounds on the training thread (the
 keys with something to learn; none at all once every key settled), **publish** the changed
 snapshots every ``publish_interval``, **checkpoint** every ``checkpoint.interval``, and **watch**
-the event loop's lag. Shutdown: ``/readyz`` turns 503, ingest and training stop (the current round
-ends within ``training.round_seconds``), then the final publish and the final checkpoint, then
-the source, sinks and server close. A startup that fails half-way closes what it had opened.
+the event loop's lag. Shutdown: the main loop's tasks are cancelled, so ingest and training stop;
+``/readyz`` turns 503; the final publish and the final checkpoint run on the training thread after
+the round already there (it ends within ``training.round_seconds``); then the source, snapshot
+sinks, dead-letter sink, HTTP server and training thread close, in that order. A startup that
+fails half-way closes what it had opened.
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ class Service:
         self._state_lock = asyncio.Lock()  # a checkpoint and a restore never interleave
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
+        # made by startup; shutdown uses them only once startup has finished
+        self.labels = self.metrics = self.health = self.store = None
+        self.learner = self.keys = self.ingest = self.publisher = self.handover = None
 
     # -- startup ------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -317,8 +322,9 @@ class Service:
 
     # -- shutdown -----------------------------------------------------------------------------
     async def shutdown(self) -> None:
-        """Drain: the main loop has ended (training with it); publish and checkpoint, then close
-        everything that startup opened, in reverse — also after a startup that failed half-way."""
+        """Drain: the main loop has ended (training with it); publish and checkpoint, then close the
+        source, snapshot sinks, dead-letter sink, HTTP server and training thread — whatever
+        startup opened, also after a startup that failed half-way."""
         if self._started:
             self.health.draining()
             await self.publish()

@@ -3,19 +3,25 @@
 Every snapshot sink has one asynchronous interface (``publish`` a :class:`Publication`,
 ``aclose``); the stream and file sinks write its already encoded lines from a worker thread, so a
 slow pipe or disk never stalls the event loop. Evictions appear there as their records
-(``{"key", "evicted": true, "reason", "evicted_at"}``).
+(``{"key", "evicted": true, "reason", "evicted_at"}``). The dead-letter file is written from a
+thread too (:class:`DeadLetterFile`).
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import json
+import logging
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Iterable, Protocol
 
 from .events import BadEvent
 from .snapshots import Publication
+
+log = logging.getLogger("gumbeld")
 
 
 class SnapshotSink(Protocol):
@@ -93,25 +99,60 @@ def _json_safe(value) -> bool:
 class DeadLetterFile:
     """The dead-letter sink: bad events as JSON lines (see :func:`dead_letter_record`).
 
-    Each ``write`` reaches the file at once, so ``flush`` and ``backpressure`` have nothing to wait for.
+    ``write`` only queues: one thread of its own encodes and appends the letters in the order they
+    were written, so a slow disk never stalls the event loop. ``flush`` returns once everything
+    written before it is in the file; it is awaited before every checkpoint, so offsets are
+    committed only once their dead letters are written. Past ``max_pending`` queued letters,
+    ``backpressure`` waits for the thread instead of growing memory. A write that failed (a full
+    disk) is raised by the next ``write`` or ``flush``, as it would have been by the write itself.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_pending: int = 100_000) -> None:
         self._sink = JsonLinesSink(path)
+        self.max_pending = max_pending
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gumbeld-dead-letters")
+        self._lock = threading.Lock()
+        self._queued = 0  # letters handed to the thread, not yet in the file
+        self._failure: BaseException | None = None
 
     def write(self, bad: Iterable[BadEvent], at: str) -> int:
-        lines = [json.dumps(dead_letter_record(b, at), separators=(",", ":")).encode() for b in bad]
-        self._sink.write_lines(lines)
-        return len(lines)
+        self._raise_failure()
+        bad = list(bad)
+        if bad:
+            with self._lock:
+                self._queued += len(bad)
+            self._thread.submit(self._append, bad, at)
+        return len(bad)
+
+    def _append(self, bad: list[BadEvent], at: str) -> None:
+        try:
+            if self._failure is None:  # after a failure nothing more is written: the order would break
+                self._sink.write_lines([json.dumps(dead_letter_record(b, at), separators=(",", ":")).encode()
+                                        for b in bad])
+        except BaseException as error:
+            self._failure = error
+        finally:
+            with self._lock:
+                self._queued -= len(bad)
 
     async def flush(self) -> None:
-        pass
+        await asyncio.wrap_future(self._thread.submit(lambda: None))  # one thread: runs after every write
+        self._raise_failure()
 
     async def backpressure(self) -> None:
-        pass
+        if self._queued >= self.max_pending:
+            await self.flush()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
 
     def close(self) -> None:
+        """Write what is queued, then close the file (a failed write is logged, not raised)."""
+        self._thread.shutdown(wait=True)
         self._sink.close()
+        if self._failure is not None:
+            log.error("dead letters were lost: writing them failed: %s", self._failure)
 
     async def aclose(self) -> None:
-        self.close()
+        await asyncio.to_thread(self.close)

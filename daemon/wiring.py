@@ -34,6 +34,7 @@ def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke
 
 
 def _producer(settings: GumbeldSettings) -> Producer:
+    """A producer of its own for each caller: one that closes after a failed send leaves the other alone."""
     sink = settings.sinks.kafka
     return Producer(settings.source.kafka, enable_idempotence=sink.enable_idempotence, timeout=sink.send_timeout)
 
@@ -51,6 +52,11 @@ def build_sinks(settings: GumbeldSettings) -> list:
 
 
 def build_dead_letters(settings: GumbeldSettings):
+    """The dead-letter sink: the topic ``dead_letter.topic`` if set, else the file ``dead_letter.path``.
+
+    Both have one interface: ``write`` (only queues, on the event loop), ``flush`` (awaits the queued
+    letters), ``backpressure`` (awaits them past a bound) and ``aclose``.
+    """
     if settings.dead_letter.topic is not None:
         return KafkaDeadLetters(_producer(settings), settings.dead_letter.topic)
     return DeadLetterFile(settings.dead_letter.path)

@@ -1,4 +1,7 @@
-"""Exponential backoff with full jitter, for reconnecting to brokers.
+"""Exponential backoff with full jitter, for (re)connecting to brokers — the one way gumbeld retries.
+
+:func:`retry` runs an attempt until it succeeds (the Kafka source's consumer, the load
+generator's producer); the producers of the sinks use a :class:`Backoff` to space their starts.
 
 >>> import random
 >>> b = Backoff(initial=0.5, maximum=30.0, rng=random.Random(0))
@@ -9,7 +12,14 @@
 """
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from typing import Awaitable, Callable, TypeVar
+
+from aiokafka.errors import KafkaError
+
+T = TypeVar("T")
 
 
 class Backoff:
@@ -26,3 +36,26 @@ class Backoff:
 
     def reset(self) -> None:
         self.attempt = 0
+
+
+async def retry(attempt: Callable[[], Awaitable[T]], backoff: Backoff, *, errors: tuple = (KafkaError,),
+                deadline: float | None = None, clock: Callable[[], float] = time.monotonic,
+                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                on_failure: Callable[[Exception, float], None] | None = None) -> T:
+    """``await attempt()`` until it returns, sleeping ``backoff.next()`` seconds after each failure.
+
+    Only ``errors`` are retried; ``on_failure(error, wait)`` is called before each sleep. With a
+    ``deadline`` (on ``clock``) no sleep goes past it, and a failure after it raises its error.
+    """
+    while True:
+        try:
+            return await attempt()
+        except errors as error:
+            wait = backoff.next()
+            if deadline is not None:
+                if clock() >= deadline:
+                    raise
+                wait = min(wait, deadline - clock())
+            if on_failure is not None:
+                on_failure(error, wait)
+            await sleep(wait)

@@ -38,7 +38,7 @@ class RecordDecoder:
             raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
         self.value_format, self.key_from, self.default_key = value_format, key_from, default_key
         self.category_field, self.max_message_bytes = category_field, max_message_bytes
-        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field)
+        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, loads=orjson.loads)
         n = len(labels)
         self._lookup: dict[Any, int] = {**{label: i for i, label in enumerate(labels)}, **{i: i for i in range(n)}}
         self._text_lookup = {label.encode(): i for i, label in enumerate(labels)}
@@ -147,25 +147,21 @@ class RecordDecoder:
         return [f if f is not None else next(resolved) for f in found]
 
     def _exact(self, record, bad: list[BadEvent]) -> int | None:
+        """The category of one record by the codec's checks, or ``None`` with the reason in ``bad``."""
+        codec = self.codec
         try:
             if self.value_format == "text":
                 try:
                     label = record.value.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise InvalidEvent("not_utf8", f"not UTF-8 text: {error}") from None
-                return self.codec.category_index(label)
-            value = orjson.loads(record.value)
+                return codec.category_index(label)
+            value = codec.parse(record.value)
             if self.value_format == "json":
-                if not isinstance(value, dict):
-                    raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(value).__name__}")
-                if self.category_field not in value:
-                    raise InvalidEvent("missing_field", f"no '{self.category_field}' field")
-                value = value[self.category_field]
-            return self.codec.category_index(value)
+                return codec.object_category(codec.event_object(value))
+            return codec.category_index(value)
         except InvalidEvent as invalid:
             bad.append(BadEvent(invalid.reason, invalid.detail, record.value, _origin(record)))
-        except orjson.JSONDecodeError as error:
-            bad.append(BadEvent("not_json", f"not valid JSON: {error}", record.value, _origin(record)))
         return None
 
     # -- the batched format ------------------------------------------------------------------
@@ -180,9 +176,9 @@ class RecordDecoder:
                     categories.append(fast[1])
                     continue
             try:
-                values = orjson.loads(record.value)
-            except orjson.JSONDecodeError as error:
-                bad.append(BadEvent("not_json", f"not valid JSON: {error}", record.value, _origin(record)))
+                values = self.codec.parse(record.value)
+            except InvalidEvent as invalid:
+                bad.append(BadEvent(invalid.reason, invalid.detail, record.value, _origin(record)))
                 continue
             if not isinstance(values, list):
                 bad.append(BadEvent("wrong_type", f"expected a JSON array, got {type(values).__name__}",

@@ -37,6 +37,7 @@ from pydantic import ValidationError
 
 from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticSettings
 from ..sources.synthetic import SyntheticSource
+from .backoff import Backoff, retry
 from .connection import client_options
 from .decode import FORMATS
 
@@ -202,19 +203,18 @@ def connection_settings(args: argparse.Namespace) -> KafkaSourceSettings:
 
 async def start_producer(options: dict, *, connect_timeout: float, clock: Callable[[], float] = time.monotonic,
                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> AIOKafkaProducer:
-    """A started producer; retries until ``connect_timeout`` seconds, then raises the last ``KafkaError``."""
-    deadline = clock() + connect_timeout
-    while True:
+    """A started producer; retries with backoff until ``connect_timeout`` seconds, then raises the last ``KafkaError``."""
+    async def attempt() -> AIOKafkaProducer:
         producer = AIOKafkaProducer(**options, linger_ms=5, max_batch_size=RECORD_BATCH_BYTES,
                                     request_timeout_ms=max(1000, int(connect_timeout * 1000)))
         try:
             await producer.start()
-            return producer
         except KafkaError:
             await producer.stop()
-            if clock() >= deadline:
-                raise
-            await sleep(min(1.0, max(0.0, deadline - clock())))
+            raise
+        return producer
+    return await retry(attempt, Backoff(initial=0.25, maximum=1.0), deadline=clock() + connect_timeout,
+                       clock=clock, sleep=sleep)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,22 +1,28 @@
 """Writing to Kafka: the learned-distribution topic and the dead-letter topic.
 
-Each has its own producer that (re)connects lazily with bounded waits: a broker that is down makes
-a publish fail after ``send_timeout`` seconds, is logged and counted, and the next interval
-tries again. Neither ever blocks ingest or training.
+Each has its own :class:`Producer` (:mod:`daemon.wiring` builds one per use), started lazily at
+its first send. A send waits at most ``send_timeout`` seconds; a broker that is down makes the
+publish or flush fail, which is logged and counted, and a later interval tries again. A producer
+that failed to start is not started again before a :class:`~daemon.kafka.backoff.Backoff` wait
+(up to ``source.kafka.retry_backoff_max``) has passed: sends meanwhile fail at once. Neither ever
+blocks ingest or training.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from typing import Callable
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ..events import BadEvent
 from ..snapshots import Publication
 from ..settings import KafkaSourceSettings
-from .connection import client_options
+from .backoff import Backoff
+from .connection import client_options, describe
 
 log = logging.getLogger("gumbeld.kafka")
 YIELD_EVERY = 500  # messages queued between yields to the event loop (~5 ms of work)
@@ -26,22 +32,31 @@ class Producer:
     """One lazily started ``AIOKafkaProducer``; ``send_all`` waits at most ``timeout`` seconds."""
 
     def __init__(self, connection: KafkaSourceSettings, *, enable_idempotence: bool, timeout: float,
-                 producer_factory=AIOKafkaProducer) -> None:
+                 producer_factory=AIOKafkaProducer, clock: Callable[[], float] = time.monotonic) -> None:
         self._connection, self._idempotence, self.timeout = connection, enable_idempotence, timeout
-        self._factory = producer_factory
+        self._factory, self._clock = producer_factory, clock
         self._producer: AIOKafkaProducer | None = None
+        self._backoff = Backoff(maximum=connection.retry_backoff_max)
+        self._retry_at, self._start_error = float("-inf"), ""
 
     async def _started(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            producer = self._factory(enable_idempotence=self._idempotence, acks="all", linger_ms=5,
-                                     **client_options(self._connection))
-            try:
-                await asyncio.wait_for(producer.start(), self.timeout)
-            except BaseException:
-                await _stop(producer)
-                raise
-            self._producer = producer
-        return self._producer
+        if self._producer is not None:
+            return self._producer
+        if self._clock() < self._retry_at:
+            raise KafkaConnectionError(f"no producer for {describe(self._connection)}: the last start failed "
+                                       f"({self._start_error}); next attempt in {self._retry_at - self._clock():.1f} s")
+        producer = self._factory(enable_idempotence=self._idempotence, acks="all", linger_ms=5,
+                                 **client_options(self._connection))
+        try:
+            await producer.start()
+        except BaseException as error:  # also a start cut short by the send's timeout
+            self._retry_at = self._clock() + self._backoff.next()
+            self._start_error = str(error) or type(error).__name__
+            await _stop(producer)
+            raise
+        self._backoff.reset()
+        self._producer = producer
+        return producer
 
     async def send_all(self, topic: str, messages: list[tuple]) -> None:
         """Send ``(key, value, headers)`` messages, or ``(key, value, headers, partition)`` to a

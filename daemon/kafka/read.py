@@ -10,11 +10,11 @@ offset listed when reading starts and that fetch's high watermark. Some brokers 
 them) list the first offset of the last record batch as the end offset; a fetch response carries
 the true high watermark (as :meth:`daemon.kafka.source.KafkaSource._probe_forever` also relies on).
 Records written after the end was fixed are left out, so a topic that is being written to still
-ends. A partition with no records needs one fetch round trip (``fetch_max_wait_ms``) to end.
+ends. A partition with no records needs one fetch round trip (``fetch_max_wait_ms``) to end::
 
->>> async def every_record(bootstrap: str, topic: str) -> list:      # doctest: +SKIP
-...     async with PartitionReader({"bootstrap_servers": bootstrap}, topic) as reader:
-...         return [record async for records in reader for record in records]
+    async with PartitionReader({"bootstrap_servers": bootstrap}, topic) as reader:
+        async for records in reader:  # a list per poll, of any of the partitions
+            ...
 """
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ class PartitionReader:
 
     async def __aenter__(self) -> "PartitionReader":
         self._deadline = time.monotonic() + self.timeout
-        self._consumer = AIOKafkaConsumer(**{"auto_offset_reset": "earliest", **self._options},
-                                          group_id=None, enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(**{"auto_offset_reset": "earliest", **self._options,
+                                             "group_id": None, "enable_auto_commit": False})
         try:
             await self._consumer.start()
             if not self.partitions:

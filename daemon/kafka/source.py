@@ -35,7 +35,7 @@ from aiokafka.errors import KafkaError
 
 from ..events import EventBatch
 from ..settings import KafkaSourceSettings
-from .backoff import Backoff
+from .backoff import Backoff, retry
 from .connection import client_options, describe
 from ..changelog.restore import ReplayFilter
 from .decode import RecordDecoder
@@ -128,8 +128,8 @@ class KafkaSource:
 
     async def _start(self) -> None:
         s = self.settings
-        backoff = Backoff(maximum=s.retry_backoff_max)
-        while True:
+
+        async def attempt() -> None:
             self.consumer = self._consumer_factory(
                 group_id=s.group_id, group_instance_id=s.group_instance_id, enable_auto_commit=False,
                 auto_offset_reset=s.auto_offset_reset, max_poll_records=s.max_poll_records,
@@ -138,14 +138,16 @@ class KafkaSource:
                 **client_options(s))
             try:
                 await self.consumer.start()
-                break
-            except KafkaError as error:
+            except KafkaError:
                 await self._stop_quietly()
-                wait = backoff.next()
-                self._health.set_not_ready(HEALTH, f"Kafka unreachable at {describe(s)}: {error}; "
-                                                   f"retrying in {wait:.1f} s")
-                log.warning("cannot reach Kafka at %s (%s); retrying in %.1f s", describe(s), error, wait)
-                await asyncio.sleep(wait)
+                raise
+
+        def unreachable(error: Exception, wait: float) -> None:
+            self._health.set_not_ready(HEALTH, f"Kafka unreachable at {describe(s)}: {error}; "
+                                               f"retrying in {wait:.1f} s")
+            log.warning("cannot reach Kafka at %s (%s); retrying in %.1f s", describe(s), error, wait)
+
+        await retry(attempt, Backoff(maximum=s.retry_backoff_max), on_failure=unreachable)
         if self.prepare is not None:  # e.g. the state topics, before any partition is assigned
             await self.prepare()
         self.consumer.subscribe(s.topics, listener=_Listener(self))

@@ -1,6 +1,8 @@
 """``gumbeld run`` as a user runs it: a real process, real signals, a real restart."""
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 
@@ -52,3 +54,18 @@ def test_corrupt_checkpoint_stops_the_start_with_a_clear_message(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "checkpoint" in result.stderr and "fresh_start" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_two_sigterms_milliseconds_apart_drain_once_with_the_final_checkpoint(tmp_path):
+    """As from a supervisor that signals the process and its group: one stop, not a forced exit."""
+    daemon = Daemon(tmp_path)
+    daemon.port()  # started serving
+    signalled = time.time()
+    daemon.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.01)
+    daemon.proc.send_signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=30) == 0, "".join(daemon.log)
+    log = "".join(daemon.log)
+    assert "still draining" in log and "without the final checkpoint" not in log
+    assert (tmp_path / "gumbeld-state" / "checkpoint.pt").stat().st_mtime >= signalled  # the final one
+    assert "gumbeld stopped at step" in log

@@ -334,6 +334,31 @@ async def test_a_startup_failure_closes_what_had_started(tmp_path):
         taken.close()
     assert set(_train_threads()) - before == set(), "no training thread is left behind"
     assert source.stopped == 1 and sink.closed == 1
+    assert service.executor._shutdown and service.http is None  # the server never listened
+    assert service.dead_letters._sink._file.closed
+
+
+async def test_a_startup_failure_after_the_server_listens_stops_the_server(tmp_path, monkeypatch):
+    """Startup fails at its very end: the HTTP server, already listening, is stopped with the rest."""
+    from daemon.http import Health
+
+    set_ready = Health.set_ready
+
+    def fail_on_the_model(self, name, *args):
+        if name == "model":
+            raise RuntimeError("the model cannot be served")
+        return set_ready(self, name, *args)
+    monkeypatch.setattr(Health, "set_ready", fail_on_the_model)
+    with socket.socket() as probe:  # a port that was free a moment ago
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source, sink = ScriptedSource(), RecordingSink()
+    service = Service(_settings(tmp_path, metrics={"port": port}), source=source, sinks=[sink])
+    with pytest.raises(RuntimeError, match="cannot be served"):
+        await asyncio.wait_for(service.serve(), timeout=60)
+    with pytest.raises(OSError):  # nothing listens there any more
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert service.executor._shutdown and source.stopped == 1 and sink.closed == 1
 
 
 async def test_a_startup_failure_on_the_checkpoint_closes_what_had_started(tmp_path):

@@ -124,3 +124,105 @@ def test_kafka_sink_sends_snapshots_keyed_by_key_and_tombstones_for_evictions():
                                                         ("learned", b"gone")]
     assert sent[2][2] is None                                        # the tombstone
     assert [json.loads(value) for _, _, value in sent[:2]] == _expected(publication)[:2]
+
+
+def test_a_producer_that_failed_to_start_waits_out_its_backoff_before_starting_again():
+    from aiokafka.errors import KafkaConnectionError
+
+    from daemon.kafka.producer import Producer
+    from daemon.settings import KafkaSourceSettings
+
+    now, starts = [100.0], []
+
+    class Unreachable(FakeKafkaProducer):
+        async def start(self) -> None:
+            starts.append(now[0])
+            if len(starts) == 1:
+                raise KafkaConnectionError("refused")
+
+    async def main():
+        producer = Producer(KafkaSourceSettings(retry_backoff_max=5.0), enable_idempotence=False, timeout=5.0,
+                            producer_factory=Unreachable, clock=lambda: now[0])
+        for _ in range(2):  # the failed start, then a send within its backoff: no second start
+            try:
+                await producer.send_all("t", [(b"k", b"v", [])])
+                raise AssertionError("the send should fail")
+            except KafkaConnectionError as error:
+                message = str(error)
+        assert starts == [100.0] and "next attempt in" in message and "refused" in message
+        now[0] += 5.0  # past the longest backoff
+        FakeKafkaProducer.sent = []
+        await producer.send_all("t", [(b"k", b"v", [])])
+        assert starts == [100.0, 105.0] and FakeKafkaProducer.sent == [("t", b"k", b"v")]
+        await producer.close()
+
+    asyncio.run(main())
+
+
+def test_retry_backs_off_until_the_deadline_then_raises_the_last_error():
+    from aiokafka.errors import KafkaConnectionError
+
+    from daemon.kafka.backoff import Backoff, retry
+
+    now, waits, failures = [0.0], [], []
+
+    async def attempt():
+        raise KafkaConnectionError(f"refused at {now[0]:g}")
+
+    async def sleep(seconds):
+        waits.append(seconds)
+        now[0] += seconds
+
+    async def main():
+        await retry(attempt, Backoff(initial=1.0, maximum=1.0), deadline=3.0, clock=lambda: now[0], sleep=sleep,
+                    on_failure=lambda error, wait: failures.append(str(error)))
+
+    try:
+        asyncio.run(main())
+        raise AssertionError("retry should give up")
+    except KafkaConnectionError:
+        pass
+    assert now[0] <= 3.0 and all(0 <= w <= 1.0 for w in waits) and len(failures) == len(waits) >= 1
+
+
+def test_dead_letter_file_writes_off_the_event_loop_in_order_and_flush_waits_for_the_file(tmp_path, monkeypatch):
+    import threading
+
+    from daemon import sinks
+
+    path, writers = tmp_path / "dead.jsonl", []
+    real_record = sinks.dead_letter_record
+
+    def recording(bad, at):
+        writers.append(threading.current_thread().name)
+        return real_record(bad, at)
+    monkeypatch.setattr(sinks, "dead_letter_record", recording)
+
+    async def main():
+        dead = DeadLetterFile(path, max_pending=5)
+        for i in range(10):
+            assert dead.write([BadEvent("not_json", f"bad {i}", b"x"), BadEvent("empty", f"bad {i}", b"")], AT) == 2
+        await dead.backpressure()
+        await dead.flush()
+        written = [json.loads(line)["detail"] for line in path.read_text().splitlines()]
+        await dead.aclose()
+        return written
+
+    written = asyncio.run(main())
+    assert written == [f"bad {i}" for i in range(10) for _ in range(2)]
+    assert writers and threading.main_thread().name not in writers
+
+
+def test_a_failed_dead_letter_write_is_raised_by_the_next_flush(tmp_path):
+    async def main():
+        dead = DeadLetterFile(tmp_path / "dead.jsonl")
+        dead._sink.close()  # the file cannot be written any more
+        dead.write([BadEvent("empty", "bad", b"")], AT)
+        try:
+            await dead.flush()
+            raise AssertionError("flush should raise")
+        except ValueError:  # a closed file's error
+            pass
+        await dead.aclose()
+
+    asyncio.run(main())

@@ -60,12 +60,15 @@ def test_variant_argument_chooses_the_base():
     assert by_stage["os"][0] == ("FROM", "os-${VARIANT} AS os")
 
 
-def test_multi_stage_build_installs_the_cpu_torch_from_the_cpu_index():
+def test_multi_stage_build_installs_the_cpu_variant_from_the_lock_with_torch_from_the_cpu_index():
     by_stage = stages()
     assert {"build", "runtime"} <= set(by_stage)
     build = " ".join(args for _, args in by_stage["build"])
     assert "https://download.pytorch.org/whl/cpu" in build
-    assert '--index-url "$TORCH_CPU_INDEX"' in build
+    assert '--extra-index-url "$TORCH_CPU_INDEX" -r requirements/cpu.txt' in build
+    assert "--require-hashes --no-deps" in build and "pip check" in build
+    assert ("COPY", "requirements/cpu.txt ./requirements/") in by_stage["build"]
+    assert "torch==" in (ROOT / "requirements" / "cpu.txt").read_text()
     runtime = final_stage()
     assert runtime[0] == ("FROM", "os AS runtime")
     assert ("COPY", "--from=build /opt/gumbeld /opt/gumbeld") in runtime

@@ -1,0 +1,35 @@
+"""The process's signal handling, in-process: one drain per stop request, a forced exit on a later one."""
+import asyncio
+import os
+import signal
+
+from daemon import runner
+
+
+class _Service:
+    def __init__(self) -> None:
+        self.stopping = asyncio.Event()
+
+
+async def test_a_signal_within_the_grace_is_the_same_stop_and_a_later_one_exits_at_once(monkeypatch):
+    exits = []
+    monkeypatch.setattr(runner.os, "_exit", exits.append)
+    monkeypatch.setattr(runner, "SECOND_SIGNAL_GRACE", 0.5)
+    service, loop = _Service(), asyncio.get_running_loop()
+    runner.install_signal_handlers(service)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(service.stopping.wait(), 5)
+        os.kill(os.getpid(), signal.SIGTERM)  # within the grace: still the first request
+        await asyncio.sleep(0.05)
+        assert exits == []
+        await asyncio.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)  # a second request
+        for _ in range(100):
+            if exits:
+                break
+            await asyncio.sleep(0.01)
+        assert exits == [128 + signal.SIGINT]
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
