@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from gumbel_models import GumbelGAN, resolve_device
 
 from .checkpoint import CheckpointError, CheckpointStore
+from .errors import StartupError
 from .handover import Handover
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
@@ -40,10 +41,6 @@ log = logging.getLogger("gumbeld")
 CHECKPOINT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # version 1 kept keys as a list and no evictions
 LAG_PROBE_SECONDS = 0.1
-
-
-class StartupError(Exception):
-    """The service cannot start; the message says why and what to do."""
 
 
 class Service:

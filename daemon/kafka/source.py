@@ -33,6 +33,7 @@ from typing import AsyncIterator, Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from ..errors import StartupError
 from ..events import EventBatch
 from ..settings import KafkaSourceSettings
 from .backoff import Backoff, retry
@@ -70,6 +71,7 @@ class KafkaSource:
         self.prepare, self.restorer, self.replay = prepare, restorer, replay or ReplayFilter()
         self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
         self.rebalancing = False                    # between a revocation and the next assignment
+        self._refusal: str | None = None            # why consuming must stop (found in a rebalance callback)
         self._restores: dict[TopicPartition, asyncio.Task] = {}
         self._consumer_factory = consumer_factory
         self.consumer: AIOKafkaConsumer | None = None
@@ -92,6 +94,8 @@ class KafkaSource:
         probe = asyncio.create_task(self._probe_forever())
         try:
             while True:
+                if self._refusal is not None:
+                    raise StartupError(self._refusal)
                 try:
                     polled = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.max_poll_records)
                 except KafkaError as error:  # the client reconnects by itself; report and go on
@@ -221,6 +225,7 @@ class KafkaSource:
             tps &= partitions
         for tp in lost:
             self.replay.forget(tp)
+        self._refuse_shared_keys(partitions)
         fresh = partitions - self.current if self.restorer is not None else set()
         if fresh:
             self.consumer.pause(*fresh)  # first thing: no record of theirs may arrive before the restore
@@ -235,6 +240,18 @@ class KafkaSource:
         if gone and self.on_lost is not None:
             await self.on_lost(gone)
 
+
+    def _refuse_shared_keys(self, partitions: set[TopicPartition]) -> None:
+        """With keys read from a message field, a key may be on any partition: another member of the
+        group would own some of its events. Consuming stops with a message (never two owners silently)."""
+        if self.settings.key_from != "field":
+            return
+        every = {TopicPartition(t, p) for t in self.settings.topics for p in self.consumer.partitions_for_topic(t) or ()}
+        if partitions != every:
+            self._refusal = (f"source.kafka.key_from = field, but this instance was assigned {len(partitions)} of "
+                             f"the {len(every)} partitions of {self.settings.topics}: another instance of group "
+                             f"{self.settings.group_id!r} reads the others, and a key's events may be on any of "
+                             "them. Run one instance per group, or key the messages by distribution key")
 
     async def _restore(self, tp: TopicPartition) -> None:
         """Restore ``tp``'s keys (see the module docstring), then resume consuming it."""
