@@ -65,8 +65,8 @@ class Producer:
             producer = await self._started()
             futures = []
             for i, (key, value, headers, *partition) in enumerate(messages):
-                futures.append(await producer.send(topic, value=value, key=key, headers=headers,
-                                                   partition=partition[0] if partition else None))
+                chosen = {"partition": partition[0]} if partition else {}
+                futures.append(await producer.send(topic, value=value, key=key, headers=headers, **chosen))
                 if i % YIELD_EVERY == YIELD_EVERY - 1:
                     await asyncio.sleep(0)  # a publish of 100,000 keys must not hold the event loop
             await asyncio.gather(*futures)
