@@ -1,11 +1,10 @@
-"""A raw HTTP client and a served HttpServer for the tests of daemon/http.py."""
+"""A raw HTTP client and a served HttpServer for the tests of daemon/http.py (fixtures: conftest.py)."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-import pytest
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from daemon.http import Health, HttpServer
 
@@ -53,22 +52,3 @@ async def serving(registry: CollectorRegistry, health: Health, **options):
         yield server
     finally:
         await server.stop()
-
-
-@pytest.fixture
-def registry() -> CollectorRegistry:
-    registry = CollectorRegistry()
-    Counter("gumbeld_test_events", "Events seen by the test.", registry=registry).inc(7)
-    Counter("gumbeld_test_other", "Another counter.", registry=registry).inc(2)
-    return registry
-
-
-@pytest.fixture
-def health() -> Health:
-    return Health()
-
-
-@pytest.fixture
-async def server(registry, health):
-    async with serving(registry, health) as server:
-        yield server

@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from daemon.http import Health, HttpServer
-from tests.daemon.http_client import exchange, get, health, registry, request, server  # noqa: F401 (fixtures)
+from tests.daemon.http_client import exchange, get, request
 
 
 async def test_binds_a_free_port_when_given_zero(server):

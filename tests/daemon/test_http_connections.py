@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from tests.daemon.http_client import (Response, get, health, registry, request, server,  # noqa: F401 (fixtures)
-                                      serving)
+from tests.daemon.http_client import Response, get, request, serving
 
 
 async def test_livez_answers_while_a_slow_exposition_renders(server, registry):
