@@ -1,7 +1,8 @@
 """The service's lifecycle — startup, main loop, shutdown (the process around it: :mod:`daemon.runner`).
 
 Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``,
-``/livez`` and ``/readyz``. Main loop, until SIGTERM/SIGINT: **pump** events from the source into
+``/livez`` and ``/readyz``; with the Kafka source, keys of partitions assigned later are restored
+from the state topics (:mod:`daemon.handover`). Main loop, until SIGTERM/SIGINT: **pump** events from the source into
 the histograms (on the event loop), **train** in time-bounded rounds on the training thread (the
 keys with something to learn; none at all once every key settled), **publish** the changed
 snapshots every ``publish_interval``, **checkpoint** every ``checkpoint.interval``, and **watch**
@@ -29,8 +30,10 @@ from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
 from .keys import KeyTable
 from .learner import Learner
+from .loops import every, watch_loop_lag
 from .metrics import Metrics
 from .publishing import Publisher
+from .service_state import check_compatible, service_state
 from .settings import GumbeldSettings
 from .sinks import SnapshotSink
 from .threads import background_executor
@@ -38,9 +41,6 @@ from .timestamps import rfc3339
 from .wiring import build_changelog, build_dead_letters, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
-CHECKPOINT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 kept keys as a list and no evictions
-LAG_PROBE_SECONDS = 0.1
 
 
 class Service:
@@ -132,7 +132,7 @@ class Service:
             log.info("no checkpoint in %s: starting fresh", s.directory)
             return None
         try:
-            self._check_compatible(saved)
+            check_compatible(saved, self.labels)
             self.keys = self._new_keys(saved["keys"])
             self.learner.load_state_dict(saved["learner"])
             self.source.restore(saved.get("source", {}))
@@ -151,19 +151,13 @@ class Service:
         log.info("resumed from checkpoint: %d keys, step %d", len(self.keys), self.learner.model.t)
         return saved
 
-    def _check_compatible(self, saved: dict) -> None:
-        if saved.get("version") not in READABLE_VERSIONS:
-            raise ValueError(f"service state version {saved.get('version')!r}, expected one of {READABLE_VERSIONS}")
-        if list(saved["categories"]) != self.labels:
-            raise ValueError(f"it was trained on categories {list(saved['categories'])}, "
-                             f"the configuration has {self.labels}")
-
     # -- main loop ----------------------------------------------------------------------------
     async def main_loop(self) -> None:
         s = self.settings
         tasks = [asyncio.create_task(coro, name=coro.__name__) for coro in
-                 (self.pump(), self.train(), self.every(s.publish_interval, self.publish),
-                  self.every(s.checkpoint.interval, self.checkpoint), self.watch_loop_lag())]
+                 (self.pump(), self.train(), every(s.publish_interval, self.publish, self.stopping),
+                  every(s.checkpoint.interval, self.checkpoint, self.stopping),
+                  watch_loop_lag(self.metrics.observe_loop_lag))]
         stop = asyncio.create_task(self.stopping.wait())
         pending, failed = {stop, *tasks}, []
         while not stop.done():  # a finite source ends its pump; the rest goes on until stopped
@@ -204,27 +198,6 @@ class Service:
             if stats.active == 0:  # nothing to learn: wait for events, then let them gather for a round
                 await self._new_events.wait()
                 await asyncio.sleep(self.settings.training.round_seconds)
-
-    async def every(self, interval: float, action) -> None:
-        """``action()`` every ``interval`` seconds at a fixed rate (its own duration does not add up),
-        skipping beats it overran."""
-        loop = asyncio.get_running_loop()
-        due = loop.time() + interval
-        while True:
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=max(0.0, due - loop.time()))
-                return
-            except asyncio.TimeoutError:
-                await action()
-                due += interval * max(1, -(-(loop.time() - due) // interval))
-
-    async def watch_loop_lag(self) -> None:
-        """``gumbeld_event_loop_lag_seconds``: how late a short sleep wakes up."""
-        loop = asyncio.get_running_loop()
-        while True:
-            started = loop.time()
-            await asyncio.sleep(LAG_PROBE_SECONDS)
-            self.metrics.observe_loop_lag(max(0.0, loop.time() - started - LAG_PROBE_SECONDS))
 
     async def publish(self) -> None:
         """The changed snapshots and the evictions, to every sink (see :mod:`daemon.publishing`).
@@ -268,7 +241,8 @@ class Service:
                 if self.changelog is not None:
                     await self.handover.write(keys["names"], position)                   # 3.
                     await self._commit(position)                                         # 4.
-                await self._run(lambda: self.store.save(self._state(keys, evictions, position)))
+                await self._run(lambda: self.store.save(service_state(
+                    self.labels, keys, evictions, self.learner.state_dict(), position)))
                 self._saved = saved
                 self.metrics.checkpoint_written()
             except (OSError, KafkaError, asyncio.TimeoutError) as error:
@@ -307,10 +281,6 @@ class Service:
         """Pending counts for the model — none while a checkpoint is saving: the saved state must hold
         exactly the events up to the offsets it records."""
         return Pending(self.keys.n_rows, None, []) if self._checkpointing else self.ingest.take()
-
-    def _state(self, keys: dict, evictions: list[dict], position: dict) -> dict:
-        return {"version": CHECKPOINT_VERSION, "categories": self.labels, "keys": keys, "evictions": evictions,
-                "learner": self.learner.state_dict(), "source": position}
 
     async def _run(self, fn, *args):
         # shielded: work handed to the training thread carries counts and freed rows taken from
