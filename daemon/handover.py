@@ -1,6 +1,6 @@
 """The service's side of the state topics: which keys' rows to write, and where restored rows go.
 
-:class:`Handover` joins the :class:`~daemon.changelog.handover.Changelog` (Kafka) to the key table
+:class:`Handover` joins the :class:`~daemon.changelog.store.Changelog` (Kafka) to the key table
 and the learner (the model), under the service's rules: the model is touched only on the training
 thread, and a restore never interleaves with a checkpoint (``lock``).
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import torch
 
-from .changelog.handover import Changelog
+from .changelog.store import Changelog
 from .changelog.restore import use_local_checkpoint
 from .kafka.source import KafkaSource, partition_from_name
 

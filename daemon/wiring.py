@@ -1,7 +1,7 @@
 """Building the configured source, snapshot sinks and dead-letter sink."""
 from __future__ import annotations
 
-from .changelog.handover import Changelog
+from .changelog.store import Changelog
 from .changelog.metrics import StateMetrics
 from .kafka.decode import RecordDecoder
 from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer

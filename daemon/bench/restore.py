@@ -5,7 +5,7 @@ Usage: ``gumbeld bench restore [--bootstrap-servers HOST:PORT] [--keys 100000] [
 
 Set-up (not measured): a model of ``--keys`` trained keys over ``--categories`` categories is
 written as state rows to one partition of a compacted state topic, by the daemon's own writer
-(:class:`daemon.changelog.handover.Changelog`), twice over, so half the records are older rows
+(:class:`daemon.changelog.store.Changelog`), twice over, so half the records are older rows
 that the restore must pass over. Each round then restores them as a new owner does
 (:meth:`daemon.handover.Handover.restore`'s path): read the state partition to its high watermark,
 keep the last row of each key, decode, take rows in a fresh key table and write the states into a
@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import read_rows
 
-from ..changelog.handover import Changelog
+from ..changelog.store import Changelog
 from ..changelog.metrics import StateMetrics
 from ..changelog.topic import STATE_TOPIC_CONFIG
 from ..ingest import Pending
