@@ -36,6 +36,7 @@ examples:
   gumbeld config --config gumbeld.toml         print the settings a run would use, as JSON
   gumbeld bench convergence --help             options of the convergence benchmark
   gumbeld produce --bootstrap-servers localhost:9092 --topic events --rate 10000
+  gumbeld report snapshots.jsonl --out report/  pictures of a run recorded with --sinks.jsonl_path
 """
 
 EXIT_INVALID_CONFIG = 2
@@ -59,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "produce":
         from daemon.kafka.produce import main as produce
         return produce(list(args.produce_args))
+    if args.command == "report":
+        from daemon.report import main as report
+        return report(list(args.report_args))
 
     try:
         settings = load_settings(flags, config_file=args.config)
@@ -110,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="convergence: how fast and how closely the learned distributions converge; "
                        "ablations: what each learning default is worth, one change at a time; "
                        "ingest: Kafka consume, decode and count rates; "
-                       "scale: the running service with 10,000s of keys (throughput, accuracy, settling, cost)")
+                       "scale: the running service with 10,000s of keys (throughput, accuracy, settling, cost); "
+                       "restore: rows restored per second from a state topic")
     bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
 
     # every option after 'produce' belongs to the producer: none is an option of this parser
@@ -118,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         "produce", help="write synthetic events to a Kafka topic (load generator)", add_help=False,
         prefix_chars="\0", description="Write synthetic events to a Kafka topic. 'gumbeld produce --help' lists the options.")
     produce.add_argument("produce_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the producer")
+    report = commands.add_parser(
+        "report", help="draw the pictures of a recorded run (PNG files and one HTML page)", add_help=False,
+        prefix_chars="\0", description="Draw the pictures of a recorded run. 'gumbeld report --help' lists the options.")
+    report.add_argument("report_args", nargs=argparse.REMAINDER, metavar="ARGS", help="SNAPSHOTS.jsonl --out DIR ...")
     return parser
 
 
