@@ -1,9 +1,7 @@
 """gumbeld report: the figures hold what they claim (labels, one heatmap column per publish), and the page holds them."""
-import json
 
 import numpy as np
 import orjson
-import pytest
 
 from daemon.cli import main as gumbeld
 from daemon.client import Snapshot
