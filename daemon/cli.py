@@ -40,6 +40,9 @@ examples:
 """
 
 EXIT_INVALID_CONFIG = 2
+PASSED_ON = {  # commands whose arguments all go to a module's main(), as bench's do
+             "produce": ("daemon.kafka.produce", "write synthetic events to a Kafka topic (load generator)"),
+             "report": ("daemon.report", "draw the pictures of a recorded run (PNG files and one HTML page)")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,15 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:  # --help, --version and usage errors
         return exit_.code if isinstance(exit_.code, int) else 2
 
-    if args.command == "bench":
+    if args.command in ("bench", *PASSED_ON):
         from importlib import import_module
-        return import_module(f"daemon.bench.{args.benchmark}").main(list(args.bench_args))
-    if args.command == "produce":
-        from daemon.kafka.produce import main as produce
-        return produce(list(args.produce_args))
-    if args.command == "report":
-        from daemon.report import main as report
-        return report(list(args.report_args))
+        module = f"daemon.bench.{args.benchmark}" if args.command == "bench" else PASSED_ON[args.command][0]
+        return import_module(module).main(list(args.args))
 
     try:
         settings = load_settings(flags, config_file=args.config)
@@ -116,17 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "ingest: Kafka consume, decode and count rates; "
                        "scale: the running service with 10,000s of keys (throughput, accuracy, settling, cost); "
                        "restore: rows restored per second from a state topic")
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
-
-    # every option after 'produce' belongs to the producer: none is an option of this parser
-    produce = commands.add_parser(
-        "produce", help="write synthetic events to a Kafka topic (load generator)", add_help=False,
-        prefix_chars="\0", description="Write synthetic events to a Kafka topic. 'gumbeld produce --help' lists the options.")
-    produce.add_argument("produce_args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the producer")
-    report = commands.add_parser(
-        "report", help="draw the pictures of a recorded run (PNG files and one HTML page)", add_help=False,
-        prefix_chars="\0", description="Draw the pictures of a recorded run. 'gumbeld report --help' lists the options.")
-    report.add_argument("report_args", nargs=argparse.REMAINDER, metavar="ARGS", help="SNAPSHOTS.jsonl --out DIR ...")
+    bench.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
+    for name in ("produce", "report"):  # every option after the name is theirs: none is this parser's
+        text = PASSED_ON[name][1]
+        command = commands.add_parser(name, help=text, add_help=False, prefix_chars="\0",
+                                      description=f"{text.capitalize()}. 'gumbeld {name} --help' lists the options.")
+        command.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help=f"options of gumbeld {name}")
     return parser
 
 
