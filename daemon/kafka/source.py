@@ -44,6 +44,7 @@ from .decode import RecordDecoder
 log = logging.getLogger("gumbeld.kafka")
 HEALTH = "source"
 PROBE_INTERVAL = 2.0  # seconds between broker probes (end offsets → lag, reachability)
+CLOSE_TIMEOUT = 3.0   # seconds closing the consumer may take at shutdown (after the final checkpoint)
 
 
 def partition_name(tp: TopicPartition) -> str:
@@ -191,14 +192,19 @@ class KafkaSource:
             await asyncio.wait_for(self.consumer.commit(wanted), self.settings.request_timeout)
 
     async def stop(self) -> None:
+        restores, self._restores = list(self._restores.values()), {}
+        for task in restores:  # a restore under way stops with the consumer it would resume
+            task.cancel()
+        await asyncio.gather(*restores, return_exceptions=True)
         await self._stop_quietly()
 
     async def _stop_quietly(self) -> None:
         if self.consumer is not None:
-            try:
-                await self.consumer.stop()
-            except KafkaError as error:
-                log.warning("closing the Kafka consumer: %s", error)
+            try:  # a broker that does not answer LeaveGroup must not hold the exit: the group then
+                # notices the instance gone after the session timeout instead
+                await asyncio.wait_for(self.consumer.stop(), CLOSE_TIMEOUT)
+            except (KafkaError, asyncio.TimeoutError) as error:
+                log.warning("closing the Kafka consumer: %s", error or "no answer in time")
 
     # -- rebalancing -------------------------------------------------------------------------
     async def revoked(self, partitions: set[TopicPartition]) -> None:

@@ -99,7 +99,8 @@ async def test_kill_9_mid_stream_loses_nothing_and_recounts_at_most_one_checkpoi
         await asyncio.sleep(2.0)  # anything re-counted would have arrived by now
         latest = _latest(restarted.snapshots)
     finally:
-        assert restarted.stop()[0] == 0
+        code = restarted.stop()[0]
+        assert code == 0, "".join(restarted.log)[-4000:]
     for key in TRUTHS:
         recounted = latest[key]["events"] - 20_000
         assert recounted >= 0, "events were lost"
