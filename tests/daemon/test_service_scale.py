@@ -1,5 +1,5 @@
 """The service in-process at scale and through its key lifecycle: shutdown under load, settling,
-change-based publishing with evictions, and startup failures that close what had started.
+change-based publishing with evictions (startup failures: test_service_startup.py).
 
 No Kafka here (see ``tests/daemon/kafka/test_evictions.py``). The whole file runs in well under a
 minute on 2 cores.
@@ -7,35 +7,16 @@ minute on 2 cores.
 import asyncio
 import json
 import os
-import socket
-import threading
 import time
 from datetime import datetime
 
 import numpy as np
-import pytest
 
-from daemon.events import EventBatch
-from daemon.service import Service, StartupError
-from daemon.settings import GumbeldSettings
+from daemon.service import Service
+from tests.daemon.in_process import SHUTDOWN_TIMEOUT, RecordingSink, ScriptedSource, \
+    service_settings, train_threads
 from tests.daemon.serving import until
 
-SHUTDOWN_TIMEOUT = 8.0
-
-
-
-def _settings(tmp_path, **overrides) -> GumbeldSettings:
-    base = {
-        "metrics": {"port": 0},
-        "checkpoint": {"directory": str(tmp_path / "state"), "interval": 2.0},
-        "dead_letter": {"path": str(tmp_path / "dead.jsonl")},
-        "sinks": {"stdout": False},
-        "publish_interval": 0.25,
-        "shutdown_timeout": SHUTDOWN_TIMEOUT,
-    }
-    for key, value in overrides.items():
-        base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
-    return GumbeldSettings(**base)
 
 
 def _metric(service: Service, name: str, labels: dict | None = None) -> float | None:
@@ -56,65 +37,12 @@ def _tv(p, q) -> float:
     return 0.5 * float(np.abs(np.asarray(p, dtype=float) - np.asarray(q, dtype=float)).sum())
 
 
-def _train_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("gumbeld-train") and t.is_alive()]
-
-
-class ScriptedSource:
-    """A source fed by the test: ``push(key, categories)`` queues a batch; records ``stop``."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[EventBatch] = asyncio.Queue()
-        self.stopped = 0
-
-    def push(self, key: str, categories) -> None:
-        categories = np.asarray(categories, dtype=np.int64)
-        self.queue.put_nowait(EventBatch([key], np.zeros(len(categories), np.int64), categories))
-
-    def position(self) -> dict:
-        return {}
-
-    def restore(self, position: dict) -> None:
-        pass
-
-    async def commit(self, offsets: dict) -> None:
-        pass
-
-    async def stop(self) -> None:
-        self.stopped += 1
-
-    async def batches(self):
-        while True:
-            yield await self.queue.get()
-
-
-class RecordingSink:
-    """Keeps every published line (decoded); records ``aclose``; may run ``on_publish`` first."""
-
-    name = "recording"
-
-    def __init__(self, on_publish=None) -> None:
-        self.records: list[dict] = []
-        self.closed = 0
-        self.on_publish = on_publish
-
-    async def publish(self, publication) -> None:
-        if self.on_publish is not None:
-            await self.on_publish(publication)
-        self.records += [json.loads(line) for line in publication.lines]
-
-    async def aclose(self) -> None:
-        self.closed += 1
-
-
 # -- shutdown at scale ------------------------------------------------------------------------------
 async def test_shutdown_of_20000_keys_under_load_is_within_the_timeout_and_checkpoints_after_the_stop(tmp_path):
     """20,000 generated keys × K = 16 at 200,000 events/s for ~5 s, then stop: serve() returns 0
     within ``shutdown_timeout``, and the final checkpoint was written after the stop with every key."""
     out = tmp_path / "snapshots.jsonl"
-    settings = _settings(
+    settings = service_settings(
         tmp_path, model={"n_categories": 16, "max_keys": 20_000}, publish_interval=1.0,
         sinks={"jsonl_path": str(out)},
         source={"synthetic": {"generated_keys": {"count": 20_000, "popularity_zipf": 1.1, "dirichlet_alpha": 0.5,
@@ -142,7 +70,7 @@ async def test_shutdown_of_20000_keys_under_load_is_within_the_timeout_and_check
     saved = service.store.load()
     names = [n for n in saved["keys"]["names"] if n is not None]
     assert len(names) >= keys_seen and len(set(names)) == len(names)
-    assert _train_threads() == []
+    assert train_threads() == []
     assert any(line.startswith(b'{"key":"key-') for line in out.read_bytes().splitlines()[-100:])
 
 
@@ -153,7 +81,7 @@ async def test_a_stop_while_work_waits_for_the_training_thread_loses_no_counted_
     queue behind it on the training thread, and the stop arrives then. What they took must still
     reach the model, or the checkpoint records a source position past events it never counted.
     """
-    settings = _settings(
+    settings = service_settings(
         tmp_path, model={"n_categories": 8, "max_keys": 5_000}, publish_interval=0.1, checkpoint={"interval": 30.0},
         source={"synthetic": {"generated_keys": {"count": 2_000}, "rate": 100_000.0, "batch_size": 1000}})
     service = Service(settings, sinks=[])
@@ -182,7 +110,7 @@ async def test_a_stop_while_work_waits_for_the_training_thread_loses_no_counted_
 async def test_a_settled_service_does_no_training(tmp_path):
     """A finite stream of three keys: once it ends and the keys settle, no training step runs."""
     keys = {"x": [0.7, 0.2, 0.1, 0.0], "y": [0.25, 0.25, 0.25, 0.25], "z": [0.0, 0.1, 0.3, 0.6]}
-    settings = _settings(tmp_path, model={"categories": ["a", "b", "c", "d"]},
+    settings = service_settings(tmp_path, model={"categories": ["a", "b", "c", "d"]},
                          source={"synthetic": {"keys": {k: {"probabilities": p} for k, p in keys.items()},
                                                "events": 30_000, "rate": 200_000.0, "batch_size": 1000}})
     service = Service(settings, sinks=[])
@@ -228,7 +156,7 @@ async def test_json_lines_get_changed_keys_only_and_an_eviction_record_after_the
     events it is evicted: one record ``{"key", "evicted", "reason": "ttl", "evicted_at"}``, then nothing."""
     out = tmp_path / "snapshots.jsonl"
     ttl, full, interval, tolerance = 5.0, 1.5, 0.2, 1e-3
-    settings = _settings(tmp_path, model={"categories": ["a", "b", "c"], "key_ttl": ttl},
+    settings = service_settings(tmp_path, model={"categories": ["a", "b", "c"], "key_ttl": ttl},
                          source={"synthetic": {"keys": {"unused": {"probabilities": [0.5, 0.3, 0.2]}}}},
                          sinks={"jsonl_path": str(out)}, publish_interval=interval, publish_full_interval=full,
                          publish_tolerance=tolerance)
@@ -303,7 +231,7 @@ async def test_evictions_collected_by_a_publish_cut_short_by_the_stop_are_still_
             await asyncio.sleep(1.0)  # the sink is slow (a broker acknowledging): the stop arrives meanwhile
 
     sink = RecordingSink(on_publish=stop_during_an_eviction_publish)
-    settings = _settings(tmp_path, model={"n_categories": 4, "max_keys": 50}, publish_interval=0.2,
+    settings = service_settings(tmp_path, model={"n_categories": 4, "max_keys": 50}, publish_interval=0.2,
                          source={"synthetic": {"generated_keys": {"count": 500, "popularity_zipf": 0.5},
                                                "rate": 20_000.0, "batch_size": 20}})
     service = Service(settings, sinks=[sink])
@@ -315,60 +243,3 @@ async def test_evictions_collected_by_a_publish_cut_short_by_the_stop_are_still_
     pending = len(service.store.load()["evictions"])
     assert delivered + pending >= evicted, \
         f"{evicted:.0f} keys evicted, {delivered} eviction records delivered, {pending} kept for the next start"
-
-
-# -- startup failures -------------------------------------------------------------------------------
-async def test_a_startup_failure_closes_what_had_started(tmp_path):
-    """The metrics port is taken: startup fails after the source, sinks and training thread exist;
-    serve() raises, and the training thread is gone, the source stopped, the sinks closed."""
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    try:
-        source, sink = ScriptedSource(), RecordingSink()
-        before = set(_train_threads())
-        service = Service(_settings(tmp_path, metrics={"port": taken.getsockname()[1]}), source=source, sinks=[sink])
-        with pytest.raises(StartupError, match="metrics"):
-            await asyncio.wait_for(service.serve(), timeout=60)
-    finally:
-        taken.close()
-    assert set(_train_threads()) - before == set(), "no training thread is left behind"
-    assert source.stopped == 1 and sink.closed == 1
-    assert service.executor._shutdown and service.http is None  # the server never listened
-    assert service.dead_letters._sink._file.closed
-
-
-async def test_a_startup_failure_after_the_server_listens_stops_the_server(tmp_path, monkeypatch):
-    """Startup fails at its very end: the HTTP server, already listening, is stopped with the rest."""
-    from daemon.http import Health
-
-    set_ready = Health.set_ready
-
-    def fail_on_the_model(self, name, *args):
-        if name == "model":
-            raise RuntimeError("the model cannot be served")
-        return set_ready(self, name, *args)
-    monkeypatch.setattr(Health, "set_ready", fail_on_the_model)
-    with socket.socket() as probe:  # a port that was free a moment ago
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    source, sink = ScriptedSource(), RecordingSink()
-    service = Service(_settings(tmp_path, metrics={"port": port}), source=source, sinks=[sink])
-    with pytest.raises(RuntimeError, match="cannot be served"):
-        await asyncio.wait_for(service.serve(), timeout=60)
-    with pytest.raises(OSError):  # nothing listens there any more
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
-    assert service.executor._shutdown and source.stopped == 1 and sink.closed == 1
-
-
-async def test_a_startup_failure_on_the_checkpoint_closes_what_had_started(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
-    (state / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    source = ScriptedSource()
-    before = set(_train_threads())
-    service = Service(_settings(tmp_path), source=source, sinks=[RecordingSink()])
-    with pytest.raises(StartupError, match="checkpoint"):
-        await asyncio.wait_for(service.serve(), timeout=60)
-    assert set(_train_threads()) - before == set()
-    assert source.stopped == 1
