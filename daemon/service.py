@@ -205,7 +205,7 @@ class Service:
         Not while partitions move: their keys' rows were written at the revocation, and a snapshot
         published after it would be newer than what the next owner restores (its version would repeat).
         """
-        if not getattr(self.source, "rebalancing", False):
+        if not self.source.rebalancing:
             await self.publisher.publish()
 
     async def checkpoint(self, final: bool = False) -> None:

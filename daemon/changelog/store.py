@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Collection, Mapping
@@ -98,6 +99,12 @@ class Changelog:
             async for batch in reader:
                 records.extend(Record(r.offset, r.key.decode("utf-8", "replace") if r.key else "", r.value,
                                       _source_offset(r.headers)) for r in batch)
+        # a whole partition's rows (~0.3 s at 100,000 keys): decoded off the event loop
+        restored = await asyncio.to_thread(self._decode, records, state_partition)
+        restored.seconds = self._timer() - started
+        return restored
+
+    def _decode(self, records: list[Record], state_partition: TopicPartition) -> RestoredRows:
         held = latest(r for r in records if r.key)
         names = list(held)
         decoded = self.codec.decode([held[name].value for name in names])
@@ -105,8 +112,7 @@ class Changelog:
             log.error("state row of key %r on %s:%d refused: %s", names[position], state_partition.topic,
                       state_partition.partition, why)
         good = [names[i] for i in decoded.good]
-        return RestoredRows(good, decoded.state, decoded.versions, {n: held[n] for n in good}, len(decoded.bad),
-                            self._timer() - started)
+        return RestoredRows(good, decoded.state, decoded.versions, {n: held[n] for n in good}, len(decoded.bad), 0.0)
 
 
 def _source_offset(headers) -> int | None:
