@@ -1,4 +1,5 @@
-"""The ``gumbeld`` command: ``run`` the daemon, show the effective ``config``, or ``bench``."""
+"""The ``gumbeld`` command: ``run`` the daemon, show the effective ``config``, ``bench``, and the
+commands that own all their options (``produce``, ``report``, ``watch``)."""
 from __future__ import annotations
 
 import argparse
@@ -37,12 +38,15 @@ examples:
   gumbeld bench convergence --help             options of the convergence benchmark
   gumbeld produce --bootstrap-servers localhost:9092 --topic events --rate 10000
   gumbeld report snapshots.jsonl --out report/  pictures of a run recorded with --sinks.jsonl_path
+  gumbeld watch --bootstrap-servers localhost:9092 --topic learned-distributions
+  gumbeld run | gumbeld watch -                live view of the learned distributions in the terminal
 """
 
 EXIT_INVALID_CONFIG = 2
 PASSED_ON = {  # commands whose arguments all go to a module's main(), as bench's do
              "produce": ("daemon.kafka.produce", "write synthetic events to a Kafka topic (load generator)"),
-             "report": ("daemon.report", "draw the pictures of a recorded run (PNG files and one HTML page)")}
+             "report": ("daemon.report", "draw the pictures of a recorded run (PNG files and one HTML page)"),
+             "watch": ("daemon.watch.command", "a live terminal view of the learned distributions (topic or JSON lines)")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "scale: the running service with 10,000s of keys (throughput, accuracy, settling, cost); "
                        "restore: rows restored per second from a state topic")
     bench.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="options of the benchmark")
-    for name in ("produce", "report"):  # every option after the name is theirs: none is this parser's
+    for name in PASSED_ON:  # every option after the name is theirs: none is this parser's
         text = PASSED_ON[name][1]
         command = commands.add_parser(name, help=text, add_help=False, prefix_chars="\0",
                                       description=f"{text.capitalize()}. 'gumbeld {name} --help' lists the options.")

@@ -1,6 +1,7 @@
 """Reading what gumbeld publishes: a typed snapshot, the latest one per key, and live updates.
 
-For subscribers of the learned-distribution topic (``sinks.kafka.topic``) or of the JSON lines.
+For subscribers of the learned-distribution topic (``sinks.kafka.topic``) or of the JSON lines
+(:func:`parse_line` reads one line: a snapshot or an eviction record).
 :class:`Snapshot` validates the published contract (see the README): the three lists agree in
 length, both distributions sum to 1, divergences lie in their ranges. Its JSON Schema, for
 subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
@@ -15,6 +16,8 @@ subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
 ('a', {'x': 0.25, 'y': 0.75})
 >>> parse(None) is None  # a tombstone: the key was evicted
 True
+>>> parse_line('{"key": "a", "evicted": true, "reason": "ttl", "evicted_at": "2026-01-01T00:00:00.000Z"}')
+Update(key='a', snapshot=None)
 >>> latest_of([("a", line), ("b", line.replace('"a"', '"b"')), ("a", None)]).keys()
 dict_keys(['b'])
 """
@@ -113,6 +116,30 @@ class Update:
     snapshot: Snapshot | None    # None: the key was evicted
 
 
+def parse_line(line: bytes | str) -> Update:
+    """One line of gumbeld's JSON-lines output (stdout, ``sinks.jsonl_path``): a snapshot, or an eviction
+    record (``{"key", "evicted": true, ...}``) as an update without snapshot. Raises ``ValueError``
+    (pydantic's ``ValidationError``) if it is neither."""
+    try:
+        snapshot = Snapshot.model_validate_json(line)
+    except ValidationError:
+        key = _evicted_key(line)
+        if key is None:
+            raise
+        return Update(key, None)
+    return Update(snapshot.key, snapshot)
+
+
+def _evicted_key(line: bytes | str) -> str | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(record, dict) and record.get("evicted") is True and isinstance(record.get("key"), str) and record["key"]:
+        return record["key"]
+    return None
+
+
 @dataclass
 class Subscription:
     """``async for update in Subscription(topic, bootstrap_servers=...)``: every snapshot and eviction
@@ -132,8 +159,8 @@ class Subscription:
         consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap_servers, group_id=None,
                                     enable_auto_commit=False, auto_offset_reset="latest" if self.from_end else "earliest",
                                     **self.client_options)
-        await consumer.start()
-        try:
+        try:  # a consumer that failed to start is stopped too, or it would warn of being left open
+            await consumer.start()
             async for record in consumer:
                 key = _key(record.key)
                 try:

@@ -38,6 +38,12 @@ def docker_compose() -> str:
     return required_tool("docker-compose", "docker-compose")
 
 
+@pytest.fixture(scope="session")
+def tmux() -> str:
+    """tmux: a real terminal for ``gumbeld watch``, typed into and read back."""
+    return required_tool("tmux", "tmux")
+
+
 # -- Kafka ------------------------------------------------------------------------------------
 # Not GUMBELD_*: every variable with that prefix is read as a daemon setting.
 EXTERNAL_KAFKA_VARIABLE = "TEST_KAFKA_BOOTSTRAP_SERVERS"

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
-from daemon.client import Subscription, Snapshot, latest, latest_of, schema
+from daemon.client import Subscription, Snapshot, latest, latest_of, parse_line, schema
 from daemon.kafka.producer import KafkaSnapshotSink, Producer
 from daemon.settings import KafkaSourceSettings
 from daemon.snapshots import Eviction, Publication, SnapshotBatch
@@ -58,6 +59,31 @@ def test_latest_of_applies_tombstones_and_skips_malformed_values():
     malformed = []
     result = latest_of([("a", values["a"]), ("b", values["b"]), ("a", None), ("c", b"{nope")], malformed)
     assert list(result) == ["b"] and [key for key, _ in malformed] == ["c"]
+
+
+def test_a_json_line_is_a_snapshot_or_an_eviction_record_or_an_error():
+    publication = _publication(["k"], evicted=["gone"])
+    snapshot_line, eviction_line = publication.lines
+    assert parse_line(snapshot_line).snapshot.key == "k"
+    eviction = parse_line(eviction_line)
+    assert (eviction.key, eviction.snapshot) == ("gone", None)
+    for bad in (b"{nope", b'{"key": "x", "evicted": false}', b'{"evicted": true}', b"[1, 2]"):
+        with pytest.raises(ValueError):
+            parse_line(bad)
+
+
+async def test_a_subscription_that_cannot_reach_its_broker_says_so_and_leaves_nothing_open(recwarn):
+    import gc
+    import socket
+
+    with socket.socket() as free:  # bound, never listening: connections are refused
+        free.bind(("127.0.0.1", 0))
+        subscription = Subscription("t", bootstrap_servers=f"127.0.0.1:{free.getsockname()[1]}")
+        with pytest.raises(KafkaConnectionError):
+            async for _ in subscription:
+                pass
+    gc.collect()
+    assert not [w for w in recwarn if "Unclosed AIOKafkaConsumer" in str(w.message)]
 
 
 async def test_a_round_trip_through_the_broker_with_a_tombstone(kafka_broker, tmp_path):
