@@ -44,11 +44,12 @@ class GumbelGAN:
         self.device = resolve_device(device)
         self.rng = torch.Generator(device=self.device).manual_seed(seed)
         dtype, k = config.torch_dtype, config.n_categories
-        self.generator = CategoricalGenerator(n_keys, k, ema_decay=config.ema_decay,
+        generator_lr, discriminator_lr = config.learning_rates
+        self.generator = CategoricalGenerator(n_keys, k, ema_decay=config.averaging_decay,
                                               logit_range=config.logit_range, dtype=dtype, device=self.device)
         self.d_params = disc.init_params(n_keys, k, dtype=dtype, device=self.device)
-        self.g_opt = RowAdam(self.generator.logits, lr=config.generator_lr, betas=config.betas)
-        self.d_opt = RowAdam(self.d_params, lr=config.discriminator_lr, betas=config.betas)
+        self.g_opt = RowAdam(self.generator.logits, lr=generator_lr, betas=config.betas)
+        self.d_opt = RowAdam(self.d_params, lr=discriminator_lr, betas=config.betas)
         change = None if config.change_p_value is None else ChangeDetector(
             n_keys, k, window=config.change_window, p_value=config.change_p_value, device=self.device)
         self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, change=change, device=self.device)

@@ -1,7 +1,8 @@
 """``gumbeld bench ablations``: what each learning default is worth, one change at a time.
 
-Runs the ``seed`` and ``zipf100`` convergence scenarios with the defaults, then with one setting
-changed per row, and reports steps to target (a machine-independent figure) and final accuracy.
+Runs convergence scenarios (by default ``seed`` and ``zipf100``; ``--scenarios zipf1000`` for a
+catalogue) with the defaults, then with one setting changed per row, and reports steps to target
+(a machine-independent figure) and final accuracy.
 
 Usage: ``gumbeld bench ablations [--scenarios seed,zipf100] [--variants default,no_ema] [--json PATH]``
 """
@@ -30,6 +31,7 @@ VARIANTS = {
     "lr_0.1": {"generator_lr": 0.1, "discriminator_lr": 0.1},
     "adam_beta1_0.9": {"betas": (0.9, 0.999)},
     "ratio_10_to_1": {"generator_steps": 10},
+    "no_category_scaling": {"reference_categories": None},
 }
 COLUMNS = ("scenario", "variant", "steps", "steps_to_target", "seconds", "tv_learned_truth", "tv_learned_counting")
 
@@ -44,9 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="shrink events, steps and time")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    scenarios = [s for s in build_scenarios() if s.name in args.scenarios.split(",")]
+    known = build_scenarios()
+    scenarios = [s for s in known if s.name in args.scenarios.split(",")]
     if not scenarios or set(variants) - set(VARIANTS):
-        parser.error(f"choose scenarios among seed, zipf100 and variants among {list(VARIANTS)}")
+        parser.error(f"choose scenarios among {[s.name for s in known]} and variants among {list(VARIANTS)}")
     device = resolve_device(args.device)
     rows = []
     print("  ".join(COLUMNS))

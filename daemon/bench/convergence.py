@@ -17,8 +17,8 @@ from gumbel_models import GumbelGAN, resolve_device
 from .machine import describe_machine
 from .scenarios import Scenario, build_scenarios
 
-COLUMNS = ("name", "events", "steps", "seconds", "seconds_to_target", "tv_learned_truth",
-           "tv_counting_truth", "tv_learned_counting", "target", "met", "nonfinite")
+COLUMNS = ("name", "events", "steps", "seconds", "steps_per_second", "seconds_to_target", "tv_learned_truth",
+           "tv_counting_truth", "truth_ratio", "tv_learned_counting", "target", "met", "nonfinite")
 
 
 def _tv(p: np.ndarray, q: np.ndarray) -> float:
@@ -76,6 +76,7 @@ def _report(scenario: Scenario, model: GumbelGAN, trace: list[tuple], seconds: f
         "steps_to_target": None if settled is None else trace[settled][1],
         "tv_learned_truth": round(_tv(learned, truth), 5),
         "tv_counting_truth": round(_tv(counting, truth), 5),
+        "truth_ratio": round(_tv(learned, truth) / max(_tv(counting, truth), 1e-12), 3),
         "tv_learned_counting": round(_tv(learned, counting), 5),
         "target": f"TV(learned, {scenario.target_against}) <= {scenario.target}",
         "met": settled is not None, "nonfinite": int(model.nonfinite.item()),

@@ -72,4 +72,9 @@ def build_scenarios(seed: int = 0) -> list[Scenario]:
                  switch_to=seed_truth, switch_after=200_000, budget_seconds=0.0, eval_every=50),
         Scenario("keys1000", dirichlet, 20_000, 1_000, 20, GANConfig(n_categories=32, samples_per_step=64), target=0.01,
                  target_against="counting", max_steps=3_000, budget_seconds=120.0, eval_every=100),
+        # catalogues: heavy-tailed, 2,000 and 200 events per category on average
+        Scenario("zipf1000", zipf(1_000, 1.1)[None], 2_000_000, 20_000, 10, GANConfig(n_categories=1_000),
+                 target=0.005, target_against="counting", budget_seconds=60.0, eval_every=500),
+        Scenario("zipf10000", zipf(10_000, 1.1)[None], 2_000_000, 20_000, 10, GANConfig(n_categories=10_000),
+                 target=0.005, target_against="counting", budget_seconds=60.0, eval_every=500),
     ]

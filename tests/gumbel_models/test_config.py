@@ -1,0 +1,35 @@
+import math
+
+import pytest
+
+from gumbel_models import GANConfig, GumbelGAN
+
+
+def test_up_to_the_reference_the_settings_are_used_as_given():
+    for k in (2, 16, 100):
+        config = GANConfig(n_categories=k)
+        assert config.category_factor == 1.0
+        assert config.learning_rates == (config.generator_lr, config.discriminator_lr)
+        assert config.averaging_decay == config.ema_decay
+
+
+def test_above_the_reference_step_sizes_shrink_and_the_averaging_window_grows_with_k():
+    config = GANConfig(n_categories=1_000, generator_lr=0.05, discriminator_lr=0.02, ema_decay=0.995)
+    assert config.category_factor == 10.0
+    assert config.learning_rates == pytest.approx((0.05 / math.sqrt(10), 0.02 / math.sqrt(10)))
+    assert 1 / (1 - config.averaging_decay) == pytest.approx(10 / (1 - 0.995))  # the window, in steps
+    model = GumbelGAN(config, 1, device="cpu")
+    assert (model.g_opt.lr, model.d_opt.lr) == pytest.approx(config.learning_rates)
+    assert model.generator.ema_decay == pytest.approx(config.averaging_decay)
+
+
+def test_scaling_can_be_turned_off_and_no_averaging_stays_off():
+    off = GANConfig(n_categories=1_000, reference_categories=None)
+    assert (off.category_factor, off.learning_rates, off.averaging_decay) == (
+        1.0, (off.generator_lr, off.discriminator_lr), off.ema_decay)
+    assert GANConfig(n_categories=1_000, ema_decay=0.0).averaging_decay == 0.0
+
+
+def test_a_reference_below_two_categories_is_refused():
+    with pytest.raises(ValueError, match="reference_categories"):
+        GANConfig(n_categories=5, reference_categories=1)
