@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="run the daemon until SIGINT or SIGTERM", usage="gumbeld run [--config PATH] [--SETTING VALUE ...]",
-        description="Run the daemon until SIGINT or SIGTERM. "
+        description="Run the daemon until SIGINT or SIGTERM, or until the reader of its stdout quits. "
         "Each option below overrides one setting; see 'gumbeld --help' for the other ways to set them.",
         epilog=EXAMPLES, formatter_class=_HelpFormatter, allow_abbrev=False)
     config = commands.add_parser(

@@ -12,6 +12,8 @@ Each ``publish_interval`` the :class:`Publisher`
 
 Nothing in it walks all keys on the event loop. Evictions a sink failed to take are sent again
 with the next publish, and are part of the checkpoint, so a tombstone is delivered at least once.
+A sink whose reader went away (:class:`~daemon.sinks.ReaderGone`: ``gumbeld run | head`` after
+``head`` exits) is not a failure to retry: it is dropped, and the service stops as on SIGTERM.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from .keys import KeyTable
 from .learner import Learner
 from .metrics import Metrics
 from .settings import GumbeldSettings
+from .sinks import ReaderGone
 from .snapshots import Eviction, Publication
 from .timestamps import rfc3339
 
@@ -35,9 +38,10 @@ log = logging.getLogger("gumbeld")
 class Publisher:
     def __init__(self, settings: GumbeldSettings, *, keys: KeyTable, ingest: Ingest, learner: Learner,
                  metrics: Metrics, sinks: list, run: Callable[..., Awaitable], take: Callable,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], stop: Callable[[], None]) -> None:
         self.settings, self.keys, self.ingest, self.learner = settings, keys, ingest, learner
         self.metrics, self.sinks, self._run, self._take, self._clock = metrics, sinks, run, take, clock
+        self._stop = stop  # the service's graceful stop, the one SIGTERM starts
         self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
         self.consuming = False             # no TTL expiry before the source delivers after a start
 
@@ -52,11 +56,15 @@ class Publisher:
             names, named, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
             labelled=labelled))                                                          # 3.
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
+        gone = []
         if len(publication):
             failed = False
             for sink in self.sinks:
                 try:
                     await sink.publish(publication)
+                except ReaderGone:
+                    gone.append(sink)
+                    continue
                 except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
                     log.error("publishing to %s failed: %s", sink.name, error or type(error).__name__)
                     self.metrics.publish_failed(sink.name)
@@ -69,6 +77,15 @@ class Publisher:
             self.metrics.set_key(record["key"], record["categories"], record["probabilities"],
                                  record["empirical"], record["divergence"])
         self.metrics.set_other_divergence(worst)
+        if gone:  # last: the stop cancels this task at its next await; the other sinks had this publication
+            self._readers_gone(gone)
+
+    def _readers_gone(self, sinks: list) -> None:
+        """Publish no more to ``sinks``, whose readers went away, and stop the service gracefully."""
+        for sink in sinks:
+            log.info("%s was closed by its reader: stopping", sink.name)
+        self.sinks = [sink for sink in self.sinks if sink not in sinks]
+        self._stop()
 
     def collect_evictions(self) -> list[Eviction]:
         """Expire idle keys; every eviction since the last publish, unsent ones first."""

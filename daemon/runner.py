@@ -21,15 +21,16 @@ SECOND_SIGNAL_GRACE = 1.0  # seconds
 
 def install_signal_handlers(service: Service) -> None:
     """First SIGTERM/SIGINT: drain and stop. Another, :data:`SECOND_SIGNAL_GRACE` seconds or more
-    after the first: exit at once, without the final checkpoint. One within the grace is ignored."""
+    after the first: exit at once, without the final checkpoint. One within the grace is ignored.
+    A service already stopping on its own (stdout's reader went away) lets the first signal drain."""
     loop = asyncio.get_running_loop()
     first_at: float | None = None
 
     def on_signal(signum: int) -> None:
         nonlocal first_at
         name = signal.Signals(signum).name
-        if service.stopping.is_set():
-            if first_at is not None and loop.time() - first_at < SECOND_SIGNAL_GRACE:
+        if first_at is not None:  # a signal asked to stop before
+            if loop.time() - first_at < SECOND_SIGNAL_GRACE:
                 log.info("%s again within %g s: still draining", name, SECOND_SIGNAL_GRACE)
                 return
             log.error("second %s: exiting without the final checkpoint", name)

@@ -1,16 +1,16 @@
 """The service's lifecycle — startup, main loop, shutdown (the process around it: :mod:`daemon.runner`).
 
-Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``,
-``/livez`` and ``/readyz``; with the Kafka source, keys of partitions assigned later are restored
-from the state topics (:mod:`daemon.handover`). Main loop, until SIGTERM/SIGINT: **pump** events from the source into
-the histograms (on the event loop), **train** in time-bounded rounds on the training thread (the
-keys with something to learn; none at all once every key settled), **publish** the changed
-snapshots every ``publish_interval``, **checkpoint** every ``checkpoint.interval``, and **watch**
-the event loop's lag. Shutdown: the main loop's tasks are cancelled, so ingest and training stop;
-``/readyz`` turns 503; the final publish and the final checkpoint run on the training thread after
-the round already there (it ends within ``training.round_seconds``); then the source, snapshot
-sinks, dead-letter sink, HTTP server and training thread close, in that order. A startup that
-fails half-way closes what it had opened.
+Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``, ``/livez``
+and ``/readyz``; with the Kafka source, keys of partitions assigned later are restored from the
+state topics (:mod:`daemon.handover`). Main loop, until SIGTERM/SIGINT or until stdout's reader goes
+away (:mod:`daemon.publishing`): **pump** events from the source into the histograms (on the event
+loop), **train** in time-bounded rounds on the training thread (the keys with something to learn;
+none at all once every key settled), **publish** the changed snapshots every ``publish_interval``,
+**checkpoint** every ``checkpoint.interval``, and **watch** the event loop's lag. Shutdown: the main
+loop's tasks are cancelled, so ingest and training stop; ``/readyz`` turns 503; the final publish
+and the final checkpoint run on the training thread after the round already there (it ends within
+``training.round_seconds``); then the source, snapshot sinks, dead-letter sink, HTTP server and
+training thread close, in that order. A startup that fails half-way closes what it had opened.
 """
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ class Service:
                              now_rfc3339=lambda: rfc3339(self._clock()), clock=self._clock)
         self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s)
         self.publisher = Publisher(s, keys=self.keys, ingest=self.ingest, learner=self.learner, metrics=self.metrics,
-                                   sinks=self.sinks, run=self._run, take=self._take, clock=self._clock)
+                                   sinks=self.sinks, run=self._run, take=self._take, clock=self._clock, stop=self.stopping.set)
         self.publisher.restore(saved.get("evictions", []) if saved else [])
         self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health,
                                max_connections=s.metrics.max_connections)

@@ -3,7 +3,8 @@
 Every snapshot sink has one asynchronous interface (``publish`` a :class:`Publication`,
 ``aclose``); the stream and file sinks write its already encoded lines from a worker thread, so a
 slow pipe or disk never stalls the event loop. Evictions appear there as their records
-(``{"key", "evicted": true, "reason", "evicted_at"}``). The dead-letter file is written from a
+(``{"key", "evicted": true, "reason", "evicted_at"}``). When the reader of the stream sink's pipe
+goes away, its ``publish`` raises :class:`ReaderGone`. The dead-letter file is written from a
 thread too (:class:`DeadLetterFile`).
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +34,17 @@ class SnapshotSink(Protocol):
     async def aclose(self) -> None: ...
 
 
+class ReaderGone(Exception):
+    """The reader of a stream sink closed its end of the pipe: nothing written there is read any more."""
+
+
 class StreamSink:
-    """One JSON object per line on a text stream (stdout by default)."""
+    """One JSON object per line on a text stream (stdout by default).
+
+    A write that fails with EPIPE (``gumbeld run | head -n 3``, or ``gumbeld watch -`` quit) points
+    the stream's file descriptor at the null device and raises :class:`ReaderGone`; from then on
+    everything written to the stream, and its flush at interpreter exit, goes there without error.
+    """
 
     name = "stdout"
 
@@ -41,14 +52,41 @@ class StreamSink:
         self._stream = stream if stream is not None else sys.stdout
 
     async def publish(self, publication: Publication) -> None:
-        await asyncio.to_thread(self.write_lines, publication.lines)
+        await self._unless_reader_gone(self.write_lines, publication.lines)
 
     def write_lines(self, lines: list[bytes]) -> None:
         self._stream.write(b"".join(line + b"\n" for line in lines).decode())
         self._stream.flush()
 
     async def aclose(self) -> None:
-        await asyncio.to_thread(self._stream.flush)
+        try:
+            await self._unless_reader_gone(self._stream.flush)
+        except ReaderGone:  # closing: there is nobody left to tell
+            pass
+
+    async def _unless_reader_gone(self, write, *args) -> None:
+        """``write(*args)`` in a worker thread; on EPIPE, discard the stream's output and raise :class:`ReaderGone`."""
+        try:
+            await asyncio.to_thread(write, *args)
+        except BrokenPipeError:
+            self._discard_output()
+            raise ReaderGone(f"{self.name} was closed by its reader") from None
+
+    def _discard_output(self) -> None:
+        """Point the stream's file descriptor at the null device (a stream without one is left as it is).
+
+        The lines still buffered in the stream would otherwise fail again at every flush, and at
+        interpreter exit Python would report the BrokenPipeError it cannot raise any more.
+        """
+        try:
+            fd = self._stream.fileno()
+        except (AttributeError, OSError, ValueError):  # an in-memory stream: its buffer is harmless
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
 
 
 class JsonLinesSink:

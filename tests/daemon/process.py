@@ -13,17 +13,21 @@ from pathlib import Path
 
 
 class Daemon:
-    """``python -m daemon run`` in ``workdir``."""
+    """``python -m daemon run`` in ``workdir``; ``read_stdout=False`` leaves its stdout pipe to the caller."""
 
-    def __init__(self, workdir: Path, *flags: str) -> None:
+    def __init__(self, workdir: Path, *flags: str, read_stdout: bool = True) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUMBELD_")}
         workdir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--metrics.port", "0", *flags],
                                      cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.snapshots: list[dict] = []
         self.log: list[str] = []
-        threading.Thread(target=self._read, args=(self.proc.stdout, self.snapshots, json.loads), daemon=True).start()
-        threading.Thread(target=self._read, args=(self.proc.stderr, self.log, str), daemon=True).start()
+        self.readers = [threading.Thread(target=self._read, args=(self.proc.stderr, self.log, str), daemon=True)]
+        if read_stdout:
+            self.readers.append(threading.Thread(target=self._read, args=(self.proc.stdout, self.snapshots, json.loads),
+                                                 daemon=True))
+        for reader in self.readers:
+            reader.start()
         self.started = time.monotonic()
 
     @staticmethod

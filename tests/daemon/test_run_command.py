@@ -1,4 +1,7 @@
-"""``gumbeld run`` as a user runs it: a real process, real signals, a real restart."""
+"""``gumbeld run`` as a user runs it: a real process, real signals, a real restart, a real pipe."""
+import json
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -69,3 +72,52 @@ def test_two_sigterms_milliseconds_apart_drain_once_with_the_final_checkpoint(tm
     assert "still draining" in log and "without the final checkpoint" not in log
     assert (tmp_path / "gumbeld-state" / "checkpoint.pt").stat().st_mtime >= signalled  # the final one
     assert "gumbeld stopped at step" in log
+
+
+def _lines(fd: int, count: int, timeout: float = 60.0) -> list[bytes]:
+    """The first ``count`` lines read from the pipe ``fd``, waiting at most ``timeout`` seconds."""
+    data, deadline = b"", time.monotonic() + timeout
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"timed out; read {data!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, "gumbeld closed its stdout"
+        data += chunk
+    return data.split(b"\n")[:count]
+
+
+def test_a_reader_closing_stdout_stops_the_run_as_sigterm_does(tmp_path):
+    """``gumbeld run | gumbeld watch -``, then q in watch: one line says why, the drain, exit 0."""
+    daemon = Daemon(tmp_path, read_stdout=False)
+    try:
+        snapshots = [json.loads(line) for line in _lines(daemon.proc.stdout.fileno(), 3)]
+        assert [s["key"] for s in snapshots] == ["default"] * 3
+        closed, started = time.time(), time.monotonic()
+        daemon.proc.stdout.close()
+        assert daemon.proc.wait(timeout=30) == 0, "".join(daemon.log)
+        assert time.monotonic() - started < 10
+    finally:
+        if daemon.proc.poll() is None:
+            daemon.kill()
+    daemon.readers[0].join(timeout=10)  # stderr read to its end
+    log = "".join(daemon.log)
+    assert log.count("stdout was closed by its reader: stopping") == 1, log
+    assert "Traceback" not in log and "Exception ignored" not in log and "Broken pipe" not in log, log
+    assert "gumbeld stopped at step" in log
+    assert (tmp_path / "gumbeld-state" / "checkpoint.pt").stat().st_mtime >= closed  # the final one
+
+
+def test_gumbeld_run_piped_into_head_exits_0(tmp_path):
+    gumbeld = f"{sys.executable} -m daemon run --metrics.port 0"
+    shell = subprocess.Popen(["bash", "-c", f"set -o pipefail; {gumbeld} 2>gumbeld.log | head -n 2"],
+                             cwd=tmp_path, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = shell.communicate(timeout=120)
+    finally:
+        if shell.poll() is None:  # gumbeld kept running: stop the whole pipeline
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
+    log = (tmp_path / "gumbeld.log").read_text()
+    assert shell.returncode == 0, log
+    assert [json.loads(line)["key"] for line in out.splitlines()] == ["default"] * 2
+    assert "stdout was closed by its reader: stopping" in log and "Traceback" not in log, log

@@ -33,3 +33,26 @@ async def test_a_signal_within_the_grace_is_the_same_stop_and_a_later_one_exits_
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def test_the_first_signal_while_the_service_stops_on_its_own_drains_and_a_later_one_exits(monkeypatch):
+    """As when stdout's reader went away: the user's first Ctrl-C is not a second stop request."""
+    exits = []
+    monkeypatch.setattr(runner.os, "_exit", exits.append)
+    monkeypatch.setattr(runner, "SECOND_SIGNAL_GRACE", 0.2)
+    service, loop = _Service(), asyncio.get_running_loop()
+    runner.install_signal_handlers(service)
+    try:
+        service.stopping.set()
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(0.3)
+        assert exits == []
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(100):
+            if exits:
+                break
+            await asyncio.sleep(0.01)
+        assert exits == [128 + signal.SIGINT]
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

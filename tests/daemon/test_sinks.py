@@ -1,11 +1,13 @@
 import asyncio
 import io
 import json
+import os
 
 import numpy as np
+import pytest
 
 from daemon.events import BadEvent
-from daemon.sinks import DeadLetterFile, JsonLinesSink, StreamSink
+from daemon.sinks import DeadLetterFile, JsonLinesSink, ReaderGone, StreamSink
 from daemon.snapshots import Eviction, Publication, SnapshotBatch
 
 AT = "2026-01-01T00:00:00.000Z"
@@ -69,6 +71,23 @@ def test_stream_sink_writes_one_json_object_per_line():
     assert [json.loads(line) for line in text.splitlines()] == _expected(publication)
     assert json.loads(text.splitlines()[1])["key"] == "ü"
     assert json.loads(text.splitlines()[2])["evicted"] is True
+
+
+def test_stream_sink_whose_reader_closed_the_pipe_raises_reader_gone_then_writes_to_the_null_device():
+    read_end, write_end = os.pipe()
+    stream = open(write_end, "w", encoding="utf-8")
+    os.close(read_end)
+
+    async def main():
+        sink = StreamSink(stream)
+        with pytest.raises(ReaderGone, match="stdout was closed by its reader"):
+            await sink.publish(_publication())
+        await sink.publish(_publication())  # the null device takes it
+        await sink.aclose()
+
+    asyncio.run(main())
+    assert os.path.samestat(os.fstat(write_end), os.stat(os.devnull))
+    stream.close()  # flushes without error
 
 
 def test_dead_letter_file_keeps_the_raw_record_losslessly(tmp_path):
