@@ -5,10 +5,11 @@
 average of the logits (Yazıcı et al. 2019, "The Unusual Effectiveness of Averaging in GAN
 Training")::
 
-    θ̄_b ← θ̄_b + (1 − α_b)·(θ_b − θ̄_b),   α_b = min(decay, (1 + t_b) / (10 + t_b))
+    θ̄_b ← θ̄_b + (1 − α_b)·(θ_b − θ̄_b),   α_b = min(decay, (1 + t_b) / (1 + 1/s + t_b))
 
-where ``t_b`` is the row's update count: the warm-up keeps a young key's average from being
-dominated by its initial logits.
+where ``t_b`` is the row's update count: until the cap ``decay``, the average spans the last
+share ``s`` of the key's updates (a window of ``≈ s·t_b``), so a young key's average is not
+dominated by its initial logits, and a key whose events keep arriving lags them by that share.
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import torch
 
 
 class CategoricalGenerator:
-    def __init__(self, n_keys: int, n_categories: int, *, ema_decay: float, logit_range: float,
-                 dtype: torch.dtype, device: torch.device) -> None:
-        self.ema_decay, self.logit_range = ema_decay, logit_range
+    def __init__(self, n_keys: int, n_categories: int, *, ema_decay: float, average_share: float,
+                 logit_range: float, dtype: torch.dtype, device: torch.device) -> None:
+        self.ema_decay, self.average_share, self.logit_range = ema_decay, average_share, logit_range
         self.logits = torch.zeros(n_keys, n_categories, dtype=dtype, device=device)
         self.average = torch.zeros_like(self.logits)
         self.mask = torch.ones(n_keys, n_categories, dtype=torch.bool, device=device)
@@ -35,7 +36,7 @@ class CategoricalGenerator:
 
     def after_update(self, steps: torch.Tensor, on: torch.Tensor) -> None:
         """Advance the average on rows where ``on`` ``[B, 1]`` is 1; ``steps`` ``[B, 1]`` counts updates."""
-        alpha = ((1 + steps) / (10 + steps)).clamp_(max=self.ema_decay)
+        alpha = ((1 + steps) / (1 + 1 / self.average_share + steps)).clamp_(max=self.ema_decay)
         self.average.lerp_(self.logits, ((1 - alpha) * on).to(self.average.dtype))
 
     def recentre(self) -> None:
@@ -69,7 +70,7 @@ class CategoricalGenerator:
     def take(self, index: torch.Tensor) -> "CategoricalGenerator":
         """A copy holding only rows ``index`` ``[A]``, to step on its own and :meth:`put` back."""
         part = object.__new__(CategoricalGenerator)
-        part.ema_decay, part.logit_range = self.ema_decay, self.logit_range
+        part.ema_decay, part.average_share, part.logit_range = self.ema_decay, self.average_share, self.logit_range
         for name in _STATE:
             setattr(part, name, getattr(self, name).index_select(0, index))
         return part

@@ -46,6 +46,7 @@ class GumbelGAN:
         dtype, k = config.torch_dtype, config.n_categories
         generator_lr, discriminator_lr = config.learning_rates
         self.generator = CategoricalGenerator(n_keys, k, ema_decay=config.averaging_decay,
+                                              average_share=config.average_share,
                                               logit_range=config.logit_range, dtype=dtype, device=self.device)
         self.d_params = disc.init_params(n_keys, k, dtype=dtype, device=self.device)
         self.g_opt = RowAdam(self.generator.logits, lr=generator_lr, betas=config.betas)
