@@ -51,6 +51,7 @@ class ModelSettings(Section):
     r1_gamma: float = Field(_GAN.r1_gamma, ge=0, description="R1 penalty ½γ‖w‖² on the discriminator weights")
     ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1, description="Polyak averaging of the generator logits; published probabilities use the average")
     reference_categories: int | None = Field(_GAN.reference_categories, ge=2, description="with more categories than this, learning rates scale by sqrt(reference/K) and the averaging window by K/reference; unset turns it off")
+    young_steps: float | None = Field(_GAN.young_steps, gt=0, description="above reference_categories, a young key steps at the reference's sizes, falling to the scaled ones over about young_steps·K/reference updates; unset: scaled from the start")
     lr_decay_steps: float | None = Field(None, gt=0, description="learning rates scale by 1/(1 + t/lr_decay_steps); unset keeps them constant")
     temperature: TemperatureSettings = TemperatureSettings()
     half_life: Annotated[float | None, AfterValidator(check_half_life)] = Field(None, description="forgetting half-life, events per key")
@@ -88,6 +89,7 @@ class ModelSettings(Section):
             expected_fake=self.expected_fake, generator_steps=self.generator_steps, discriminator_steps=self.discriminator_steps,
             generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr, betas=self.betas,
             r1_gamma=self.r1_gamma, ema_decay=self.ema_decay, reference_categories=self.reference_categories,
+            young_steps=self.young_steps,
             lr_decay_steps=self.lr_decay_steps,
             temperature=TemperatureSchedule(t.schedule, t.initial, t.minimum, t.rate, t.steps),
             half_life=self.half_life, change_p_value=self.change_p_value, change_window=self.change_window,

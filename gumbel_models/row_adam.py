@@ -27,8 +27,10 @@ class RowAdam:
         self.exp_avg_sq = torch.zeros_like(param, dtype=dtype)
         self.steps = torch.zeros(param.shape[0], 1, dtype=dtype, device=param.device)
 
-    def step(self, param: torch.Tensor, grad: torch.Tensor, on: torch.Tensor, lr_scale: float = 1.0) -> None:
-        """Update ``param`` ``[B, D]`` in place on rows where ``on`` ``[B, 1]`` is 1 (else 0).
+    def step(self, param: torch.Tensor, grad: torch.Tensor, on: torch.Tensor,
+             lr_scale: float | torch.Tensor = 1.0) -> None:
+        """Update ``param`` ``[B, D]`` in place on rows where ``on`` ``[B, 1]`` is 1 (else 0), with the
+        learning rate times ``lr_scale`` (a number, or ``[B, 1]`` per row).
 
         ``grad`` must be finite on every row (rows that are off may hold zeros).
         """

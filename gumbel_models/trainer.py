@@ -231,13 +231,13 @@ class GumbelGAN:
         fake = p.generator.probabilities(averaged=False).to(p.d_params) if samples is None else samples
         grad, loss = discriminator_step(p.d_params, self._real_weights(p), fake, self.config.r1_gamma)
         grad, on = self._skip_nonfinite(p, grad)
-        p.d_opt.step(p.d_params, grad, on, lr_scale)
+        p.d_opt.step(p.d_params, grad, on, lr_scale * self.config.young_step_scale(p.d_opt.steps))
         p.d_loss = loss
 
     def _generator_update(self, p: Players, samples, tau: float, lr_scale: float) -> None:
         grad, loss = generator_step(p.d_params, *samples, tau)
         grad, on = self._skip_nonfinite(p, grad)
-        p.g_opt.step(p.generator.logits, grad, on, lr_scale)
+        p.g_opt.step(p.generator.logits, grad, on, lr_scale * self.config.young_step_scale(p.g_opt.steps))
         p.generator.after_update(p.g_opt.steps, on)
         p.g_loss = loss
 

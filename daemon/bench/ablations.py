@@ -32,6 +32,7 @@ VARIANTS = {
     "adam_beta1_0.9": {"betas": (0.9, 0.999)},
     "ratio_10_to_1": {"generator_steps": 10},
     "no_category_scaling": {"reference_categories": None},
+    "no_young_steps": {"young_steps": None},
 }
 COLUMNS = ("scenario", "variant", "steps", "steps_to_target", "seconds", "tv_learned_truth", "tv_learned_counting")
 

@@ -38,6 +38,15 @@ def test_the_average_spans_a_share_of_a_young_keys_updates_that_grows_above_the_
     assert generator.average[0, 0].item() == pytest.approx(1 - math.exp(-1), abs=0.03)
 
 
+def test_young_keys_step_at_the_reference_sizes_and_reach_the_scaled_ones():
+    assert GANConfig(n_categories=100).young_step_scale(torch.zeros(2, 1)) == 1.0
+    config = GANConfig(n_categories=10_000)  # f = 100
+    scale = config.young_step_scale(torch.tensor([[0.0], [30.0 * 24], [30.0 * 99], [1e6]]))
+    assert scale.squeeze(-1).tolist() == pytest.approx([10.0, 2.0, 1.0, 1.0])
+    lr, _ = config.learning_rates
+    assert lr * scale[0, 0].item() == pytest.approx(config.generator_lr)  # the reference's size
+
+
 def test_scaling_can_be_turned_off_and_no_averaging_stays_off():
     off = GANConfig(n_categories=1_000, reference_categories=None)
     assert (off.category_factor, off.learning_rates, off.averaging_decay) == (
