@@ -26,14 +26,14 @@ def test_above_the_reference_step_sizes_shrink_and_the_averaging_window_grows_wi
 
 
 def test_the_average_spans_a_share_of_a_young_keys_updates_that_grows_above_the_reference():
-    assert GANConfig(n_categories=16).average_share == pytest.approx(1 / 29)
-    assert GANConfig(n_categories=200).average_share == pytest.approx(2 / 29)
+    assert GANConfig(n_categories=16).average_share == pytest.approx(1 / 60)
+    assert GANConfig(n_categories=200).average_share == pytest.approx(2 / 60)
     assert GANConfig(n_categories=1_000).average_share == pytest.approx(1 / 9)  # at most
-    # 29·99 updates, the logits up by 1 for the last 99 (the share): the average holds ~1 − 1/e of the jump
+    # 60·49 updates, the logits up by 1 for the last 49 (the share): the average holds ~1 − 1/e of the jump
     model = GumbelGAN(GANConfig(n_categories=16), 1, device="cpu")
     generator, on = model.generator, torch.ones(1, 1)
-    for step in range(1, 29 * 99 + 1):
-        generator.logits.fill_(1.0 if step > 29 * 99 - 99 else 0.0)
+    for step in range(1, 60 * 49 + 1):
+        generator.logits.fill_(1.0 if step > 60 * 49 - 49 else 0.0)
         generator.after_update(torch.full((1, 1), float(step)), on)
     assert generator.average[0, 0].item() == pytest.approx(1 - math.exp(-1), abs=0.03)
 

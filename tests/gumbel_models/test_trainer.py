@@ -209,11 +209,11 @@ def test_a_reset_row_starts_afresh_like_a_new_key():
 
 
 def test_keys_with_few_events_step_with_fewer_samples():
-    """M = 256·(floor/tol)², a power of two in [16, 256]; tol = max(0.002, 0.02·sqrt(5/n))."""
+    """M = 256·(floor/tol)², a power of two in [32, 256]; tol = max(0.002, 0.02·sqrt(5/n))."""
     model = _model(n_keys=3)
     model.observe(np.array([[1.0, 1, 0, 0, 0], [52.0, 26, 26, 13, 13], [0, 0, 1e5, 1e5, 1e5]]))
     rows, samples = model.active_keys()
-    assert dict(zip(rows.tolist(), samples.tolist())) == {0: 16, 1: 64, 2: 256}
+    assert dict(zip(rows.tolist(), samples.tolist())) == {0: 32, 1: 64, 2: 256}
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "bfloat16"])
