@@ -47,6 +47,11 @@ class CategoryTable:
         return len(self.labels)
 
     @property
+    def known(self) -> dict[str, int]:
+        """Label → index of the labels in the table (the table's own dict: read it, do not change it)."""
+        return self._index
+
+    @property
     def full(self) -> bool:
         """Whether a label not yet in the table would be folded or refused."""
         if self.overflow == "dead_letter":

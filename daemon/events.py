@@ -18,8 +18,10 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .categories import CategoryTable
+
 BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit",
-               "empty", "oversized", "missing_key", "not_utf8")
+               "empty", "oversized", "missing_key", "not_utf8", "category_limit")
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ class EventCodec:
     """Decode records ``{"key": str, "category": label | index}`` (dicts or JSON bytes/str).
 
     A category is accepted as one of the configured labels (a string) or as an integer index
-    ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``. Every check of a record's
+    ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``. With open categories
+    (``table``, a :class:`~daemon.categories.CategoryTable`) any string or integer ``≥ 0`` names a
+    category, added the first time it is seen; one the table refuses is ``category_limit``. Every check of a record's
     value lives here (:meth:`parse`, :meth:`event_object`, :meth:`object_category`,
     :meth:`category_index`); :class:`daemon.kafka.decode.RecordDecoder` calls them for the records
     its fast path cannot vouch for. ``loads`` parses JSON text (``json.loads``; the Kafka decoder
@@ -53,8 +57,9 @@ class EventCodec:
     """
 
     def __init__(self, labels: Sequence[str], *, key_field: str = "key", category_field: str = "category",
-                 default_key: str | None = None, loads: Callable[[Any], Any] = json.loads) -> None:
-        self.labels = list(labels)
+                 default_key: str | None = None, loads: Callable[[Any], Any] = json.loads,
+                 table: CategoryTable | None = None) -> None:
+        self.labels, self.table = list(labels), table
         self._index = {label: i for i, label in enumerate(self.labels)}
         self.key_field, self.category_field, self.default_key = key_field, category_field, default_key
         self._loads = loads
@@ -104,6 +109,8 @@ class EventCodec:
         return self.category_index(record[self.category_field])
 
     def category_index(self, value: Any) -> int:
+        if self.table is not None:
+            return self._open_index(value)
         if isinstance(value, str):
             if value in self._index:
                 return self._index[value]
@@ -113,6 +120,17 @@ class EventCodec:
                 return value
             raise InvalidEvent("unknown_category", f"category index {value} is outside 0..{len(self.labels) - 1}")
         raise InvalidEvent("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+
+    def _open_index(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise InvalidEvent("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+        if isinstance(value, int) and value < 0:
+            raise InvalidEvent("unknown_category", f"category index {value} is negative")
+        index = self.table.index(value)
+        if index < 0:
+            raise InvalidEvent("category_limit", f"category {str(value)[:64]!r} is new and the table holds "
+                               f"max_categories = {self.table.max_categories} (model.category_overflow = dead_letter)")
+        return index
 
 
 class InvalidEvent(Exception):

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-import torch
+import numpy as np
 
 from .changelog.store import Changelog
 from .changelog.restore import use_local_checkpoint
@@ -69,7 +69,7 @@ class Handover:
             rows = keys.rows(restored.names, self._clock())
             kept = rows >= 0  # the others were refused by max_keys_policy = dead_letter
             names = [n for n, k in zip(restored.names, kept.tolist()) if k]
-            state = {f: v[torch.from_numpy(kept)] for f, v in restored.state.items()}
+            state = self.changelog.codec.select(restored.state, np.flatnonzero(kept))
             pending = self._take()  # freed rows are reset before restored states land in them
             await self._run(lambda: (learner.absorb(pending),
                                      learner.restore_rows(rows[kept], state, restored.versions[kept])))

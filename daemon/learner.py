@@ -58,6 +58,17 @@ class Learner:
         self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
         self._worst: dict[str, float] = {}
 
+    @property
+    def steps_taken(self) -> int:
+        return self.model.t
+
+    def nonfinite_total(self) -> int:
+        """Row-updates skipped as non-finite so far (reads the device)."""
+        return int(self.model.nonfinite.item())
+
+    def describe(self) -> str:
+        return f"device {self.model.device}, {self.model!r}"
+
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
         """Grow to the rows in use, reset reused rows, count new events."""

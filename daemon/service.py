@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry
 
 from gumbel_models import GumbelGAN, resolve_device
 
+from .categories import CategoryTable
 from .checkpoint import CheckpointError, CheckpointStore
 from .errors import StartupError
 from .handover import Handover
@@ -32,6 +33,7 @@ from .keys import KeyTable
 from .learner import Learner
 from .loops import every, watch_loop_lag
 from .metrics import Metrics
+from .open_learner import OpenLearner
 from .publishing import Publisher
 from .service_state import check_compatible, service_state
 from .settings import GumbeldSettings
@@ -59,13 +61,15 @@ class Service:
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
         # made by startup; shutdown uses them only once startup has finished
-        self.labels = self.metrics = self.health = self.store = None
+        self.labels = self.categories = self.metrics = self.health = self.store = None
         self.learner = self.keys = self.ingest = self.publisher = self.handover = None
 
     # -- startup ------------------------------------------------------------------------------
     async def startup(self) -> None:
         s = self.settings
-        self.labels = s.model.labels
+        self.labels = "open" if s.model.open else s.model.labels
+        # open categories: one table, shared by the decoder (which adds labels) and the learner (which saves it)
+        self.categories = CategoryTable(s.model.max_categories, s.model.category_overflow) if s.model.open else None
         self.metrics = Metrics(self.registry, max_key_labels=s.metrics.max_key_labels, clock=self._clock,
                                device=str(resolve_device(s.training.device)))
         self.health = Health(on_change=self.metrics.set_ready)
@@ -74,11 +78,12 @@ class Service:
         self.executor = background_executor("gumbeld-train")
         # encoding snapshots, writing sinks and rendering /metrics (asyncio.to_thread) yield to the loop too
         asyncio.get_running_loop().set_default_executor(background_executor("gumbeld-io", workers=4))
-        self.changelog = None if self._source_override else build_changelog(s, self.registry)
+        self.changelog = None if self._source_override else build_changelog(s, self.registry, self.categories)
         self.source = self._source_override or build_source(s, health=self.health, metrics=self.metrics,
                                                              clock=self._clock, on_revoke=self.on_revoke,
                                                              on_lost=self.on_lost, changelog=self.changelog,
-                                                             restorer=self.restore_partition)
+                                                             restorer=self.restore_partition,
+                                                             categories=self.categories)
         self.learner, self.keys = self._new_learner(), self._new_keys()
         if self.changelog is not None:
             self.handover = Handover(self.changelog, source=self.source, keys=lambda: self.keys,
@@ -86,9 +91,10 @@ class Service:
                                      lock=self._state_lock, clock=self._clock)
         saved = await self._run(self._resume)
         self.dead_letters = build_dead_letters(s)
-        self.ingest = Ingest(self.keys, self.labels, metrics=self.metrics, dead_letters=self.dead_letters,
-                             bad_log=BadEventLog(s.dead_letter.log_interval, self._clock),
-                             now_rfc3339=lambda: rfc3339(self._clock()), clock=self._clock)
+        self.ingest = Ingest(self.keys, self.categories or self.labels, metrics=self.metrics,
+                             dead_letters=self.dead_letters, bad_log=BadEventLog(s.dead_letter.log_interval, self._clock),
+                             now_rfc3339=lambda: rfc3339(self._clock()), clock=self._clock,
+                             open_width=s.model.max_categories if s.model.open else None)
         self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s)
         self.publisher = Publisher(s, keys=self.keys, ingest=self.ingest, learner=self.learner, metrics=self.metrics,
                                    sinks=self.sinks, run=self._run, take=self._take, clock=self._clock, stop=self.stopping.set)
@@ -103,14 +109,17 @@ class Service:
                                f"(metrics.host, metrics.port): {error.strerror or error}") from None
         self.health.set_ready("model")
         self._started = True
-        model = self.learner.model
-        log.info("gumbeld started: %d categories, device %s, %s; metrics on http://%s:%d/metrics",
-                 len(self.labels), model.device, model, s.metrics.host, self.http.port)
+        log.info("gumbeld started: %s; metrics on http://%s:%d/metrics",
+                 self.learner.describe(), s.metrics.host, self.http.port)
 
-    def _new_learner(self) -> Learner:
-        s = self.settings
-        model = GumbelGAN(s.model.gan_config(), 0, seed=s.training.seed, device=s.training.device)
-        t = s.training
+    def _new_learner(self) -> Learner | OpenLearner:
+        s, t = self.settings, self.settings.training
+        if self.categories is not None:
+            self.categories.load_state_dict({"labels": []})  # afresh, also after a checkpoint that did not fit
+            return OpenLearner(s.model.gan_config(), self.categories, seed=t.seed, device=t.device,
+                               round_seconds=t.round_seconds, active_set=t.active_set,
+                               max_step_cells=t.max_step_cells, clock=self._clock)
+        model = GumbelGAN(s.model.gan_config(), 0, seed=t.seed, device=t.device)
         return Learner(model, self.labels, round_seconds=t.round_seconds, active_set=t.active_set,
                        max_step_cells=t.max_step_cells, clock=self._clock)
 
@@ -143,12 +152,12 @@ class Service:
             log.warning("starting fresh, checkpoint does not fit: %s", error)
             self.learner, self.keys = self._new_learner(), self._new_keys()
             return None
-        self._nonfinite_seen = int(self.learner.model.nonfinite.item())
+        self._nonfinite_seen = self.learner.nonfinite_total()
         if self.store.saved_at is not None:
             self.metrics.checkpoint_restored(self.store.saved_at)
             # downtime is not idleness: the keys' events may be waiting in the source
             self.keys.last_seen[: self.keys.n_rows] += max(0.0, self._clock() - self.store.saved_at)
-        log.info("resumed from checkpoint: %d keys, step %d", len(self.keys), self.learner.model.t)
+        log.info("resumed from checkpoint: %d keys, step %d", len(self.keys), self.learner.steps_taken)
         return saved
 
     # -- main loop ----------------------------------------------------------------------------
@@ -309,7 +318,7 @@ class Service:
         if self.executor is not None:
             self.executor.shutdown(wait=True)
         if self._started:
-            log.info("gumbeld stopped at step %d", self.learner.model.t)
+            log.info("gumbeld stopped at step %d", self.learner.steps_taken)
 
     async def serve(self) -> int:
         try:

@@ -21,6 +21,7 @@ from gumbel_models.config import check_change_p_value, check_half_life
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
 _GAN = GANConfig(n_categories=2)  # the learning defaults live in gumbel_models; the settings mirror them
 _TAU = _GAN.temperature
+OPEN_SMALLEST_CLASS = 8  # open categories: the narrowest size class (gumbel_models.size_classes)
 
 
 class Section(BaseModel):
@@ -37,8 +38,10 @@ class TemperatureSettings(Section):
 
 
 class ModelSettings(Section):
-    categories: list[str] | None = Field(None, description="category labels; or give n_categories")
+    categories: list[str] | Literal["open"] | None = Field(None, description="category labels; \"open\": learned from the stream as they appear; or give n_categories")
     n_categories: int | None = Field(None, ge=2, description="K for index categories 0..K-1")
+    max_categories: int = Field(100_000, ge=2, description="open categories: labels kept at most; past it, category_overflow decides")
+    category_overflow: Literal["dead_letter", "other"] = Field("dead_letter", description="open categories past max_categories: dead-letter the event (reason category_limit), or count it as __other__")
     samples_per_step: int = Field(_GAN.samples_per_step, ge=1, description="Gumbel-softmax samples per key in each generator update, for keys learned to settle_floor")
     min_samples_per_step: int = Field(_GAN.min_samples_per_step, ge=1, description="fewest samples per step, for keys whose settle tolerance is loose (few events); M ∝ 1/tolerance² in between")
     hard: bool = Field(_GAN.hard, description="straight-through one-hot samples (exact equilibrium); false for soft samples")
@@ -65,9 +68,18 @@ class ModelSettings(Section):
     settle_floor: float = Field(_GAN.settle_floor, gt=0, description="the smallest settle tolerance, in TV")
     max_steps_awake: int = Field(_GAN.max_steps_awake, ge=1, description="a key that has not settled after this many of its own steps since it woke sleeps until new events")
 
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _open_as_a_flag(cls, value):
+        # the command line reads a list setting's value as a list: --model.categories open is ["open"]
+        return "open" if value == ["open"] else value
+
     @model_validator(mode="after")
     def _one_way_to_name_categories(self) -> "ModelSettings":
-        if self.categories is not None:
+        if self.open:
+            if self.n_categories is not None:
+                raise ValueError("n_categories does not go with categories = \"open\"")
+        elif self.categories is not None:
             if len(self.categories) < 2 or len(set(self.categories)) != len(self.categories):
                 raise ValueError("categories must list at least two distinct labels")
             if self.n_categories is not None and self.n_categories != len(self.categories):
@@ -76,7 +88,15 @@ class ModelSettings(Section):
         return self
 
     @property
+    def open(self) -> bool:
+        """Whether categories are learned from the stream (``categories = "open"``)."""
+        return self.categories == "open"
+
+    @property
     def labels(self) -> list[str]:
+        """The fixed categories; open categories have none up front (see :mod:`daemon.categories`)."""
+        if self.open:
+            raise ValueError('categories = "open" has no labels up front')
         if self.categories is not None:
             return list(self.categories)
         return [str(i) for i in range(self.n_categories or len(SEED_DISTRIBUTION))]
@@ -84,7 +104,7 @@ class ModelSettings(Section):
     def gan_config(self) -> GANConfig:
         t = self.temperature
         return GANConfig(
-            n_categories=len(self.labels), samples_per_step=self.samples_per_step,
+            n_categories=OPEN_SMALLEST_CLASS if self.open else len(self.labels), samples_per_step=self.samples_per_step,
             min_samples_per_step=self.min_samples_per_step, hard=self.hard,
             expected_fake=self.expected_fake, generator_steps=self.generator_steps, discriminator_steps=self.discriminator_steps,
             generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr, betas=self.betas,
@@ -265,6 +285,11 @@ class GumbeldSettings(Section):
     def _synthetic_matches_model(self) -> "GumbeldSettings":
         if self.publish_full_interval < self.publish_interval:
             raise ValueError("publish_full_interval must be at least publish_interval")
+        if self.model.open:
+            if self.source.kind == "synthetic" and self.source.synthetic.generated_keys is not None:
+                raise ValueError('source.synthetic.generated_keys draws over the model\'s K categories: it needs '
+                                 'model.categories or model.n_categories, not "open"')
+            return self  # a synthetic key's categories are the indices of its probabilities, named as they appear
         k = len(self.model.labels)
         if self.source.kind != "synthetic" or self.source.synthetic.generated_keys is not None:
             return self

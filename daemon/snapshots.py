@@ -28,18 +28,23 @@ MODEL_NAME = "gumbel-softmax-gan"
 
 @dataclass
 class SnapshotBatch:
+    """Snapshots column by column. With fixed categories every key shares ``categories`` and
+    ``learned``/``empirical`` are ``[n, K]``; with open ones (``per_key``) ``categories[i]`` is key
+    ``i``'s support and ``learned[i]``/``empirical[i]`` are ``[K_i]`` in its order."""
+
     keys: list[str]
-    categories: list[str]
-    learned: np.ndarray        # [n, K] float64, rows sum to 1
-    empirical: np.ndarray      # [n, K]
+    categories: list          # [K] labels, or (per_key) one list of labels per key
+    learned: np.ndarray | list[np.ndarray]    # [n, K] float64, rows sum to 1; or (per_key) n arrays [K_i]
+    empirical: np.ndarray | list[np.ndarray]  # as learned
     tv: np.ndarray             # [n]
     kl: np.ndarray
     js: np.ndarray
-    temperature: float
+    temperature: float | np.ndarray   # one, or [n] per key (open categories: each size class has its own)
     steps: np.ndarray          # [n] generator updates of each key
     events: np.ndarray         # [n] events counted for each key
     versions: np.ndarray       # [n] each key's snapshot version
     published_at: str
+    per_key: bool = False
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -51,15 +56,19 @@ class SnapshotBatch:
     def records_at(self, indices) -> list[dict]:
         """The records of the snapshots at ``indices``."""
         indices = list(indices)
-        learned, empirical = self.learned[indices].tolist(), self.empirical[indices].tolist()
+        learned, empirical = [self.learned[i].tolist() for i in indices], [self.empirical[i].tolist() for i in indices]
+        temperature = [self._temperature(i) for i in indices]
         tv, kl, js = self.tv[indices].tolist(), self.kl[indices].tolist(), self.js[indices].tolist()
         steps, events = self.steps[indices].tolist(), self.events[indices].tolist()
         versions = self.versions[indices].tolist()
-        return [{"key": self.keys[i], "categories": self.categories, "probabilities": learned[j],
-                 "empirical": empirical[j], "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]},
-                 "temperature": self.temperature, "step": int(steps[j]), "events": int(events[j]),
+        return [{"key": self.keys[i], "categories": self.categories[i] if self.per_key else self.categories,
+                 "probabilities": learned[j], "empirical": empirical[j],
+                 "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]}, "temperature": temperature[j], "step": int(steps[j]), "events": int(events[j]),
                  "published_at": self.published_at, "model": MODEL_NAME, "version": int(versions[j])}
                 for j, i in enumerate(indices)]
+
+    def _temperature(self, i: int) -> float:
+        return float(self.temperature[i]) if isinstance(self.temperature, np.ndarray) else self.temperature
 
     @classmethod
     def empty(cls, categories: list[str], temperature: float, published_at: str) -> "SnapshotBatch":
@@ -97,14 +106,19 @@ class Publication:
         b = self.snapshots
         # Values go out with float32 precision (what the model computes in), written straight from
         # the arrays; the category list is encoded once. 2.5× faster than plain dicts of floats.
-        categories, learned, empirical = orjson.Fragment(orjson.dumps(b.categories)), \
-            b.learned.astype(np.float32), b.empirical.astype(np.float32)
+        shared = None if b.per_key else orjson.Fragment(orjson.dumps(b.categories))
+        if b.per_key:
+            learned = [row.astype(np.float32) for row in b.learned]
+            empirical = [row.astype(np.float32) for row in b.empirical]
+        else:
+            learned, empirical = b.learned.astype(np.float32), b.empirical.astype(np.float32)
         tv, kl, js = b.tv.tolist(), b.kl.tolist(), b.js.tolist()
         steps, events, versions = b.steps.tolist(), b.events.tolist(), b.versions.tolist()
         for i, key in enumerate(b.keys):
             encoded = orjson.dumps(
-                {"key": key, "categories": categories, "probabilities": learned[i], "empirical": empirical[i],
-                 "divergence": {"tv": tv[i], "kl": kl[i], "js": js[i]}, "temperature": b.temperature,
+                {"key": key, "categories": b.categories[i] if b.per_key else shared, "probabilities": learned[i],
+                 "empirical": empirical[i], "divergence": {"tv": tv[i], "kl": kl[i], "js": js[i]},
+                 "temperature": b._temperature(i),
                  "step": int(steps[i]), "events": int(events[i]), "published_at": b.published_at,
                  "model": MODEL_NAME, "version": int(versions[i])}, option=orjson.OPT_SERIALIZE_NUMPY)
             self.keys.append(key.encode())

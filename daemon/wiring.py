@@ -1,34 +1,42 @@
 """Building the configured source, snapshot sinks and dead-letter sink."""
 from __future__ import annotations
 
-from .changelog.store import Changelog
 from .changelog.metrics import StateMetrics
+from .changelog.open_rows import OpenRowCodec
+from .changelog.rows import RowCodec
+from .changelog.store import Changelog
 from .kafka.decode import RecordDecoder
 from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
 from .kafka.source import KafkaSource
-from .settings import GumbeldSettings
+from .settings import OPEN_SMALLEST_CLASS, GumbeldSettings
 from .sinks import DeadLetterFile, JsonLinesSink, StreamSink
 from .sources.synthetic import SyntheticSource
 
 
-def build_changelog(settings: GumbeldSettings, registry) -> Changelog | None:
-    """The state topics of the Kafka source, unless turned off (``source.kafka.state.enabled``)."""
+def build_changelog(settings: GumbeldSettings, registry, categories=None) -> Changelog | None:
+    """The state topics of the Kafka source, unless turned off (``source.kafka.state.enabled``);
+    ``categories``: the open :class:`~daemon.categories.CategoryTable`."""
     k = settings.source.kafka
     if settings.source.kind != "kafka" or not k.state.enabled:
         return None
-    return Changelog(k, settings.model.labels, producer=Producer(k, enable_idempotence=settings.sinks.kafka.enable_idempotence,
-                                                                 timeout=k.request_timeout),
-                     metrics=StateMetrics(registry), value_bytes=8 if settings.model.dtype == "float64" else 4)
+    value_bytes = 8 if settings.model.dtype == "float64" else 4
+    codec = (OpenRowCodec(categories, value_bytes=value_bytes, smallest=OPEN_SMALLEST_CLASS) if settings.model.open
+             else RowCodec(settings.model.labels, value_bytes=value_bytes))
+    producer = Producer(k, enable_idempotence=settings.sinks.kafka.enable_idempotence, timeout=k.request_timeout)
+    return Changelog(k, codec, producer=producer, metrics=StateMetrics(registry))
 
 
 def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke, on_lost, changelog=None,
-                 restorer=None):
+                 restorer=None, categories=None):
+    """``categories``: the open :class:`~daemon.categories.CategoryTable` (``model.categories = "open"``)."""
+    labels = [] if settings.model.open else settings.model.labels
     if settings.source.kind == "synthetic":
-        return SyntheticSource(settings.source.synthetic, n_categories=len(settings.model.labels), clock=clock)
+        return SyntheticSource(settings.source.synthetic, n_categories=len(labels) or None, clock=clock,
+                               table=categories)
     k = settings.source.kafka
-    decoder = RecordDecoder(settings.model.labels, value_format=k.value_format, key_from=k.key_from,
+    decoder = RecordDecoder(labels, value_format=k.value_format, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
-                            max_message_bytes=k.max_message_bytes)
+                            max_message_bytes=k.max_message_bytes, table=categories)
     return KafkaSource(k, decoder, health=health, metrics=metrics, on_revoke=on_revoke, on_lost=on_lost, clock=clock,
                        prepare=changelog.prepare if changelog else None, restorer=restorer if changelog else None)
 

@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import read_rows
 
+from ..changelog.rows import RowCodec
 from ..changelog.store import Changelog
 from ..changelog.metrics import StateMetrics
 from ..changelog.topic import STATE_TOPIC_CONFIG
@@ -98,7 +99,7 @@ async def run_bench(args, bootstrap: str) -> dict:
         await admin.create_topics([NewTopic(state_topic, 1, 1, topic_configs=STATE_TOPIC_CONFIG)])
     finally:
         await admin.close()
-    changelog = Changelog(settings, labels, metrics=StateMetrics(CollectorRegistry()),
+    changelog = Changelog(settings, RowCodec(labels), metrics=StateMetrics(CollectorRegistry()),
                           producer=Producer(settings, enable_idempotence=False, timeout=600.0))
     names = [f"key-{i}" for i in range(args.keys)]
     try:

@@ -40,6 +40,8 @@ from gumbel_models.rows import ROW_FIELDS
 
 MAGIC = b"GBRW"
 ROW_FORMAT = 1
+OPEN_ROW_FORMAT = 2  # open categories: the row over the key's width, then its support (see .open_rows)
+_FORMATS = {ROW_FORMAT: "fixed categories", OPEN_ROW_FORMAT: "open categories"}
 _HEADER = [("magic", "S4"), ("format", "<u2"), ("value_bytes", "u1"), ("reserved", "u1"), ("k", "<u4"),
            ("labels", "<u4"), ("version", "<i8"), ("events", "<i8")]
 _PREFIX = np.dtype(_HEADER[:6])  # what identifies the layout: enough to explain a refusal
@@ -67,27 +69,71 @@ class DecodedRows:
     bad: list[tuple[int, str]]       # (position, why) of the rows refused
 
 
-class RowCodec:
-    """Encodes and checks rows for one label table; ``value_bytes`` 4 (float32) or 8 (float64)."""
+class RowLayout:
+    """The packed rows over ``k`` categories of one label table (``fingerprint``) and row format."""
 
-    def __init__(self, labels: Sequence[str], *, value_bytes: int = 4) -> None:
+    def __init__(self, k: int, fingerprint: int, value_bytes: int, row_format: int = ROW_FORMAT) -> None:
         if value_bytes not in (4, 8):
             raise ValueError(f"value_bytes must be 4 or 8, got {value_bytes}")
-        self.k, self.value_bytes, self.labels = len(labels), value_bytes, labels_fingerprint(labels)
-        self.dtype = row_dtype(self.k, value_bytes)
+        self.k, self.fingerprint, self.value_bytes, self.row_format = k, fingerprint, value_bytes, row_format
+        self.dtype = row_dtype(k, value_bytes)
         self.itemsize = self.dtype.itemsize
 
     def encode(self, state: dict[str, torch.Tensor], versions: Sequence[int]) -> list[bytes]:
         """One value per row of ``state`` (``[A, …]`` per field, as ``read_rows`` returns)."""
         n = len(versions)
         rows = np.zeros(n, dtype=self.dtype)
-        rows["magic"], rows["format"], rows["value_bytes"] = MAGIC, ROW_FORMAT, self.value_bytes
-        rows["k"], rows["labels"], rows["version"] = self.k, self.labels, np.asarray(versions, dtype=np.int64)
+        rows["magic"], rows["format"], rows["value_bytes"] = MAGIC, self.row_format, self.value_bytes
+        rows["k"], rows["labels"], rows["version"] = self.k, self.fingerprint, np.asarray(versions, dtype=np.int64)
         for field in ROW_FIELDS:
             value = state[field].detach()
             rows[field] = (value.float() if value.dtype == torch.bfloat16 else value).cpu().numpy().reshape(rows[field].shape)
         data, size = rows.tobytes(), self.itemsize
         return [data[i * size:(i + 1) * size] for i in range(n)]
+
+    def parse(self, values: Sequence[bytes]) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+        """The state and versions of ``values``, rows of this layout already checked."""
+        rows = np.frombuffer(b"".join(values), dtype=self.dtype)
+        state = {field: torch.from_numpy(rows[field].copy()) for field in ROW_FIELDS}
+        state["events"] = state["events"].reshape(-1)
+        state["mask"] = state["mask"].bool()
+        return state, rows["version"].copy()
+
+
+def header_problem(value: bytes, row_format: int, value_bytes: int) -> str | None:
+    """What makes ``value`` no row of ``row_format`` with ``value_bytes``-byte values, if anything."""
+    if len(value) < _PREFIX.itemsize:
+        return f"{len(value)} bytes: too short for a state row"
+    head = np.frombuffer(value[:_PREFIX.itemsize], dtype=_PREFIX)[0]
+    if bytes(head["magic"]) != MAGIC:
+        return "not a state row (bad magic)"
+    if int(head["format"]) != row_format:
+        return (f"row format {int(head['format'])} ({_FORMATS.get(int(head['format']), 'unknown')}), "
+                f"this model reads {row_format} ({_FORMATS[row_format]})")
+    if int(head["value_bytes"]) != value_bytes:  # model.dtype changed since it was written
+        return f"{int(head['value_bytes'])}-byte values, this model stores {value_bytes}-byte ones"
+    return None
+
+
+def header_width(value: bytes) -> tuple[int, int]:
+    """``(K, labels fingerprint)`` of a row whose header passed :func:`header_problem`."""
+    head = np.frombuffer(value[:_PREFIX.itemsize], dtype=_PREFIX)[0]
+    return int(head["k"]), int(head["labels"])
+
+
+class RowCodec:
+    """Encodes and checks rows for one label table; ``value_bytes`` 4 (float32) or 8 (float64)."""
+
+    row_format = ROW_FORMAT
+
+    def __init__(self, labels: Sequence[str], *, value_bytes: int = 4) -> None:
+        self.layout = RowLayout(len(labels), labels_fingerprint(labels), value_bytes)
+        self.k, self.value_bytes, self.labels = self.layout.k, value_bytes, self.layout.fingerprint
+        self.itemsize = self.layout.itemsize
+
+    def encode(self, state: dict[str, torch.Tensor], versions: Sequence[int]) -> list[bytes]:
+        """One value per row of ``state`` (``[A, …]`` per field, as ``read_rows`` returns)."""
+        return self.layout.encode(state, versions)
 
     def decode(self, values: Sequence[bytes]) -> DecodedRows:
         """Check and parse ``values``; rows of another layout or label table are refused, each with why."""
@@ -98,24 +144,26 @@ class RowCodec:
                 bad.append((i, problem))
             else:
                 good.append(i)
-        rows = np.frombuffer(b"".join(values[i] for i in good), dtype=self.dtype)
-        state = {field: torch.from_numpy(rows[field].copy()) for field in ROW_FIELDS}
-        state["events"] = state["events"].reshape(-1)
-        state["mask"] = state["mask"].bool()
-        return DecodedRows(state, rows["version"].copy(), good, bad)
+        state, versions = self.layout.parse([values[i] for i in good])
+        return DecodedRows(state, versions, good, bad)
+
+    @staticmethod
+    def select(state: dict[str, torch.Tensor], positions: np.ndarray) -> dict[str, torch.Tensor]:
+        """The rows at ``positions`` of ``state``."""
+        index = torch.as_tensor(positions, dtype=torch.long)
+        return {field: value.index_select(0, index.to(value.device)) for field, value in state.items()}
+
+    def localise(self, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[int, str]]]:
+        """Fixed categories mean the same everywhere: every row fits as it is."""
+        return state, []
 
     def _problem(self, value: bytes) -> str | None:
-        if len(value) < _PREFIX.itemsize:
-            return f"{len(value)} bytes: too short for a state row"
-        head = np.frombuffer(value[:_PREFIX.itemsize], dtype=_PREFIX)[0]
-        if bytes(head["magic"]) != MAGIC:
-            return "not a state row (bad magic)"
-        if int(head["format"]) != ROW_FORMAT:
-            return f"row format {int(head['format'])}, this version reads {ROW_FORMAT}"
-        if int(head["k"]) != self.k or int(head["labels"]) != self.labels:
-            return f"written for other categories ({int(head['k'])} labels, fingerprint {int(head['labels']):08x})"
-        if int(head["value_bytes"]) != self.value_bytes:  # model.dtype changed since it was written
-            return f"{int(head['value_bytes'])}-byte values, this model stores {self.value_bytes}-byte ones"
+        problem = header_problem(value, ROW_FORMAT, self.value_bytes)
+        if problem:
+            return problem
+        k, fingerprint = header_width(value)
+        if k != self.k or fingerprint != self.labels:
+            return f"written for other categories ({k} labels, fingerprint {fingerprint:08x})"
         if len(value) != self.itemsize:
             return f"{len(value)} bytes, a row over {self.k} categories has {self.itemsize}"
         return None

@@ -26,6 +26,7 @@ from ..kafka.read import PartitionReader
 from ..settings import KafkaSourceSettings
 from .metrics import StateMetrics
 from .restore import SOURCE_OFFSET_HEADER, Record, latest
+from .open_rows import OpenRowCodec, OpenRows
 from .rows import RowCodec
 from .topic import ensure_state_topics
 from .writer import StateWriter
@@ -38,7 +39,7 @@ class RestoredRows:
     """The rows that hold on one state partition, decoded."""
 
     names: list[str]
-    state: dict[str, torch.Tensor]   # field → [A, …], as gumbel_models.rows.write_rows takes
+    state: dict[str, torch.Tensor] | OpenRows   # field → [A, …], as gumbel_models.rows.write_rows takes; or open rows
     versions: np.ndarray             # [A] snapshot versions
     rows: dict[str, Record]          # key → its record (for the source offsets it includes)
     refused: int                     # rows that could not be read (logged)
@@ -46,12 +47,14 @@ class RestoredRows:
 
 
 class Changelog:
-    def __init__(self, settings: KafkaSourceSettings, labels: list[str], *, producer, metrics: StateMetrics,
-                 value_bytes: int = 4, timer: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: KafkaSourceSettings, codec: RowCodec | OpenRowCodec, *, producer,
+                 metrics: StateMetrics, timer: Callable[[], float] = time.monotonic) -> None:
+        """``codec``: the rows of fixed categories (:class:`~.rows.RowCodec`) or of open ones
+        (:class:`~.open_rows.OpenRowCodec`)."""
         self.settings, self.metrics, self._timer = settings, metrics, timer
         self.state_topics = settings.state_topics
-        self.codec = RowCodec(labels, value_bytes=value_bytes)
-        self.writer = StateWriter(producer, self.state_topics)
+        self.codec = codec
+        self.writer = StateWriter(producer, self.state_topics, row_format=codec.row_format)
 
     async def prepare(self) -> None:
         """Create missing state topics; refuse (``StateTopicError``) one partitioned unlike its source."""
@@ -66,14 +69,11 @@ class Changelog:
         await self.writer.producer.close()
 
     # -- writing ------------------------------------------------------------------------------
-    def encode(self, names: list[str | None], rows: np.ndarray, state: dict[str, torch.Tensor],
-               versions: np.ndarray) -> dict[str, bytes]:
+    def encode(self, names: list[str | None], rows: np.ndarray, state, versions: np.ndarray) -> dict[str, bytes]:
         """Key → row value for the changed ``rows`` that hold a key (blocking: off the loop)."""
         held = [i for i, row in enumerate(rows.tolist()) if row < len(names) and names[row] is not None]
         if len(held) < len(rows):
-            index = torch.as_tensor(held, dtype=torch.long)
-            state = {field: value.index_select(0, index.to(value.device)) for field, value in state.items()}
-            versions = versions[held]
+            state, versions = self.codec.select(state, np.asarray(held, dtype=np.int64)), versions[held]
         values = self.codec.encode(state, versions)
         return {names[rows[i]]: value for i, value in zip(held, values)}
 
@@ -101,8 +101,23 @@ class Changelog:
                                       _source_offset(r.headers)) for r in batch)
         # a whole partition's rows (~0.3 s at 100,000 keys): decoded off the event loop
         restored = await asyncio.to_thread(self._decode, records, state_partition)
+        self._localise(restored, state_partition)
         restored.seconds = self._timer() - started
         return restored
+
+    def _localise(self, restored: RestoredRows, state_partition: TopicPartition) -> None:
+        """Map the rows onto this instance's categories (open ones: its table, which the event loop owns)."""
+        restored.state, refused = self.codec.localise(restored.state)
+        if not refused:
+            return
+        for position, why in refused:
+            log.error("state row of key %r on %s:%d refused: %s", restored.names[position], state_partition.topic,
+                      state_partition.partition, why)
+        kept = np.setdiff1d(np.arange(len(restored.names)), [p for p, _ in refused])
+        restored.names = [restored.names[p] for p in kept.tolist()]
+        restored.rows = {n: restored.rows[n] for n in restored.names}
+        restored.versions = restored.versions[kept]
+        restored.refused += len(refused)
 
     def _decode(self, records: list[Record], state_partition: TopicPartition) -> RestoredRows:
         held = latest(r for r in records if r.key)

@@ -41,8 +41,8 @@ class StateMessage:
 class StateWriter:
     """Turns changed rows into state-topic messages and sends them (``producer``: :class:`~daemon.kafka.producer.Producer`)."""
 
-    def __init__(self, producer, state_topics: Mapping[str, str]) -> None:
-        self.producer, self.state_topics = producer, dict(state_topics)
+    def __init__(self, producer, state_topics: Mapping[str, str], *, row_format: int = ROW_FORMAT) -> None:
+        self.producer, self.state_topics, self.row_format = producer, dict(state_topics), row_format
         self._written: dict[str, TopicPartition] = {}  # keys with a row on a state topic → its source partition
 
     def batch(self, values: Mapping[str, bytes], *, owners: Mapping[str, Collection[TopicPartition]],
@@ -89,7 +89,7 @@ class StateWriter:
         return sum(len(m.value) for m in messages if m.value is not None)
 
     def _message(self, key: str, value: bytes | None, tp: TopicPartition, offset: int | None) -> StateMessage:
-        headers = [(FORMAT_HEADER, str(ROW_FORMAT).encode())]
+        headers = [(FORMAT_HEADER, str(self.row_format).encode())]
         if offset is not None:
             headers.insert(0, (SOURCE_OFFSET_HEADER, str(offset).encode()))
         return StateMessage(self.state_topics[tp.topic], tp.partition, key.encode(), value, headers, tp)

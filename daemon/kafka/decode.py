@@ -14,7 +14,10 @@ Fast path: values are parsed with orjson (6× ``json.loads`` per message, measur
 comprehension, and categories looked up in one dict of labels and indices. Records the fast path
 cannot vouch for — a parse failure, a non-object, an unknown or ill-typed category — go through
 :class:`daemon.events.EventCodec` one by one, which names the exact reason: the fast path never
-decides what is bad, it only accepts what is plainly good.
+decides what is bad, it only accepts what is plainly good. With open categories (a
+:class:`~daemon.categories.CategoryTable`) the fast path knows the labels already in the table;
+a new label, an index category and the text and array formats' misses take the exact path, which
+adds the label.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import orjson
 
+from ..categories import CategoryTable
 from ..events import BadEvent, EventBatch, EventCodec, InvalidEvent
 
 FORMATS = ("json", "scalar", "text", "array")
@@ -33,17 +37,22 @@ MEMO_SIZE = 4096  # distinct message values remembered; typical streams repeat a
 class RecordDecoder:
     def __init__(self, labels: Sequence[str], *, value_format: str = "json", key_from: str = "message_key",
                  key_field: str = "key", category_field: str = "category", default_key: str | None = None,
-                 max_message_bytes: int = 1 << 20) -> None:
+                 max_message_bytes: int = 1 << 20, table: CategoryTable | None = None) -> None:
         if value_format not in FORMATS:
             raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
         self.value_format, self.key_from, self.default_key = value_format, key_from, default_key
         self.category_field, self.max_message_bytes = category_field, max_message_bytes
-        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, loads=orjson.loads)
+        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, loads=orjson.loads,
+                                table=table)
+        self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
+        if table is not None:  # the table's own dict of labels: it grows as labels arrive
+            self._lookup = self._label_lookup = table.known
+            self._text_lookup, self._array_tokens = {}, None
+            return
         n = len(labels)
         self._lookup: dict[Any, int] = {**{label: i for i, label in enumerate(labels)}, **{i: i for i in range(n)}}
         self._text_lookup = {label.encode(): i for i, label in enumerate(labels)}
         self._label_lookup = {label: i for i, label in enumerate(labels)}  # str keys only: 1.0/True never match
-        self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
         # Array elements by their exact JSON encoding: a message `[t1,t2,...]` whose every token is
         # one of these is a valid JSON array of those labels, so it needs no parser. Labels whose
         # encoding holds a comma would split wrongly: then there is no fast path at all.
@@ -142,7 +151,7 @@ class RecordDecoder:
         resolved = iter([lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in parsed])
         if len(memo) < MEMO_SIZE:
             resolved = list(resolved)
-            memo.update(zip(missing[:MEMO_SIZE - len(memo)], resolved))
+            memo.update((v, c) for v, c in zip(missing[:MEMO_SIZE - len(memo)], resolved) if c >= 0)
             resolved = iter(resolved)
         return [f if f is not None else next(resolved) for f in found]
 

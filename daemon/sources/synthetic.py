@@ -18,7 +18,9 @@ effect at batch granularity.
 Pacing is by deadline (``emitted / rate`` seconds after the start), so the long-run rate is exact
 whatever the cost of a batch; ``rate = 0`` runs as fast as the consumer takes batches. With
 ``events`` set, the stream ends once that many events were emitted in total, counting those
-before a restore; the last batch is cut short to hit it exactly.
+before a restore; the last batch is cut short to hit it exactly. With open categories (a
+:class:`~daemon.categories.CategoryTable`) category ``i`` of a listed key is the label ``"i"``,
+added to the table as it first appears, and a key's probabilities may have any length.
 The position is part of the checkpoint: events emitted per key for listed keys (so drift
 schedules resume), the total for generated keys.
 """
@@ -29,7 +31,8 @@ from typing import AsyncIterator, Awaitable, Callable
 
 import numpy as np
 
-from ..events import EventBatch
+from ..categories import CategoryTable
+from ..events import BadEvent, EventBatch
 from ..settings import SyntheticSettings
 
 
@@ -44,8 +47,9 @@ class SyntheticSource:
     rebalancing = False  # one instance owns every key: nothing ever moves
 
     def __init__(self, settings: SyntheticSettings, *, clock: Callable[[], float],
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, n_categories: int | None = None) -> None:
-        self.settings = settings
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, n_categories: int | None = None,
+                 table: CategoryTable | None = None) -> None:
+        self.settings, self._table = settings, table
         self._clock, self._sleep = clock, sleep
         self.emitted_total = 0  # events emitted over all keys, restored position included
         generated = settings.generated_keys
@@ -106,7 +110,8 @@ class SyntheticSource:
                 (drift.after_events is not None and n >= drift.after_events)
                 or (drift.period_events is not None and (n // drift.period_events) % 2 == 1))
             rows.append(drift.probabilities if switched else key.probabilities)
-        return np.asarray(rows, dtype=np.float64)
+        width = max(map(len, rows))  # open categories: keys of several lengths, padded with zeros
+        return np.asarray([list(row) + [0.0] * (width - len(row)) for row in rows], dtype=np.float64)
 
     def batch(self, rng: np.random.Generator, size: int | None = None) -> EventBatch:
         """``size`` events (default ``batch_size``); ``key_names`` lists only the keys drawn."""
@@ -123,7 +128,18 @@ class SyntheticSource:
         categories = (u[:, None] >= cdf[keys]).sum(axis=1)
         self.emitted_total += size
         present, index = np.unique(keys, return_inverse=True)
-        return EventBatch(self._names[present].tolist(), index.astype(np.int64), categories.astype(np.int64))
+        batch = EventBatch(self._names[present].tolist(), index.astype(np.int64), categories.astype(np.int64))
+        return batch if self._table is None else self._named(batch)
+
+    def _named(self, batch: EventBatch) -> EventBatch:
+        """Open categories: index ``i`` becomes the table's index of label ``"i"``; refused ones are bad events."""
+        drawn, inverse = np.unique(batch.categories, return_inverse=True)
+        indices = self._table.indices(drawn.tolist())[inverse]
+        refused = indices < 0
+        bad = [BadEvent("category_limit", f"category {int(c)} is new and the table holds max_categories = "
+                        f"{self._table.max_categories}", {"key": batch.key_names[k], "category": int(c)})
+               for k, c in zip(batch.keys[refused], batch.categories[refused])]
+        return EventBatch(batch.key_names, batch.keys[~refused], indices[~refused], bad)
 
     async def batches(self) -> AsyncIterator[EventBatch]:
         """Paced batches until ``events`` were emitted in total (forever when unset)."""

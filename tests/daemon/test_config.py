@@ -238,3 +238,16 @@ def test_all_problems_of_all_sources_are_reported_together(tmp_path):
 def test_forgetting_settings_are_checked_by_the_learning_cores_rule(name, value, expected):
     [problem] = problems_of({name: value})
     assert problem.startswith(expected) and problem.endswith(f"from --{name})")
+
+
+def test_open_categories_from_every_source_and_the_settings_they_do_not_go_with(tmp_path):
+    for settings in (load_settings({"model.categories": "open"}, env={}),
+                     load_settings(env={"GUMBELD_MODEL__CATEGORIES": "open"}),
+                     load_settings(env={}, config_file=write_toml(tmp_path, '[model]\ncategories = "open"\n'))):
+        assert settings.model.open and settings.model.max_categories == 100_000
+    with pytest.raises(ConfigError, match="n_categories does not go with"):
+        load_settings({"model.categories": "open", "model.n_categories": "4"}, env={})
+    with pytest.raises(ConfigError, match="generated_keys"):
+        load_settings({"model.categories": "open", "source.synthetic.generated_keys.count": "3"}, env={})
+    assert load_settings({"model.categories": "open", "source.kind": "kafka", "source.kafka.topics": "t"},
+                         env={}).model.open

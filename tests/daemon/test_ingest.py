@@ -225,3 +225,31 @@ def test_bad_event_log_is_rate_limited(caplog):
             log.report(batch.bad)
     assert len(caplog.records) == 2
     assert "'not_json': 3" in caplog.records[1].getMessage()
+
+
+def test_open_categories_count_as_sparse_cells_and_a_freed_row_drops_its_own(tmp_path):
+    from daemon.categories import CategoryTable
+    table = CategoryTable(max_categories=100_000)
+    metrics = Metrics(CollectorRegistry(), max_key_labels=10, clock=lambda: 0.0)
+    keys = KeyTable(2, "evict_least_recent")
+    ingest = Ingest(keys, table, metrics=metrics, dead_letters=DeadLetterFile(tmp_path / "dead.jsonl"),
+                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), now_rfc3339=lambda: "2026-01-01T00:00:00Z",
+                    clock=Clock(), open_width=table.max_categories)
+    assert ingest._pending.size == 0, "no [rows, K] array: K may be the whole catalogue"
+    cats = table.indices(["x", "y", "z"])
+    ingest.add(EventBatch(["k", "j"], np.array([0, 0, 1, 0]), cats[[0, 1, 2, 0]]))
+    ingest.add(EventBatch(["k"], np.array([0]), cats[[2]]))
+    pending = ingest.take()
+    rows, categories, counts = pending.cells
+    assert pending.counts is None
+    assert list(zip(rows.tolist(), categories.tolist(), counts.tolist())) == [(0, 0, 2.0), (0, 1, 1.0), (0, 2, 1.0),
+                                                                             (1, 2, 1.0)]
+    ingest.add(EventBatch(["j"], np.array([0]), cats[[1]]))
+    ingest.add(EventBatch(["new"], np.array([0, 0]), cats[[0, 0]]))   # evicts k (least recent): row 0 is new's
+    pending = ingest.take()
+    assert list(zip(*(a.tolist() for a in pending.cells))) == [(0, 0, 2.0), (1, 1, 1.0)]
+    assert pending.reset_rows == [0]
+    ingest.add(EventBatch(["j"], np.array([0]), cats[[2]]))          # new (row 0) is now the least recent
+    ingest.add(EventBatch(["late"], np.array([0]), cats[[1]]))       # evicts new, whose counts are pending
+    pending = ingest.take()
+    assert list(zip(*(a.tolist() for a in pending.cells))) == [(0, 1, 1.0), (1, 2, 1.0)], "new's counts went with it"

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from daemon.service import Service
 from daemon.settings import GumbeldSettings
@@ -19,7 +20,7 @@ LABELS = ["red", "green", "blue"]
 KEYS = [f"k{i}" for i in range(12)]
 
 
-def _settings(bootstrap: str, topic: str, group: str, state_dir, jsonl) -> GumbeldSettings:
+def _settings(bootstrap: str, topic: str, group: str, state_dir, jsonl, categories=LABELS) -> GumbeldSettings:
     return GumbeldSettings(
         source={"kind": "kafka", "kafka": {"bootstrap_servers": bootstrap, "topics": [topic], "group_id": group,
                                            "request_timeout": 3.0, "retry_backoff_max": 2.0,
@@ -27,7 +28,7 @@ def _settings(bootstrap: str, topic: str, group: str, state_dir, jsonl) -> Gumbe
                                            "rebalance_timeout_ms": 6000}},
         sinks={"stdout": False, "jsonl_path": str(jsonl), "kafka": {"enable_idempotence": False}},
         dead_letter={"path": str(state_dir / "dead.jsonl")},
-        model={"categories": LABELS}, metrics={"port": 0}, publish_interval=0.3,
+        model={"categories": categories}, metrics={"port": 0}, publish_interval=0.3,
         checkpoint={"directory": str(state_dir), "interval": 1.0})
 
 
@@ -57,13 +58,20 @@ async def _run_until_counted(settings, jsonl, expected: Counter) -> dict[str, di
     return _latest(jsonl)
 
 
-async def test_an_instance_that_leaves_for_good_hands_its_keys_over_with_their_history(kafka_broker, tmp_path):
+def _per_label(messages) -> Counter:
+    return Counter((key.decode(), json.loads(value)["category"]) for key, value in messages)
+
+
+@pytest.mark.parametrize("categories", [LABELS, "open"])
+async def test_an_instance_that_leaves_for_good_hands_its_keys_over_with_their_history(kafka_broker, tmp_path,
+                                                                                         categories):
+    """Open categories too: each instance numbers labels in its own order, rows carry the labels."""
     bootstrap, topic, group = kafka_broker.bootstrap, f"handover-{time.time_ns()}", f"g-{time.time_ns()}"
     await create_topic(bootstrap, topic, 3)
     first_part, first = _messages(3000, 1)
     await produce(bootstrap, topic, first_part)
-    before = await _run_until_counted(_settings(bootstrap, topic, group, tmp_path / "a", tmp_path / "a.jsonl"),
-                                      tmp_path / "a.jsonl", first)
+    before = await _run_until_counted(_settings(bootstrap, topic, group, tmp_path / "a", tmp_path / "a.jsonl",
+                                                categories), tmp_path / "a.jsonl", first)
 
     # every key's row is on the state topic, at the state partition of its source partition
     rows = await consume_all(bootstrap, f"gumbeld.{group}.{topic}.state")
@@ -74,12 +82,17 @@ async def test_an_instance_that_leaves_for_good_hands_its_keys_over_with_their_h
     # instance a is gone with its state directory; b, new, takes over and more events arrive
     second_part, second = _messages(1500, 2)
     await produce(bootstrap, topic, second_part)
-    after = await _run_until_counted(_settings(bootstrap, topic, group, tmp_path / "b", tmp_path / "b.jsonl"),
-                                     tmp_path / "b.jsonl", first + second)
+    after = await _run_until_counted(_settings(bootstrap, topic, group, tmp_path / "b", tmp_path / "b.jsonl",
+                                               categories), tmp_path / "b.jsonl", first + second)
+    by_label = _per_label(first_part + second_part)
     for key in KEYS:  # the full history: exact counts, and neither steps nor versions go back
         assert after[key]["events"] == first[key] + second[key]
         assert after[key]["version"] > before[key]["version"]
         assert after[key]["step"] >= before[key]["step"]
+        # every category's count arrives under its own label (float32 empirical: within 1e-4)
+        empirical = dict(zip(after[key]["categories"], after[key]["empirical"]))
+        for label in LABELS:
+            assert abs(empirical.get(label, 0.0) * after[key]["events"] - by_label[key, label]) < 1e-4 * after[key]["events"]
 
 
 class _Producer:

@@ -95,3 +95,30 @@ def test_memoised_values_decode_as_the_first_time():
     for _ in range(3):
         events, bad = _decoded(decoder, _records(values))
         assert events == [("k", "red"), ("k", "red")] and bad == [("unknown_category", 1)]
+
+
+@pytest.mark.parametrize("value_format", ["json", "scalar", "text", "array"])
+def test_open_categories_are_added_as_they_appear_in_every_format(value_format):
+    from daemon.categories import CategoryTable
+    table = CategoryTable(max_categories=3, overflow="dead_letter")
+    decoder = RecordDecoder([], value_format=value_format, table=table)
+    as_value = {"json": lambda c: json.dumps({"category": c}).encode(), "scalar": lambda c: json.dumps(c).encode(),
+                "text": lambda c: str(c).encode()}.get(value_format)
+    categories = ["teal", 7, "teal", "7", "plum", "sand", "teal"]
+    values = [json.dumps(categories).encode()] if value_format == "array" else [as_value(c) for c in categories]
+    batch = decoder.decode(_records(values))
+    assert table.labels == ["teal", "7", "plum"], "order of appearance; the integer 7 is the label '7'"
+    assert [table.labels[c] for c in batch.categories.tolist()] == ["teal", "7", "teal", "7", "plum", "teal"]
+    assert [b.reason for b in batch.bad] == ["category_limit"], "sand came past max_categories"
+    again = decoder.decode(_records(values))          # known labels now take the fast path
+    assert again.categories.tolist() == batch.categories.tolist() and len(again.bad) == 1
+
+
+def test_open_categories_fold_into_other_past_the_limit():
+    from daemon.categories import OTHER, CategoryTable
+    table = CategoryTable(max_categories=3, overflow="other")
+    batch = RecordDecoder([], table=table).decode(_records(
+        [json.dumps({"category": c}).encode() for c in ["a", "b", "c", "d", "a", -1]]))
+    assert table.labels == ["a", "b", OTHER] and table.folded == 2
+    assert [table.labels[c] for c in batch.categories.tolist()] == ["a", "b", OTHER, OTHER, "a"]
+    assert [b.reason for b in batch.bad] == ["unknown_category"], "a negative index names no category"
