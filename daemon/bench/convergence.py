@@ -15,6 +15,7 @@ import torch
 from gumbel_models import GumbelGAN, resolve_device
 
 from .machine import describe_machine
+from .open_catalogue import run_open_catalogue
 from .scenarios import Scenario, build_scenarios
 
 COLUMNS = ("name", "events", "steps", "seconds", "steps_per_second", "seconds_to_target", "tv_learned_truth",
@@ -99,7 +100,7 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gumbeld bench convergence", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    known = [s.name for s in build_scenarios()]
+    known = [s.name for s in build_scenarios()] + ["open_catalogue"]
     parser.add_argument("--scenarios", default=",".join(known), help=f"comma-separated subset of {known}")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for scenario in scenarios:
         rows.append(run_scenario(scenario, device, args.seed))
+        print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    if "open_catalogue" in wanted:  # sparse, through the open learner: not a dense Scenario
+        rows.append(run_open_catalogue(device, args.seed, scale=args.scale, budget_seconds=120.0 * args.scale))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     print("\n" + format_table(rows))
     if args.json is not None:
