@@ -21,7 +21,7 @@ import time
 from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from gumbel_models import GumbelGAN, resolve_device
+from gumbel_models import resolve_device
 
 from .categories import CategoryTable
 from .checkpoint import CheckpointError, CheckpointStore
@@ -40,7 +40,7 @@ from .settings import GumbeldSettings
 from .sinks import SnapshotSink
 from .threads import background_executor
 from .timestamps import rfc3339
-from .wiring import build_changelog, build_dead_letters, build_sinks, build_source
+from .wiring import build_changelog, build_dead_letters, build_keys, build_learner, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
 
@@ -113,20 +113,10 @@ class Service:
                  self.learner.describe(), s.metrics.host, self.http.port)
 
     def _new_learner(self) -> Learner | OpenLearner:
-        s, t = self.settings, self.settings.training
-        if self.categories is not None:
-            self.categories.load_state_dict({"labels": []})  # afresh, also after a checkpoint that did not fit
-            return OpenLearner(s.model.gan_config(), self.categories, seed=t.seed, device=t.device,
-                               round_seconds=t.round_seconds, active_set=t.active_set,
-                               max_step_cells=t.max_step_cells, clock=self._clock)
-        model = GumbelGAN(s.model.gan_config(), 0, seed=t.seed, device=t.device)
-        return Learner(model, self.labels, round_seconds=t.round_seconds, active_set=t.active_set,
-                       max_step_cells=t.max_step_cells, clock=self._clock)
+        return build_learner(self.settings, self.categories, clock=self._clock)
 
     def _new_keys(self, state=None) -> KeyTable:
-        m = self.settings.model
-        return KeyTable(m.max_keys, m.max_keys_policy) if state is None else \
-            KeyTable.from_state(state, m.max_keys, m.max_keys_policy)
+        return build_keys(self.settings, state)
 
     def _resume(self) -> dict | None:
         s = self.settings.checkpoint

@@ -1,5 +1,7 @@
-"""Building the configured source, snapshot sinks and dead-letter sink."""
+"""Building the configured learner, key table, state topics, source, snapshot sinks and dead-letter sink."""
 from __future__ import annotations
+
+from gumbel_models import GumbelGAN
 
 from .changelog.metrics import StateMetrics
 from .changelog.open_rows import OpenRowCodec
@@ -8,6 +10,9 @@ from .changelog.store import Changelog
 from .kafka.decode import RecordDecoder
 from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
 from .kafka.source import KafkaSource
+from .keys import KeyTable
+from .learner import Learner
+from .open_learner import OpenLearner
 from .settings import OPEN_SMALLEST_CLASS, GumbeldSettings
 from .sinks import DeadLetterFile, JsonLinesSink, StreamSink
 from .sources.synthetic import SyntheticSource
@@ -39,6 +44,24 @@ def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke
                             max_message_bytes=k.max_message_bytes, table=categories)
     return KafkaSource(k, decoder, health=health, metrics=metrics, on_revoke=on_revoke, on_lost=on_lost, clock=clock,
                        prepare=changelog.prepare if changelog else None, restorer=restorer if changelog else None)
+
+
+def build_learner(settings: GumbeldSettings, categories=None, *, clock) -> Learner | OpenLearner:
+    """A learner afresh: over the fixed categories, or over the open ``categories`` table (emptied:
+    also after a checkpoint that did not fit)."""
+    m, t = settings.model, settings.training
+    options = dict(round_seconds=t.round_seconds, active_set=t.active_set, max_step_cells=t.max_step_cells, clock=clock)
+    if categories is not None:
+        categories.load_state_dict({"labels": []})
+        return OpenLearner(m.gan_config(), categories, seed=t.seed, device=t.device, **options)
+    return Learner(GumbelGAN(m.gan_config(), 0, seed=t.seed, device=t.device), m.labels, **options)
+
+
+def build_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable:
+    """The key table, afresh or from a checkpoint's ``state``."""
+    m = settings.model
+    return KeyTable(m.max_keys, m.max_keys_policy) if state is None else \
+        KeyTable.from_state(state, m.max_keys, m.max_keys_policy)
 
 
 def _producer(settings: GumbeldSettings) -> Producer:
