@@ -273,6 +273,11 @@ class KafkaSource:
                     log.warning("restoring %s failed (%s); retrying in %.1f s", partition_name(tp),
                                 error or type(error).__name__, wait)
                     await asyncio.sleep(wait)
+                except Exception as error:  # not the broker: retrying would fail alike, and the partition
+                    # would stay paused unread; consuming stops with the reason instead
+                    log.exception("restoring %s failed", partition_name(tp))
+                    self._refusal = f"restoring {partition_name(tp)} failed: {type(error).__name__}: {error}"
+                    return
             if offset is not None:
                 self.offsets[tp] = offset
                 self.consumer.seek(tp, offset)

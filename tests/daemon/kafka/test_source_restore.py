@@ -98,3 +98,15 @@ async def test_a_failed_restore_is_retried_and_the_partition_stays_paused_meanwh
             break
     assert attempts == [7, 7, 7]
     assert consumer.calls == [("pause", TP), ("resume", TP)]
+
+
+async def test_a_restore_that_fails_other_than_by_the_broker_stops_consuming_with_the_reason():
+    async def restorer(tp, local_offset):
+        raise ValueError("a row the model cannot take")
+
+    source, consumer, health = _source(restorer)
+    await source.assigned({TP})
+    await asyncio.sleep(0.01)
+    assert consumer.calls == [("pause", TP)], "never resumed: its keys' state is not there"
+    assert "restoring events:0 failed: ValueError: a row the model cannot take" in source._refusal
+    assert health.ready() == (True, [])
