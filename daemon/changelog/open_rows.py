@@ -47,14 +47,17 @@ class OpenRows:
     """``A`` keys' rows over their own supports, grouped by width.
 
     ``states[W]`` holds the rows of the keys of width ``W``, in the order of their positions in
-    ``widths``; ``categories[W]`` (``[a_W, W]``, −1 padded), once :meth:`OpenRowCodec.localise`
-    has run, their supports as indices of this instance's category table.
+    ``widths``. Decoded rows also give their supports as ``codes[W]`` (``[a_W, W]``, −1 padded)
+    into ``vocabulary``, the distinct labels; once :meth:`OpenRowCodec.localise` has run,
+    ``categories[W]`` (the same shape) holds them as indices of this instance's category table.
     """
 
     widths: np.ndarray                               # [A] each key's width
     supports: list[list[str]]                        # [A] each key's labels, in column order
     states: dict[int, dict[str, torch.Tensor]]       # width → field → [a_W, …]
     categories: dict[int, np.ndarray] = field(default_factory=dict)
+    codes: dict[int, np.ndarray] = field(default_factory=dict)
+    vocabulary: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.widths)
@@ -67,15 +70,17 @@ class OpenRows:
         """The rows at ``positions``, in that order."""
         positions = np.asarray(positions, dtype=np.int64)
         widths = self.widths[positions]
-        states, categories = {}, {}
+        states, categories, codes = {}, {}, {}
         for w in np.unique(widths).tolist():
             # where each chosen key of width w sits among the rows of width w
             local = np.searchsorted(self.positions(w), positions[widths == w])
             index = torch.from_numpy(local)
             states[w] = {f: v.index_select(0, index.to(v.device)) for f, v in self.states[w].items()}
-            if w in self.categories:
-                categories[w] = self.categories[w][local]
-        return OpenRows(widths, [self.supports[p] for p in positions.tolist()], states, categories)
+            for chosen, every in ((categories, self.categories), (codes, self.codes)):
+                if w in every:
+                    chosen[w] = every[w][local]
+        return OpenRows(widths, [self.supports[p] for p in positions.tolist()], states, categories, codes,
+                        self.vocabulary)
 
 
 class OpenRowCodec:
@@ -119,30 +124,37 @@ class OpenRowCodec:
         widths = np.asarray(widths, dtype=np.int64)
         for w, fixed in by_width.items():
             states[w], versions[widths == w] = self._layout(w).parse(fixed)
-        return DecodedRows(OpenRows(widths, supports, states), versions, good, bad)
+        return DecodedRows(OpenRows(widths, supports, states, {}, *_codes(widths, supports)), versions, good, bad)
 
     @staticmethod
     def select(rows: OpenRows, positions: np.ndarray) -> OpenRows:
         return rows.select(positions)
 
     def localise(self, rows: OpenRows) -> tuple[OpenRows, list[tuple[int, str]]]:
-        """``rows`` with their supports as indices of this instance's table (labels new to it are
-        added), and the positions refused, with why: labels past ``max_categories``. On the event loop."""
-        refused, categories = [], {w: np.full((len(rows.positions(w)), w), -1, dtype=np.int64) for w in rows.states}
-        row_in_width = np.zeros(len(rows), dtype=np.int64)
-        for w in rows.states:
-            row_in_width[rows.positions(w)] = np.arange(len(rows.positions(w)))
-        for p, labels in enumerate(rows.supports):
-            indices = self.table.indices(labels)
-            if (indices < 0).any() or len(np.unique(indices)) < len(indices):
-                refused.append((p, f"its {len(labels)} categories do not fit the table (max_categories "
-                                   f"{self.table.max_categories}, overflow {self.table.overflow})"))
-                continue
-            w = int(rows.widths[p])
-            categories[w][row_in_width[p], : len(indices)] = indices
-        kept = np.setdiff1d(np.arange(len(rows)), [p for p, _ in refused])
+        """Decoded ``rows`` with their supports as indices of this instance's table (labels new to
+        it are added), and the positions refused, with why: labels past ``max_categories``.
+
+        On the event loop, which owns the table: one lookup per distinct label, the rest in NumPy
+        (:meth:`decode` found the distinct labels, off the loop).
+        """
+        lookup = np.append(self.table.indices(rows.vocabulary), -1)  # code −1 (padding) → −1
+        found, times = np.unique(lookup[lookup >= 0], return_counts=True)
+        shared = found[times > 1]  # several labels folded into one (__other__)
+        categories, refused = {}, []
+        for w, codes in rows.codes.items():
+            local = lookup[codes]
+            unfit = ((local < 0) & (codes >= 0)).any(axis=1)
+            for index in shared.tolist():  # a key with two of them would have one column twice
+                unfit |= (local == index).sum(axis=1) > 1
+            categories[w] = local
+            refused += [(p, f"its {len(rows.supports[p])} categories do not fit the table (max_categories "
+                            f"{self.table.max_categories}, overflow {self.table.overflow})")
+                        for p in rows.positions(w)[unfit].tolist()]
         local = replace(rows, categories=categories)
-        return (local.select(kept) if refused else local), refused
+        if not refused:
+            return local, []
+        refused.sort()
+        return local.select(np.setdiff1d(np.arange(len(rows)), [p for p, _ in refused])), refused
 
     def _parse(self, value: bytes) -> tuple[int, list[str]] | str:
         problem = header_problem(value, OPEN_ROW_FORMAT, self.value_bytes)
@@ -169,6 +181,20 @@ class OpenRowCodec:
         if len(set(labels)) != size:
             return "a label twice in one support"
         return width, labels
+
+
+def _codes(widths: np.ndarray, supports: list[list[str]]) -> tuple[dict[int, np.ndarray], list[str]]:
+    """Each width's supports as ``[a_W, W]`` codes (−1 padded) into the distinct labels, in order met."""
+    vocabulary: dict[str, int] = {}
+    codes = {}
+    for w in np.unique(widths).tolist():
+        at = np.flatnonzero(widths == w)
+        table = np.full((len(at), w), -1, dtype=np.int64)
+        for j, p in enumerate(at.tolist()):
+            labels = supports[p]
+            table[j, : len(labels)] = [vocabulary.setdefault(label, len(vocabulary)) for label in labels]
+        codes[w] = table
+    return codes, list(vocabulary)
 
 
 def _support_bytes(labels: list[str]) -> bytes:

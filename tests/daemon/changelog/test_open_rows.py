@@ -72,3 +72,15 @@ def test_labels_map_into_the_readers_table_and_rows_past_its_limit_are_refused()
     assert [p for p, _ in refused] == [1] and "do not fit" in refused[0][1]
     assert local.supports == [["a", "b"], ["b", "z"]] and table.labels[:3] == ["z", "b", "a"]
     assert local.categories[8][:, :2].tolist() == [[2, 1], [1, 0]] and (local.categories[8][:, 2:] == -1).all()
+
+
+def test_with_the_other_policy_one_label_folds_into_other_and_a_key_with_two_is_refused():
+    table = CategoryTable(max_categories=3, overflow="other")
+    table.indices(["a", "b", "late"])   # the table is full: "late" went to __other__
+    codec = OpenRowCodec(table)
+    decoded = codec.decode(codec.encode(_rows([["a", "x"], ["x", "y", "b"], ["b", "a"]]), versions=[1, 2, 3]))
+    local, refused = codec.localise(decoded.state)
+    assert [p for p, _ in refused] == [1], "x and y would both be __other__: one column twice"
+    assert table.labels == ["a", "b", "__other__"]
+    assert local.supports == [["a", "x"], ["b", "a"]]
+    assert local.categories[8][:, :2].tolist() == [[0, 2], [1, 0]]
