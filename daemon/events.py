@@ -49,8 +49,8 @@ class EventCodec:
     A category is accepted as one of the configured labels (a string) or as an integer index
     ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``. With open categories
     (``table``, a :class:`~daemon.categories.CategoryTable`) any string or integer ``≥ 0`` names a
-    category, added the first time it is seen; one the table refuses is ``category_limit``. Every check of a record's
-    value lives here (:meth:`parse`, :meth:`event_object`, :meth:`object_category`,
+    category, added the first time it is seen; one the table refuses is ``category_limit``.
+    Every check of a record's value lives here (:meth:`parse`, :meth:`event_object`, :meth:`object_category`,
     :meth:`category_index`); :class:`daemon.kafka.decode.RecordDecoder` calls them for the records
     its fast path cannot vouch for. ``loads`` parses JSON text (``json.loads``; the Kafka decoder
     passes ``orjson.loads``).

@@ -3,8 +3,8 @@
 Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate in
 one ``[rows, K]`` array until the trainer takes them — with open categories, as distinct
 ``(row, category)`` cells (:class:`SparseCounts`), since K may be large — so memory stays bounded
-however far training falls behind, and no event is dropped: every good event is counted once, every bad one is dead-lettered and
-counted by reason.
+however far training falls behind, and no event is dropped: every good event is counted once,
+every bad one is dead-lettered and counted by reason.
 """
 from __future__ import annotations
 

@@ -57,17 +57,19 @@ class SnapshotBatch:
         """The records of the snapshots at ``indices``."""
         indices = list(indices)
         learned, empirical = [self.learned[i].tolist() for i in indices], [self.empirical[i].tolist() for i in indices]
-        temperature = [self._temperature(i) for i in indices]
+        temperature = [self.temperature_of(i) for i in indices]
         tv, kl, js = self.tv[indices].tolist(), self.kl[indices].tolist(), self.js[indices].tolist()
         steps, events = self.steps[indices].tolist(), self.events[indices].tolist()
         versions = self.versions[indices].tolist()
         return [{"key": self.keys[i], "categories": self.categories[i] if self.per_key else self.categories,
                  "probabilities": learned[j], "empirical": empirical[j],
-                 "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]}, "temperature": temperature[j], "step": int(steps[j]), "events": int(events[j]),
+                 "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]}, "temperature": temperature[j],
+                 "step": int(steps[j]), "events": int(events[j]),
                  "published_at": self.published_at, "model": MODEL_NAME, "version": int(versions[j])}
                 for j, i in enumerate(indices)]
 
-    def _temperature(self, i: int) -> float:
+    def temperature_of(self, i: int) -> float:
+        """The temperature of snapshot ``i``."""
         return float(self.temperature[i]) if isinstance(self.temperature, np.ndarray) else self.temperature
 
     @classmethod
@@ -118,7 +120,7 @@ class Publication:
             encoded = orjson.dumps(
                 {"key": key, "categories": b.categories[i] if b.per_key else shared, "probabilities": learned[i],
                  "empirical": empirical[i], "divergence": {"tv": tv[i], "kl": kl[i], "js": js[i]},
-                 "temperature": b._temperature(i),
+                 "temperature": b.temperature_of(i),
                  "step": int(steps[i]), "events": int(events[i]), "published_at": b.published_at,
                  "model": MODEL_NAME, "version": int(versions[i])}, option=orjson.OPT_SERIALIZE_NUMPY)
             self.keys.append(key.encode())
