@@ -72,6 +72,11 @@ class CategoryTable:
         self.folded += 1
         return self._index[OTHER] if OTHER in self._index else self._add(OTHER)
 
+    def refusal(self, category: str | int) -> str:
+        """Why ``category`` was refused (index −1): the detail of its ``category_limit`` dead letter."""
+        return (f"category {str(category)[:64]!r} is new and the table holds max_categories = "
+                f"{self.max_categories} (model.category_overflow = dead_letter)")
+
     def indices(self, categories: Iterable[str | int]) -> np.ndarray:
         """:meth:`index` of each category, as int64 ``[n]``."""
         return np.fromiter((self.index(category) for category in categories), dtype=np.int64)

@@ -128,8 +128,7 @@ class EventCodec:
             raise InvalidEvent("unknown_category", f"category index {value} is negative")
         index = self.table.index(value)
         if index < 0:
-            raise InvalidEvent("category_limit", f"category {str(value)[:64]!r} is new and the table holds "
-                               f"max_categories = {self.table.max_categories} (model.category_overflow = dead_letter)")
+            raise InvalidEvent("category_limit", self.table.refusal(value))
         return index
 
 

@@ -136,8 +136,6 @@ class OpenLearner:
         """As :meth:`Learner.publication`, each snapshot over its key's support."""
         n = len(self.supports.width)
         named, labelled = grown(named, n)[:n], grown(labelled, n)[:n]
-        if len(self._labels) != len(self.table):
-            self._labels = np.array(self.table.labels, dtype=object)
         parts, worst = [], {}
         for width, learner in self.classes.items():
             size_class = self.supports.classes[width]
@@ -155,12 +153,13 @@ class OpenLearner:
     def _merged(self, parts: list, names_by_row: Sequence[str | None]) -> SnapshotBatch:
         """One batch of per-key snapshots, truncated to each key's support, from the classes' batches."""
         keys, categories, learned, empirical, temperatures, columns = [], [], [], [], [], []
+        labels = self._label_array()
         for size_class, batch in parts:
             local = np.asarray(batch.keys, dtype=np.int64)
             sizes, supports = size_class.size[local].tolist(), size_class.categories[local]
             for j, (row, size) in enumerate(zip(size_class.owner[local].tolist(), sizes)):
                 keys.append(names_by_row[row])
-                categories.append(self._labels[supports[j, :size]].tolist())
+                categories.append(labels[supports[j, :size]].tolist())
                 learned.append(batch.learned[j, :size])
                 empirical.append(batch.empirical[j, :size])
             temperatures.append(np.full(len(local), batch.temperature))
@@ -177,6 +176,7 @@ class OpenLearner:
         """As :meth:`Learner.take_changed_rows`, by key row: each key's state over its support, with the
         support's labels (:class:`~daemon.changelog.open_rows.OpenRows`)."""
         key_rows, widths, supports, states, versions = [], [], [], {}, []
+        labels = self._label_array()
         for width, learner in self.classes.items():
             rows, state, class_versions = learner.take_changed_rows()
             size_class = self.supports.classes[width]
@@ -187,7 +187,7 @@ class OpenLearner:
             index = torch.from_numpy(held)
             states[width] = {f: v.index_select(0, index.to(v.device)) for f, v in state.items()}
             for row in rows[held].tolist():
-                supports.append(self._labels_of(size_class.categories[row, : size_class.size[row]]))
+                supports.append(labels[size_class.categories[row, : size_class.size[row]]].tolist())
             key_rows.append(owner[held])
             widths.append(np.full(len(held), width))
             versions.append(class_versions[held])
@@ -195,9 +195,11 @@ class OpenLearner:
             return np.zeros(0, np.int64), OpenRows(np.zeros(0, np.int64), [], {}), np.zeros(0, np.int64)
         return np.concatenate(key_rows), OpenRows(np.concatenate(widths), supports, states), np.concatenate(versions)
 
-    def _labels_of(self, categories: np.ndarray) -> list[str]:
-        labels = self.table.labels  # appended to by the event loop: read, never changed, here
-        return [labels[c] for c in categories.tolist()]
+    def _label_array(self) -> np.ndarray:
+        """The table's labels as an array, to index by category (renewed when the table grew)."""
+        if len(self._labels) != len(self.table):  # the event loop appends to it; read, never changed, here
+            self._labels = np.array(self.table.labels, dtype=object)
+        return self._labels
 
     def mark_changed(self, key_rows: np.ndarray) -> None:
         """Rows taken by :meth:`take_changed_rows` that could not be written: taken again next time."""

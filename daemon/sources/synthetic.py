@@ -136,8 +136,7 @@ class SyntheticSource:
         drawn, inverse = np.unique(batch.categories, return_inverse=True)
         indices = self._table.indices(drawn.tolist())[inverse]
         refused = indices < 0
-        bad = [BadEvent("category_limit", f"category {int(c)} is new and the table holds max_categories = "
-                        f"{self._table.max_categories}", {"key": batch.key_names[k], "category": int(c)})
+        bad = [BadEvent("category_limit", self._table.refusal(int(c)), {"key": batch.key_names[k], "category": int(c)})
                for k, c in zip(batch.keys[refused], batch.categories[refused])]
         return EventBatch(batch.key_names, batch.keys[~refused], indices[~refused], bad)
 
