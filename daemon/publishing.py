@@ -4,12 +4,18 @@ Each ``publish_interval`` the :class:`Publisher`
 
 1. evicts the keys idle past ``model.key_ttl`` and collects every eviction since the last publish;
 2. adds the events counted since then to the per-key metrics;
-3. on the training thread, absorbs pending counts and picks the keys whose snapshot changed
-   (new events, learned probabilities moved by more than ``publish_tolerance``, or not published
-   for ``publish_full_interval``), read from the device in one go;
+3. on the training thread, picks the keys whose snapshot changed (new events, learned
+   probabilities moved by more than ``publish_tolerance``, or not published for
+   ``publish_full_interval``), read from the device in one go;
 4. encodes them once, in a worker thread, and hands the same bytes to every sink;
 5. updates the per-key gauges of the at most ``metrics.max_key_labels`` keys with series of their own.
 
+A snapshot is the model as the latest training round left it: the learned distribution next to
+the histogram it was trained on. Events counted since that round began join the next round and
+the next snapshot (the final publish at shutdown counts them first): published at once, they
+would stand next to a learned distribution that has not seen them yet (in ``gumbeld bench scale``
+at 100,000 keys, p99 TV while streaming 0.030 in two runs, against 0.023 and 0.026 as the round
+left it).
 Nothing in it walks all keys on the event loop. Evictions a sink failed to take are sent again
 with the next publish, and are part of the checkpoint, so a tombstone is delivered at least once.
 A sink whose reader went away (:class:`~daemon.sinks.ReaderGone`: ``gumbeld run | head`` after
@@ -45,11 +51,13 @@ class Publisher:
         self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
         self.consuming = False             # no TTL expiry before the source delivers after a start
 
-    async def publish(self) -> None:
+    async def publish(self, final: bool = False) -> None:
+        """One publication; ``final`` (at shutdown) counts the pending events into it first."""
         evictions = self.collect_evictions()                                            # 1.
         self.ingest.report_events()                                                     # 2.
         s = self.settings
-        pending, labelled = self._take(), self.ingest.labelled_rows()
+        pending = self._take() if final else None
+        labelled = self.ingest.labelled_rows()
         names, named = list(self.keys.names_by_row), self.keys.live[: self.keys.n_rows].copy()
         named[self.keys.peek_freed()] = False  # not reset yet (a checkpoint holds them): not the new key's state
         publication, worst = await self._run(self._absorbed, pending, lambda: self.learner.publication(
@@ -100,8 +108,9 @@ class Publisher:
         return list(self.unsent)
 
     def _absorbed(self, pending, action):
-        """On the training thread: count ``pending`` (taken on the loop) into the model, then ``action()``."""
-        self.learner.absorb(pending)
+        """On the training thread: count ``pending`` (taken on the loop, if any) into the model, then ``action()``."""
+        if pending is not None:
+            self.learner.absorb(pending)
         return action()
 
     def _encode(self, publication: Publication) -> list[dict]:

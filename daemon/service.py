@@ -198,14 +198,14 @@ class Service:
                 await self._new_events.wait()
                 await asyncio.sleep(self.settings.training.round_seconds)
 
-    async def publish(self) -> None:
+    async def publish(self, final: bool = False) -> None:
         """The changed snapshots and the evictions, to every sink (see :mod:`daemon.publishing`).
 
         Not while partitions move: their keys' rows were written at the revocation, and a snapshot
         published after it would be newer than what the next owner restores (its version would repeat).
         """
         if not self.source.rebalancing:
-            await self.publisher.publish()
+            await self.publisher.publish(final)
 
     async def checkpoint(self, final: bool = False) -> None:
         """Save the whole state with the offsets it includes, and commit those offsets.
@@ -293,7 +293,7 @@ class Service:
         startup opened, also after a startup that failed half-way."""
         if self._started:
             self.health.draining()
-            await self.publish()
+            await self.publish(final=True)
             await self.checkpoint(final=True)
         if self.source is not None:
             await self.source.stop()

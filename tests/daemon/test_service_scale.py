@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
+from daemon.ingest import Pending
 from daemon.service import Service
 from tests.daemon.in_process import SHUTDOWN_TIMEOUT, RecordingSink, ScriptedSource, \
     service_settings, train_threads
@@ -216,6 +217,37 @@ async def test_json_lines_get_changed_keys_only_and_an_eviction_record_after_the
     assert events == sorted(events) and events[-1] > events[0]
     steady_gaps = [_epoch(b["published_at"]) - _epoch(a["published_at"]) for a, b in zip(steady, steady[1:])]
     assert max(steady_gaps) < full - 0.2, f"a key with new events waited {max(steady_gaps):.2f} s to be published"
+
+
+async def test_a_snapshot_holds_the_events_of_its_training_round_and_the_final_one_every_event(tmp_path):
+    """Training stops taking counts after the key's first 300 events; 200 more are counted by
+    ingest. The snapshots published meanwhile show the model as its rounds left it (300 events);
+    the final one, at shutdown, counts the rest in first."""
+    out = tmp_path / "snapshots.jsonl"
+    settings = service_settings(tmp_path, model={"categories": ["a", "b", "c"]}, sinks={"jsonl_path": str(out)},
+                                source={"synthetic": {"keys": {"unused": {"probabilities": [0.5, 0.3, 0.2]}}}},
+                                publish_interval=0.1, publish_full_interval=0.2)
+    source, rng = ScriptedSource(), np.random.default_rng(2)
+    service = Service(settings, source=source)
+    task = asyncio.create_task(service.serve())
+
+    def snapshots() -> list[dict]:
+        return [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+
+    try:
+        await until(task, lambda: _started(service), 60, "startup")
+        source.push("k", rng.choice(3, size=300, p=[0.5, 0.3, 0.2]))
+        await until(task, lambda: any(r.get("events") == 300 for r in snapshots()), 30, "the first snapshot")
+        service._take = lambda: Pending(service.keys.n_rows, None, [])  # training takes no more counts
+        source.push("k", rng.choice(3, size=200, p=[0.5, 0.3, 0.2]))
+        await until(task, lambda: _metric(service, "gumbeld_events_total", {"key": "k"}) == 500, 30, "ingest")
+        published = len(snapshots())
+        await until(task, lambda: len(snapshots()) >= published + 3, 30, "three more snapshots")
+    finally:
+        service.stopping.set()
+        assert await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT + 5) == 0
+    events = [r["events"] for r in snapshots() if r.get("key") == "k"]
+    assert set(events[:-1]) == {300} and events[-1] == 500, events
 
 
 async def test_evictions_collected_by_a_publish_cut_short_by_the_stop_are_still_delivered(tmp_path):
