@@ -8,8 +8,8 @@ loop), **train** in time-bounded rounds on the training thread (the keys with so
 none at all once every key settled), **publish** the changed snapshots every ``publish_interval``,
 **checkpoint** every ``checkpoint.interval``, and **watch** the event loop's lag. Shutdown: the main
 loop's tasks are cancelled, so ingest and training stop; ``/readyz`` turns 503; the final publish
-and the final checkpoint run on the training thread after the round already there (it ends within
-``training.round_seconds``); then the source, snapshot sinks, dead-letter sink, HTTP server and
+and the final checkpoint's copy of the state run on the training thread after the round already
+there (it ends within ``training.round_seconds``); then the source, snapshot sinks, dead-letter sink, HTTP server and
 training thread close, in that order. A startup that fails half-way closes what it had opened.
 """
 from __future__ import annotations
@@ -214,8 +214,10 @@ class Service:
         2. make the dead letters of those events durable; count the pending events into the model
            (nothing more to do if nothing changed since the last checkpoint);
         3. with state topics: write the rows of the changed keys (and tombstones), acks=all;
-        4. with state topics: commit the offsets, then save the local checkpoint;
-           without: save the local checkpoint, then commit.
+        4. copy the model's state on the training thread (from then on training takes new counts
+           again); with state topics: commit the offsets, then save the local checkpoint; without:
+           save the local checkpoint, then commit. The save runs on a worker thread, so training
+           does not pause for it.
         A crash between any two steps loses nothing and counts nothing twice. Offsets never get
         ahead of the state that holds their events: of the local checkpoint without state topics;
         of the rows with them, which a new owner restores (a row written ahead of the commit says
@@ -239,9 +241,12 @@ class Service:
                     return
                 if self.changelog is not None:
                     await self.handover.write(keys["names"], position)                   # 3.
+                state = await self._run(lambda: service_state(self.labels, keys, evictions,
+                                                              self.learner.state_dict(), position))
+                self._checkpointing = False  # the state is a copy now: training takes counts again
+                if self.changelog is not None:
                     await self._commit(position)                                         # 4.
-                await self._run(lambda: self.store.save(service_state(
-                    self.labels, keys, evictions, self.learner.state_dict(), position)))
+                await asyncio.to_thread(self.store.save, state)  # not on the training thread: it trains on
                 self._saved = saved
                 self.metrics.checkpoint_written()
             except (OSError, KafkaError, asyncio.TimeoutError) as error:

@@ -12,6 +12,7 @@ import torch
 
 from daemon.service import Service, StartupError
 from daemon.settings import GumbeldSettings
+from tests.daemon.serving import until
 
 TRUTH = np.array([0.0, 0.0, 0.1, 0.3, 0.6])
 
@@ -39,11 +40,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
 
 async def _run_until(service: Service, condition, timeout: float = 30.0):
     task = asyncio.create_task(service.serve())
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert not task.done(), task.exception() if task.done() else None
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
+    await until(task, condition, timeout, "the condition")
     return task
 
 
@@ -134,6 +131,29 @@ async def test_checkpoint_of_other_categories_is_refused(tmp_path):
     other = _settings(tmp_path, model={"categories": ["a", "b", "c", "d", "e"]})
     with pytest.raises(StartupError, match="categories"):
         await Service(other, sinks=[]).startup()
+
+
+async def test_training_takes_new_counts_while_a_checkpoint_is_written(tmp_path):
+    # the first save waits until the model counted events past those it holds: on the training
+    # thread, or with training kept off new counts until it ends, it would wait its 10 s out
+    service, grown = Service(_settings(tmp_path), sinks=[]), []
+
+    def save_when_counts_moved(state):
+        if not grown:
+            held = int(state["learner"]["model"]["histogram"]["events"].sum())
+            deadline = time.monotonic() + 10
+            while int(service.learner.model.histogram.events.sum()) <= held and time.monotonic() < deadline:
+                time.sleep(0.01)
+            grown.append(int(service.learner.model.histogram.events.sum()) - held)
+        return save(state)
+
+    task = await _run_until(service, lambda: service.store is not None)
+    save, service.store.save = service.store.save, save_when_counts_moved
+    await until(task, lambda: bool(grown), 30, "a checkpoint save")
+    service.stopping.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert grown[0] > 0
+    assert int(service.store.load()["learner"]["model"]["histogram"]["events"].sum()) > 0
 
 
 async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path):
