@@ -3,9 +3,14 @@
 Every method runs on a single-thread executor, so training rounds, publications and checkpoint
 states never interleave and need no locks. A round is bounded in time, not steps: it trains the
 keys that still had something to learn when it started (see :mod:`gumbel_models.settling`), in
-chunks of at most ``max_step_cells`` keys × samples × categories, most misattributed events first, over and
-over until ``round_seconds`` have passed; when no key has anything to learn it returns at once. Values cross to the host a few times per round (the active set,
-losses, counters) and once per publication — never inside the training steps.
+chunks of at most ``max_step_cells`` keys × samples × categories, highest priority first, in passes
+over a growing prefix of the plan — its first chunk, then two, four, … and then all of it, over and
+over — until ``round_seconds`` have passed; when no key has anything to learn it returns at once.
+The keys that gain most from a step take the most steps: with one pass over every chunk per turn,
+the keys of ``gumbeld bench scale`` at 100,000 keys with 100–400 events took 4 steps per round
+(~31 steps/s in seconds 5–10) whatever their priority; with the doubling prefix, ~56 steps/s.
+Values cross to the host a few times per round (the active set, losses, counters) and once per
+publication — never inside the training steps.
 """
 from __future__ import annotations
 
@@ -105,14 +110,17 @@ class Learner:
         start = self._timer()
         deadline, steps, key_steps = start + self.round_seconds, 0, 0
         plan = self._plan()  # once per round: a key that settles mid-round trains on until the round ends
+        # chunks in this pass, doubling: the first in line take the most steps (all keys: every step)
+        reach = 1 if self.active_set else len(plan.chunks)
         while plan.chunks and self._timer() < deadline:
-            for rows, samples, lr_scale in plan.chunks:
+            for rows, samples, lr_scale in plan.chunks[:reach]:
                 self.model.step(BLOCK_STEPS, rows=rows, samples=samples, lr_scale=lr_scale)
                 self._trained.index_fill_(0, rows, True)
                 self._unwritten.index_fill_(0, rows, True)
                 steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
                 if self._timer() >= deadline:
                     break
+            reach *= 2
         active = plan.active
         if steps:
             self._changed, self.revision = True, self.revision + 1
@@ -126,7 +134,7 @@ class Learner:
                           active, int(with_data) - active)
 
     def _plan(self) -> "_Plan":
-        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, most misattributed events first."""
+        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, highest priority first."""
         model = self.model
         if self.active_set:
             rows, samples = model.active_keys()

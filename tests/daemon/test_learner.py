@@ -42,16 +42,21 @@ def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_
     return learner, timer, stepped
 
 
-def test_a_round_stops_at_its_time_budget_even_inside_a_plan():
-    # one key per chunk, so a plan has three chunks; the budget runs out in the second plan
-    learner, timer, stepped = _learner([SKEWED, SKEWED[::-1], [5000.0, 0.0, 5000.0, 0.0]],
-                                       round_seconds=4.0, max_step_cells=1)
+def test_a_round_passes_over_a_doubling_prefix_of_the_plan_until_its_time_budget():
+    # one key per chunk, so a plan has three chunks: passes over the first one, two, then three
+    counts = [SKEWED, SKEWED[::-1], [5000.0, 0.0, 5000.0, 0.0]]
+    learner, timer, stepped = _learner(counts, round_seconds=6.0, max_step_cells=1)
+    order = [rows.tolist() for rows, _, _ in learner._plan().chunks]
     stats = learner.train(Pending(3, None, []))
-    assert len(stepped) == 4 and all(len(rows) == 1 for rows in stepped)
-    assert sorted(r for rows in stepped[:3] for r in rows) == [0, 1, 2]
-    assert stats.steps == 4 * BLOCK_STEPS and stats.key_steps == 4 * BLOCK_STEPS
-    assert stats.seconds == 4.0 and timer.now == 4.0
-    assert learner.model.key_steps().sum().item() == 4 * BLOCK_STEPS
+    first, second, third = order
+    assert stepped == [first, first, second, first, second, third]
+    assert stats.steps == 6 * BLOCK_STEPS and stats.key_steps == 6 * BLOCK_STEPS
+    assert stats.seconds == 6.0 and timer.now == 6.0
+    assert learner.model.key_steps().sum().item() == 6 * BLOCK_STEPS
+    # the budget runs out inside a pass
+    learner, timer, stepped = _learner(counts, round_seconds=4.0, max_step_cells=1)
+    stats = learner.train(Pending(3, None, []))
+    assert stepped == [first, first, second, first] and stats.seconds == 4.0 == timer.now
 
 
 def test_a_step_longer_than_the_budget_ends_the_round_after_it():
