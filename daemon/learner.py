@@ -152,8 +152,7 @@ class Learner:
             order = first[starts].tolist() if starts else []
             chunks += [(order[i], of_class[s:s + per_step], m) for i, s in enumerate(starts)]
         chunks.sort(key=lambda chunk: chunk[0])
-        full = model.config.samples_per_step
-        return _Plan(rows.numel(), [(chunk_rows, m, model.settling.step_scale(m, full) if self.active_set else 1.0)
+        return _Plan(rows.numel(), [(chunk_rows, m, model.settling.step_scale(m) if self.active_set else 1.0)
                                     for _, chunk_rows, m in chunks])
 
     # -- publishing ---------------------------------------------------------------------------

@@ -55,7 +55,8 @@ class GumbelGAN:
             n_keys, k, window=config.change_window, p_value=config.change_p_value, device=self.device)
         self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, change=change, device=self.device)
         self.settling = Settling(n_keys, tolerance=config.settle_tolerance, floor=config.settle_floor,
-                                 max_steps_awake=config.max_steps_awake, device=self.device)
+                                 max_steps_awake=config.max_steps_awake, max_samples=config.samples_per_step,
+                                 min_samples=config.min_samples_per_step, device=self.device)
         # soft samples are not vertices, so only hard ones have an exact expected fake term
         self._expected_fake = config.hard and config.expected_fake
         self.t = 0
@@ -145,7 +146,7 @@ class GumbelGAN:
         self._refresh_reference(index)
 
     def active_keys(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Rows that still have something to learn (``[A]``, most misattributed events first) and the samples per
+        """Rows that still have something to learn (``[A]``, highest priority first) and the samples per
         step each needs (``[A]``); see :mod:`.settling`.
 
         Evaluates only keys that received events or were trained since the last call; reads back
@@ -162,8 +163,7 @@ class GumbelGAN:
             steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
             rows, tolerances = self.settling.evaluate(self.probabilities(rows=rows), empirical, mass,
                                                       mask.sum(dim=-1), steps, rows)
-        c = self.config
-        return rows, self.settling.samples(tolerances, c.samples_per_step, min(c.min_samples_per_step, c.samples_per_step))
+        return rows, self.settling.samples(tolerances)
 
     @property
     def temperature(self) -> float:
