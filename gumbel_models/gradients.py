@@ -4,9 +4,9 @@ The losses are defined in :mod:`gumbel_models.discriminator`; with a linear scor
 ``s = w·x + β`` their gradients need no autograd graph, which makes a training step a few fused
 tensor operations instead of a graph of ~100 small ones. Tests check both against autograd.
 
-Samples arrive as their parts: ``soft`` ``y = softmax((θ+g)/τ)`` ``[B, M, K]`` and, for hard
-(straight-through) samples, ``index`` ``z = argmax(θ+g)`` ``[B, M]`` — the one-hot forward value
-``e_z`` is never materialised.
+Samples arrive as a :mod:`.samples` batch, which contracts the soft samples
+``y = softmax((θ+g)/τ)`` and the forward values ``x`` (the one-hot ``e_z``, ``z = argmax(θ+g)``, of
+hard straight-through samples; else ``y``) against per-row vectors without materialising them.
 
 Discriminator, with ``x_m`` the forward sample (``e_{z_m}`` or ``y_m``) and ``σ`` the logistic::
 
@@ -22,27 +22,22 @@ Generator, ``ℓ = softplus(−s)``; the straight-through gradient is the soft s
 ``∂y_k/∂θ_j = y_k(δ_jk − y_j)/τ`` gives::
 
     ∂L/∂θ_j = −(1/(τM))·Σ_m σ(−s_m)·y_mj·(w_j − y_m·w)
+       = −(1/(τM))·(w_j·Σ_m a_m·y_mj − Σ_m a_m·(y_m·w)·y_mj),   a_m = σ(−s_m)
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-
-def forward_scores(params: torch.Tensor, soft: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
-    """``s_m = w·x_m + β`` ``[B, M]``: ``x_m = e_{z_m}`` when ``index`` is given, else ``y_m``."""
-    w, bias = params[:, :-1], params[:, -1:]
-    if index is None:
-        return torch.einsum("bmk,bk->bm", soft, w) + bias
-    return w.gather(1, index) + bias
+from .samples import Samples
 
 
-def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | tuple,
+def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | Samples,
                        gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient ``[B, K+1]`` and loss ``[B]`` of real (``p̂`` ``[B, K]``) + fake + R1 terms.
 
     ``fake`` is either the generator's probabilities ``q`` ``[B, K]`` (exact expected fake term
-    of hard samples) or drawn samples ``(soft, index)``.
+    of hard samples) or drawn samples.
     """
     w, bias = params[:, :-1], params[:, -1:]
     vertex_scores = w + bias
@@ -53,13 +48,9 @@ def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Ten
         fake_bias_grad = fake_grad.sum(-1, keepdim=True)
         loss = loss + (fake * F.softplus(vertex_scores)).sum(-1)
     else:
-        soft, index = fake
-        scores = forward_scores(params, soft, index)
-        fake_weight = torch.sigmoid(scores) / soft.shape[1]
-        if index is None:
-            fake_grad = torch.einsum("bm,bmk->bk", fake_weight, soft)
-        else:
-            fake_grad = torch.zeros_like(w).scatter_add_(1, index, fake_weight)
+        scores = fake.forward_dot(w) + bias                                  # s_m  [B, M]
+        fake_weight = torch.sigmoid(scores) / fake.n_samples
+        fake_grad = fake.forward_sum(fake_weight)
         fake_bias_grad = fake_weight.sum(-1, keepdim=True)
         loss = loss + F.softplus(scores).mean(-1)
     grad_w = real_grad + fake_grad + gamma * w
@@ -67,17 +58,12 @@ def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Ten
     return torch.cat([grad_w, grad_b], dim=-1), loss
 
 
-def generator_step(params: torch.Tensor, soft: torch.Tensor, index: torch.Tensor | None,
-                   temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient ``[B, K]`` with respect to the logits, and loss ``[B]``, of ``mean_m softplus(−s_m)``.
-
-    Expanded as ``−(1/(τM))·(w ⊙ Σ_m a_m·y_m − Σ_m a_m·(y_m·w)·y_m)`` with ``a_m = σ(−s_m)``: two
-    batched matrix products, no ``[B, M, K]`` temporaries.
-    """
-    w = params[:, :-1]
-    scores = forward_scores(params, soft, index)
-    weight = torch.sigmoid(-scores)                                      # a_m      [B, M]
-    dot = torch.bmm(soft, w.unsqueeze(-1)).squeeze(-1)                   # y_m · w  [B, M]
-    sums = torch.bmm(torch.stack([weight, weight * dot], dim=1), soft)   # [B, 2, K]
-    grad = (w * sums[:, 0] - sums[:, 1]) * (-1.0 / (temperature * soft.shape[1]))
+def generator_step(params: torch.Tensor, samples: Samples, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ``[B, K]`` with respect to the logits, and loss ``[B]``, of ``mean_m softplus(−s_m)``."""
+    w, bias = params[:, :-1], params[:, -1:]
+    scores = samples.forward_dot(w) + bias                                   # s_m      [B, M]
+    weight = torch.sigmoid(-scores)                                          # a_m      [B, M]
+    dot = samples.soft_dot(w)                                                # y_m · w  [B, M]
+    sums = samples.soft_sum(torch.stack([weight, weight * dot]))            # [2, B, K]
+    grad = (w * sums[0] - sums[1]) * (-1.0 / (temperature * samples.n_samples))
     return grad, F.softplus(-scores).mean(-1)

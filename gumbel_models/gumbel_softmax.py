@@ -33,6 +33,15 @@ def check_temperature(temperature: float) -> float:
     return t
 
 
+def _noise_range() -> float:
+    """Width of the interval the clamped noise lies in: ``−log(−log(1 − eps)) + log(−log(tiny))``."""
+    finfo = torch.finfo(torch.float32)
+    return -math.log(-math.log1p(-finfo.eps)) + math.log(-math.log(finfo.tiny))
+
+
+NOISE_RANGE = _noise_range()  # ≈ 20.4: g lies in [−4.47, 15.9]
+
+
 def gumbel_noise(shape: torch.Size | tuple[int, ...], *, generator: torch.Generator | None,
                  device: torch.device | str | None = None) -> torch.Tensor:
     """Standard Gumbel noise in float32, finite by construction."""

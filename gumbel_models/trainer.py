@@ -26,10 +26,10 @@ from .change_detector import ChangeDetector
 from .config import GANConfig, resolve_device
 from .divergence import divergences
 from .generator import CategoricalGenerator
-from .gumbel_softmax import perturbed_logits
 from .histogram import EmpiricalHistogram
 from .settling import Settling
 from .players import Players
+from . import samples as gumbel_samples
 from .row_adam import RowAdam
 
 STATE_FORMAT = 2
@@ -198,7 +198,7 @@ class GumbelGAN:
             self._discriminator_update(p, drawn, lr_scale)
         for _ in range(self.config.generator_steps):
             # θ has not moved since the last D update drew its samples: reuse them once.
-            self._generator_update(p, drawn or self._draw(p, tau, samples), tau, lr_scale)
+            self._generator_update(p, self._draw(p, tau, samples) if drawn is None else drawn, tau, lr_scale)
             drawn = None
         self.t += 1
         if self.t % RECENTRE_EVERY == 0:
@@ -212,12 +212,10 @@ class GumbelGAN:
         decay = self.config.lr_decay_steps
         return 1.0 if decay is None else 1.0 / (1.0 + self.t / decay)
 
-    def _draw(self, p: Players, tau: float, samples: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Soft samples ``[B, M, K]`` and, in hard mode, their Gumbel-max indices ``[B, M]``."""
-        perturbed = perturbed_logits(p.generator.masked(p.generator.logits), tau, samples, generator=self.rng)
-        soft = torch.softmax(perturbed, dim=-1)
-        # max(dim).indices is the argmax, and on CPU a quarter faster than argmax itself
-        return soft, (perturbed.max(dim=-1).indices if self.config.hard else None)
+    def _draw(self, p: Players, tau: float, samples: int) -> gumbel_samples.Samples:
+        """``samples`` Gumbel-softmax samples of every row, from one noise draw (:mod:`.samples`)."""
+        return gumbel_samples.draw(p.generator.masked(p.generator.logits), tau, samples, hard=self.config.hard,
+                                   generator=self.rng)
 
     def _real_weights(self, p: Players) -> torch.Tensor:
         if self.config.real_batch is None:
@@ -235,7 +233,7 @@ class GumbelGAN:
         p.d_loss = loss
 
     def _generator_update(self, p: Players, samples, tau: float, lr_scale: float) -> None:
-        grad, loss = generator_step(p.d_params, *samples, tau)
+        grad, loss = generator_step(p.d_params, samples, tau)
         grad, on = self._skip_nonfinite(p, grad)
         p.g_opt.step(p.generator.logits, grad, on, lr_scale * self.config.young_step_scale(p.g_opt.steps))
         p.generator.after_update(p.g_opt.steps, on)

@@ -5,6 +5,7 @@ import torch
 from gumbel_models import discriminator as disc
 from gumbel_models.gradients import discriminator_step, generator_step
 from gumbel_models.gumbel_softmax import perturbed_logits
+from gumbel_models.samples import DenseSamples
 
 
 def _samples(logits, tau, hard, gen):
@@ -24,7 +25,7 @@ def test_discriminator_gradient_matches_autograd(hard):
     _, soft, index, forward = _samples(logits, 0.6, hard, gen)
     loss = disc.real_loss_from_counts(params, real) + disc.fake_loss(params, forward) + disc.r1_penalty(params, 0.3)
     (expected,) = torch.autograd.grad(loss.sum(), params)
-    grad, value = discriminator_step(params.detach(), real, (soft, index), 0.3)
+    grad, value = discriminator_step(params.detach(), real, DenseSamples(soft, index), 0.3)
     assert torch.allclose(grad, expected, atol=1e-12)
     assert torch.allclose(value, loss.detach(), atol=1e-12)
 
@@ -45,7 +46,7 @@ def test_generator_gradient_matches_straight_through_autograd(hard):
         forward = soft
     loss = disc.generator_loss(params, forward)
     (expected,) = torch.autograd.grad(loss.sum(), logits)
-    grad, value = generator_step(params, soft.detach(), index if hard else None, tau)
+    grad, value = generator_step(params, DenseSamples(soft.detach(), index if hard else None), tau)
     assert torch.allclose(grad, expected, atol=1e-12)
     assert torch.allclose(value, loss.detach(), atol=1e-12)
 
@@ -56,6 +57,6 @@ def test_expected_fake_term_is_the_mean_over_many_hard_samples():
     params = torch.randn(3, 6, generator=gen, dtype=torch.float64)
     real = torch.softmax(torch.randn(3, 5, generator=gen, dtype=torch.float64), -1)
     perturbed = perturbed_logits(logits, 0.5, 400_000, generator=gen)
-    sampled, _ = discriminator_step(params, real, (torch.softmax(perturbed, -1), perturbed.argmax(-1)), 0.1)
+    sampled, _ = discriminator_step(params, real, DenseSamples(torch.softmax(perturbed, -1), perturbed.argmax(-1)), 0.1)
     exact, _ = discriminator_step(params, real, torch.softmax(logits, -1), 0.1)
     assert torch.allclose(sampled, exact, atol=5e-3)  # Monte Carlo error ~1e-3 at 400k samples
