@@ -1,10 +1,11 @@
 """``gumbeld bench scale``: the real service with many keys — throughput, accuracy, settling, cost.
 
 Usage: ``gumbeld bench scale [--keys 10000,100000] [--baseline-keys 10000] [--stream-seconds 60]
-[--rate 100000] [--settle-seconds 30] [--max-settle-wait 300] [--embedded] [--keep DIR] [--json PATH]``
+[--rate 100000] [--settle-seconds 30] [--max-settle-wait 300] [--zipf 1.1] [--dirichlet-alpha 0.5]
+[--categories 16] [--seed 0] [--embedded] [--keep DIR] [--json PATH]``
 
-Each run starts ``python -m daemon run`` on the synthetic source with N generated keys (Zipf(1.1)
-popularity, a Dirichlet(0.5) distribution each over 16 categories) streaming ``rate ×
+Each run starts ``python -m daemon run`` on the synthetic source with N generated keys (by default
+Zipf(1.1) popularity, a Dirichlet(0.5) distribution each over 16 categories) streaming ``rate ×
 stream-seconds`` events, then lets it train on until it settles, and stops it with SIGTERM.
 Mode ``active`` trains only the keys with something to learn (``training.active_set``); the
 baseline ``all_keys`` steps every key every step. Every second it scrapes ``/metrics`` and reads
@@ -70,8 +71,8 @@ def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tup
 
 
 def scale_flags(mode: str, keys: int, args, workdir: Path) -> list[str]:
-    generated = {"count": keys, "popularity_zipf": 1.1, "dirichlet_alpha": 0.5, "seed": 0}
-    return ["--model.n_categories", str(CATEGORIES), "--model.max_keys", str(keys),
+    generated = {"count": keys, "popularity_zipf": args.zipf, "dirichlet_alpha": args.dirichlet_alpha, "seed": args.seed}
+    return ["--model.n_categories", str(args.categories), "--model.max_keys", str(keys),
             "--source.synthetic.generated_keys", json.dumps(generated),
             "--source.synthetic.rate", f"{args.rate:g}", "--source.synthetic.events", str(events_target(args)),
             "--sinks.stdout", "false", "--sinks.jsonl_path", str(workdir / "snapshots.jsonl"),
@@ -274,8 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             ("--sample-seconds", 1.0, "seconds between scrapes of /metrics"),
             ("--startup-timeout", 120.0, "seconds to wait for /livez"),
             ("--shutdown-timeout", 120.0, "seconds after SIGTERM before SIGKILL"),
-            ("--embedded-seconds", 60.0, "length of the --embedded run")):
-        parser.add_argument(flag, type=float, default=default, help=f"{text} (default {default:g})")
+            ("--embedded-seconds", 60.0, "length of the --embedded run"),
+            ("--zipf", 1.1, "key popularity: key i is drawn with probability ∝ (i+1)^-this"),
+            ("--dirichlet-alpha", 0.5, "each key's distribution is drawn from Dirichlet(this)"),
+            ("--categories", CATEGORIES, "K, the categories of every key"),
+            ("--seed", 0, "seed of the generated keys and their distributions")):
+        parser.add_argument(flag, type=type(default), default=default, help=f"{text} (default {default:g})")
     parser.add_argument("--embedded", action="store_true", help="also measure plain 'gumbeld run' (embedded default)")
     parser.add_argument("--keep", type=Path, help="keep each run's directory under DIR (default: temporary)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
