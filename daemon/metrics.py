@@ -27,83 +27,19 @@ from __future__ import annotations
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily, Metric
 
+from .metric_collectors import OTHER_KEY, CheckpointAgeCollector, KeyGaugesCollector, KeyValues
 from .version import package_version
 
-OTHER_KEY = "__other__"
 DIVERGENCE_MEASURES = ("tv", "kl", "js")
 # One training step takes from tens of microseconds (few keys, CPU) to about a second
 # (many keys, large samples_per_step); roughly three buckets per decade over that range.
 LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 STEP_DURATION_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2,
                          0.1, 0.25, 0.5, 1.0)
-
-
-@dataclass(frozen=True)
-class _KeyValues:
-    categories: tuple[str, ...]
-    learned: tuple[float, ...]
-    empirical: tuple[float, ...]
-    divergence: tuple[tuple[str, float], ...]
-
-
-class _CheckpointAgeCollector:
-    """``gumbeld_checkpoint_age_seconds``, computed at scrape time; no sample before a checkpoint."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.saved_at: float | None = None
-
-    def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily("gumbeld_checkpoint_age_seconds",
-                                "Seconds since the checkpoint last held the current state (saved, or found "
-                                "unchanged); absent before the first.")
-
-    def collect(self) -> Iterator[Metric]:
-        family = next(self.describe())
-        saved_at = self.saved_at
-        if saved_at is not None:
-            family.add_metric([], max(0.0, self.clock() - saved_at))
-        yield family
-
-
-class _KeyGaugesCollector:
-    """``gumbeld_probability`` and ``gumbeld_divergence``, from the latest values of each key."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.labelled: dict[str, _KeyValues] = {}
-        self.other_divergence: dict[str, float] = {}  # per measure, the worst among keys past the cap
-
-    def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "gumbeld_probability", "Probability of a category: kind=learned by the generator, "
-            "kind=empirical from the events.", labels=["key", "category", "kind"])
-        yield GaugeMetricFamily(
-            "gumbeld_divergence", "Divergence between the empirical and the learned distribution "
-            "(tv: total variation; kl: KL(empirical||learned) and js: Jensen-Shannon, in nats).",
-            labels=["key", "measure"])
-
-    def collect(self) -> Iterator[Metric]:
-        probability, divergence = self.describe()
-        with self.lock:
-            labelled = list(self.labelled.items())
-            others = dict(self.other_divergence)
-        for key, values in labelled:
-            for category, learned, empirical in zip(values.categories, values.learned, values.empirical):
-                probability.add_metric([key, category, "learned"], learned)
-                probability.add_metric([key, category, "empirical"], empirical)
-            for measure, value in values.divergence:
-                divergence.add_metric([key, measure], value)
-        for measure in sorted(others):
-            divergence.add_metric([OTHER_KEY, measure], others[measure])
-        yield probability
-        yield divergence
 
 
 class Metrics:
@@ -175,8 +111,8 @@ class Metrics:
         self.loop_lag = Histogram("gumbeld_event_loop_lag_seconds", "How late a timer on the event loop fires: "
                                   "ingest, HTTP and Kafka heartbeats wait this long.", buckets=LOOP_LAG_BUCKETS,
                                   registry=registry)
-        self._checkpoint_age = _CheckpointAgeCollector(clock)
-        self._key_gauges = _KeyGaugesCollector()
+        self._checkpoint_age = CheckpointAgeCollector(clock)
+        self._key_gauges = KeyGaugesCollector()
         registry.register(self._checkpoint_age)
         registry.register(self._key_gauges)
 
@@ -253,7 +189,7 @@ class Metrics:
             if key not in self._labelled:
                 return
         with self._key_gauges.lock:
-            self._key_gauges.labelled[key] = _KeyValues(
+            self._key_gauges.labelled[key] = KeyValues(
                 tuple(map(str, categories)), tuple(map(float, learned)), tuple(map(float, empirical)),
                 tuple((str(m), float(v)) for m, v in divergence.items()))
 

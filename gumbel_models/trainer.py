@@ -10,11 +10,10 @@ One training step (``discriminator_steps`` D updates, then ``generator_steps`` G
        with y_bm ~ GumbelSoftmax(θ_b, τ), detached from θ
     G: minimise mean_m softplus(−s_b(y_bm)),  y_bm ~ GumbelSoftmax(θ_b, τ), gradients into θ_b
 
-Only keys that have observed events move. A step may train a subset of the keys (``rows``): they
-are gathered, stepped as a model of those keys alone would be, and scattered back, so its cost
-follows those keys; :meth:`GumbelGAN.active_keys` names the keys that still have something to
-learn (:mod:`.settling`). Nothing in a step reads a value back to the host: losses, the
-non-finite update count and probabilities stay on the device until asked for.
+Only keys with events move. A step may train a subset of keys (``rows``), gathered, stepped as a
+model of those keys alone and scattered back, so its cost follows them; :meth:`GumbelGAN.active_keys`
+names the keys with something to learn (:mod:`.settling`). A step's samples share one noise draw,
+kept factored (:mod:`.samples`). Nothing in a step reads a value back to the host.
 """
 from __future__ import annotations
 
@@ -61,8 +60,7 @@ class GumbelGAN:
         self._expected_fake = config.hard and config.expected_fake
         self.t = 0
         self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # skipped row-updates
-        self.g_loss = torch.zeros(n_keys, device=self.device)
-        self.d_loss = torch.zeros(n_keys, device=self.device)
+        self.g_loss, self.d_loss = torch.zeros(n_keys, device=self.device), torch.zeros(n_keys, device=self.device)
         self._refresh_reference()
 
     def __repr__(self) -> str:
@@ -85,8 +83,7 @@ class GumbelGAN:
             opt.append(n)
         self.histogram.append(n)
         self.settling.append(n)
-        self.g_loss = torch.cat([self.g_loss, self.g_loss.new_zeros(n)])
-        self.d_loss = torch.cat([self.d_loss, self.d_loss.new_zeros(n)])
+        self.g_loss, self.d_loss = (torch.cat([loss, loss.new_zeros(n)]) for loss in (self.g_loss, self.d_loss))
         rows = range(start, start + n)
         if mask is not None:
             self.set_mask(rows, mask)
@@ -117,8 +114,8 @@ class GumbelGAN:
         """Rows ``rows`` were set from outside (:func:`.rows.write_rows`): evaluate them afresh."""
         self.settling.reset(rows)
         self.settling.mark_rows(rows)
-        self.g_loss.index_fill_(0, rows, 0.0)
-        self.d_loss.index_fill_(0, rows, 0.0)
+        for loss in (self.g_loss, self.d_loss):
+            loss.index_fill_(0, rows, 0.0)
         self._refresh_reference(rows)
 
     def set_mask(self, rows, mask: torch.Tensor) -> None:
@@ -212,8 +209,7 @@ class GumbelGAN:
         decay = self.config.lr_decay_steps
         return 1.0 if decay is None else 1.0 / (1.0 + self.t / decay)
 
-    def _draw(self, p: Players, tau: float, samples: int) -> gumbel_samples.Samples:
-        """``samples`` Gumbel-softmax samples of every row, from one noise draw (:mod:`.samples`)."""
+    def _draw(self, p: Players, tau: float, samples: int) -> gumbel_samples.Samples:  # one noise draw for all rows
         return gumbel_samples.draw(p.generator.masked(p.generator.logits), tau, samples, hard=self.config.hard,
                                    generator=self.rng)
 
