@@ -28,14 +28,13 @@ from pathlib import Path
 from gumbel_models import resolve_device
 
 from .machine import describe_machine
-from .scale_probe import (MIB, WATCHED, Child, LivenessProber, SnapshotReader, cpu_seconds, free_port, lag_percentile,
-                          percentile,
-                          rss_bytes, scrape)
+from .scale_embedded import run_embedded
+from .scale_probe import (CPU_WINDOW, MIB, WATCHED, LivenessProber, SnapshotReader, cpu_seconds, lag_percentile,
+                          percentile, rounded, rss_bytes, scrape, start_daemon)
 
 CATEGORIES = 16
 BATCH = 1000             # source.synthetic.batch_size: the most a bounded stream may overshoot its target
 TV_MIN_EVENTS = 100
-CPU_WINDOW = 10.0
 REQUIRED = ("mode", "keys", "events_per_second", "steps_per_second", "key_steps_per_second", "active_keys_mean",
             "tv_p50_streaming", "tv_p99_streaming", "tv_p50_settled", "tv_p99_settled", "publish_interval_p50_s",
             "publish_interval_p99_s", "loop_lag_p99_s", "cpu_settled_percent", "settled", "seconds_to_settle",
@@ -45,29 +44,10 @@ TABLE = ("mode", "keys", "events_per_second", "steps_per_second", "key_steps_per
          "seconds_to_settle", "rss_mib", "state_bytes_per_key", "shutdown_seconds", "exit_code", "final_checkpoint")
 
 
-def _r(value, digits: int = 4):
-    return None if value is None else round(value, digits)
-
-
 def _rate(first: tuple, last: tuple, name: str) -> float | None:
     """Per second of ``name`` between two samples (time, metrics); None if either lacks it."""
     a, b = first[1].get(name), last[1].get(name)
     return None if a is None or b is None or last[0] <= first[0] else (b - a) / (last[0] - first[0])
-
-
-def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tuple[Child, int]:
-    """Start on a free port; a port taken between choosing and binding it means another try."""
-    for attempt in range(3):
-        port = free_port()
-        child = Child(workdir, ["--metrics.port", str(port), *flags])
-        try:
-            child.wait_live(port, startup_timeout)
-            return child, port
-        except RuntimeError:
-            child.kill()
-            if attempt == 2 or "cannot serve metrics" not in child.log_tail():
-                raise
-    raise AssertionError("unreachable")
 
 
 def scale_flags(mode: str, keys: int, args, workdir: Path) -> list[str]:
@@ -181,57 +161,36 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
     return {
         "mode": mode, "keys": keys, "rate": args.rate, "events_target": target,
         "events_total": samples[-1][1].get("gumbeld_events_total") if samples else None,
-        "stream_stopped": stopped, "stream_seconds_measured": _r(end[0] - start[0], 3) if start else None,
-        "events_per_second": _r(window and _rate(*window, "gumbeld_events_total"), 1),
-        "steps_per_second": _r(window and _rate(*window, "gumbeld_training_steps_total"), 2),
-        "key_steps_per_second": _r(window and _rate(*window, "gumbeld_training_key_steps_total"), 1),
-        "active_keys_mean": _r(sum(active) / len(active), 1) if active else None,
+        "stream_stopped": stopped, "stream_seconds_measured": rounded(end[0] - start[0], 3) if start else None,
+        "events_per_second": rounded(window and _rate(*window, "gumbeld_events_total"), 1),
+        "steps_per_second": rounded(window and _rate(*window, "gumbeld_training_steps_total"), 2),
+        "key_steps_per_second": rounded(window and _rate(*window, "gumbeld_training_key_steps_total"), 1),
+        "active_keys_mean": rounded(sum(active) / len(active), 1) if active else None,
         "keys_tracked": samples[-1][1].get("gumbeld_keys_tracked") if samples else None,
         "settled_keys": samples[-1][1].get("gumbeld_settled_keys") if samples else None,
         "keys_published": len(reader.latest),
-        "tv_p50_streaming": _r(max(tv_p50), 5) if tv_p50 else None,
-        "tv_p99_streaming": _r(max(tv_p99), 5) if tv_p99 else None,
-        "tv_streaming_evaluations": [{"p50": _r(a, 5), "p99": _r(b, 5), "keys": n} for a, b, n in tv_streaming],
-        "tv_p50_settled": _r(tv_settled[0], 5) if tv_settled and stopped else None,
-        "tv_p99_settled": _r(tv_settled[1], 5) if tv_settled and stopped else None,
+        "tv_p50_streaming": rounded(max(tv_p50), 5) if tv_p50 else None,
+        "tv_p99_streaming": rounded(max(tv_p99), 5) if tv_p99 else None,
+        "tv_streaming_evaluations": [{"p50": rounded(a, 5), "p99": rounded(b, 5), "keys": n} for a, b, n in tv_streaming],
+        "tv_p50_settled": rounded(tv_settled[0], 5) if tv_settled and stopped else None,
+        "tv_p99_settled": rounded(tv_settled[1], 5) if tv_settled and stopped else None,
         "tv_settled_keys": tv_settled[2] if tv_settled and stopped else None,
-        "publish_interval_p50_s": _r(percentile(gaps, 50), 3), "publish_interval_p99_s": _r(percentile(gaps, 99), 3),
-        "loop_lag_p99_s": _r(lag_window and lag_percentile(*lag_window, 99)),
-        "livez_p99_s": _r(percentile(prober.latencies, 99)), "livez_probes": len(prober.latencies),
+        "publish_interval_p50_s": rounded(percentile(gaps, 50), 3), "publish_interval_p99_s": rounded(percentile(gaps, 99), 3),
+        "loop_lag_p99_s": rounded(lag_window and lag_percentile(*lag_window, 99)),
+        "livez_p99_s": rounded(percentile(prober.latencies, 99)), "livez_probes": len(prober.latencies),
         "livez_failures": prober.failures,
-        "cpu_settled_percent": _r(cpu_settled, 1),
+        "cpu_settled_percent": rounded(cpu_settled, 1),
         "settled": (settled_at is not None) if settled_ok else (False if stopped is False else None),
-        "seconds_to_settle": _r(settled_at - end[0], 1) if settled_at is not None else None,
-        "rss_mib": _r(rss_max / MIB, 1) if rss_max else None,
-        "rss_mib_at_start": _r(rss_start / MIB, 1) if rss_start else None,
-        "state_bytes_per_key": _r(state_bytes / keys, 1) if state_bytes is not None else None,
-        "rss_bytes_per_key": _r(rss_max / keys, 1) if rss_max else None,
-        "shutdown_seconds": _r(shutdown_seconds, 3), "exit_code": code,
+        "seconds_to_settle": rounded(settled_at - end[0], 1) if settled_at is not None else None,
+        "rss_mib": rounded(rss_max / MIB, 1) if rss_max else None,
+        "rss_mib_at_start": rounded(rss_start / MIB, 1) if rss_start else None,
+        "state_bytes_per_key": rounded(state_bytes / keys, 1) if state_bytes is not None else None,
+        "rss_bytes_per_key": rounded(rss_max / keys, 1) if rss_max else None,
+        "shutdown_seconds": rounded(shutdown_seconds, 3), "exit_code": code,
         "final_checkpoint": checkpoint.exists() and checkpoint.stat().st_mtime >= sigterm_wall,
-        "snapshot_lines": reader.lines, "harness_cpu_seconds": _r(time.process_time() - harness_cpu, 2),
+        "snapshot_lines": reader.lines, "harness_cpu_seconds": rounded(time.process_time() - harness_cpu, 2),
         "notes": notes,
     }
-
-
-def run_embedded(args, workdir: Path) -> dict:
-    """``gumbeld run`` on its built-in default; CPU % of one core over its last 10 s, the stream still flowing."""
-    child, port = start_daemon(workdir, ["--checkpoint.directory", str(workdir / "state"), "--sinks.stdout", "false"],
-                               args.startup_timeout)
-    try:
-        marks = []
-        for at in (args.embedded_seconds - CPU_WINDOW, args.embedded_seconds):
-            time.sleep(max(0.0, child.started + at - time.monotonic()))
-            marks.append((time.monotonic(), cpu_seconds(child.pid), (scrape(port) or {}).get("gumbeld_events_total")))
-            if child.proc.poll() is not None:
-                raise RuntimeError(f"gumbeld exited {child.proc.returncode} during the run:\n{child.log_tail()}")
-        code, shutdown_seconds, _ = child.terminate(args.shutdown_timeout)
-    finally:
-        child.kill()
-    (t0, c0, e0), (t1, c1, e1) = marks
-    return {"embedded_default_cpu_percent": _r(100.0 * (c1 - c0) / (t1 - t0), 1) if None not in (c0, c1) else None,
-            "events_per_second": _r((e1 - e0) / (t1 - t0), 1) if None not in (e0, e1) else None,
-            "stream_flowing": None if None in (e0, e1) else e1 > e0, "exit_code": code,
-            "shutdown_seconds": _r(shutdown_seconds, 3)}
 
 
 @contextlib.contextmanager

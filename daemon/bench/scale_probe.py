@@ -28,6 +28,7 @@ import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 MIB = 1 << 20
+CPU_WINDOW = 10.0  # seconds of CPU time measured once settled, and at the end of --embedded
 # Summed over all series of each; the last four are newer than the first two and may be missing.
 WATCHED = ("gumbeld_events_total", "gumbeld_training_steps_total", "gumbeld_training_key_steps_total",
            "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked")
@@ -36,6 +37,10 @@ LAG_BUCKET = "gumbeld_event_loop_lag_seconds_bucket"
 # daemon ~40 ms of CPU, 4 % of a core at one scrape a second, which would be the probe's own load.
 SCRAPED = "/metrics?" + "&".join(f"name[]={name}" for name in (*WATCHED, LAG_BUCKET))
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def rounded(value, digits: int = 4):
+    return None if value is None else round(value, digits)
 
 
 def percentile(values, q: float) -> float | None:
@@ -261,3 +266,18 @@ class SnapshotReader:
         """Seconds between consecutive distinct publish times, both within [start, end] (wall clock)."""
         times = [t for t in self.publishes if start <= t <= end]
         return [b - a for a, b in zip(times, times[1:])]
+
+
+def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tuple[Child, int]:
+    """Start on a free port; a port taken between choosing and binding it means another try."""
+    for attempt in range(3):
+        port = free_port()
+        child = Child(workdir, ["--metrics.port", str(port), *flags])
+        try:
+            child.wait_live(port, startup_timeout)
+            return child, port
+        except RuntimeError:
+            child.kill()
+            if attempt == 2 or "cannot serve metrics" not in child.log_tail():
+                raise
+    raise AssertionError("unreachable")
