@@ -41,7 +41,7 @@ from .timestamps import rfc3339
 
 class OpenLearner:
     def __init__(self, config: GANConfig, table: CategoryTable, *, seed: int = 0, device="auto",
-                 round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 20,
+                 round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
         """``config``: the model settings; its ``n_categories`` is the narrowest class's width."""
         self.config, self.table, self.seed, self.device = config, table, seed, device

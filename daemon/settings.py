@@ -253,7 +253,7 @@ class TrainingSettings(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads of a training step; unset = one fewer than the cores (the event loop keeps one), at least 1")
     round_seconds: float = Field(0.1, gt=0, le=10, description="time budget of a training round; publish, checkpoint and shutdown wait at most one round")
     active_set: bool = Field(True, description="train only keys with something to learn; false steps every key every step")
-    max_step_cells: int = Field(1 << 20, ge=1, description="keys × samples × categories in one step at most; bounds memory and step time")
+    max_step_cells: int = Field(1 << 21, ge=1, description="keys × samples × categories in one step at most; bounds memory and step time")
 
 
 class CheckpointSettings(Section):
