@@ -11,8 +11,8 @@ the keys of ``gumbeld bench scale`` at 100,000 keys with 100–400 events took 4
 (~31 steps/s in seconds 5–10) whatever their priority; with the doubling prefix, ~56 steps/s.
 A chunk of 2^21 cells is the default: on 2 cores of an Intel Xeon (2 MiB of L2 each; K = 16,
 16–256 samples) a key-step cost 6–22 % less than with 2^20 cells, while 2^22 (16 MB sample
-tensors) cost 1.4–2.4× as much as 2^21. Values cross to the host a few times per round (the active set, losses,
-counters) and once per publication — never inside the training steps.
+tensors) cost 1.4–2.4× as much as 2^21. Values cross to the host a few times per round (the
+active set, losses, counters) and once per publication — never inside the training steps.
 """
 from __future__ import annotations
 
