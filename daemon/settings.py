@@ -182,6 +182,8 @@ class KafkaSourceSettings(Section):
     group_id: str = Field("gumbeld", min_length=1, description="consumer group; instances in one group split the partitions")
     group_instance_id: str | None = Field(None, description="static group membership: a stable id per instance avoids rebalances on restart")
     value_format: Literal["json", "scalar", "text", "array"] = Field("json", description="json object, bare JSON scalar, UTF-8 text, or a JSON array of categories")
+    value_framing: Literal["none", "confluent"] = Field("none", description="confluent: each value starts with a magic byte 0 and a 4-byte schema id, as schema-registry serializers write it")
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field("read_committed", description="read_committed: events of aborted transactions are never counted (where the broker filters them)")
     key_from: Literal["message_key", "field"] = Field("message_key", description="where the distribution key comes from")
     key_field: str = Field("key", description="JSON field of the key when key_from = field")
     category_field: str = Field("category", description="JSON field of the category (value_format = json)")
@@ -225,6 +227,7 @@ class SourceSettings(Section):
 class KafkaSinkSettings(Section):
     topic: str | None = Field(None, description="publish snapshots to this topic (key = distribution key; compaction keeps the latest); uses source.kafka's connection")
     enable_idempotence: bool = Field(True, description="idempotent producers for snapshots, dead letters and state rows (needs broker support)")
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("none", description="compression of snapshots, dead letters and state rows")
     send_timeout: float = Field(10.0, gt=0, description="seconds a publish may wait for the broker before it is retried at the next interval")
 
 
