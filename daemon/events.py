@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .categories import CategoryTable
+from .field_path import FieldPath
 
 BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit",
                "empty", "oversized", "missing_key", "not_utf8", "category_limit")
@@ -46,6 +47,11 @@ class EventBatch:
 class EventCodec:
     """Decode records ``{"key": str, "category": label | index}`` (dicts or JSON bytes/str).
 
+    The key and the category are found at ``key_field`` and ``category_field``: a name, a dotted
+    path or a JSON Pointer (:class:`~daemon.field_path.FieldPath`, e.g. ``properties.category``).
+    A path that leads nowhere is ``missing_field`` (for the key: unless ``default_key`` is set; a
+    JSON null counts as missing), one that leads to a value of another type is ``wrong_type``; both
+    details name the path.
     A category is accepted as one of the configured labels (a string) or as an integer index
     ``0 ≤ i < K``; booleans, floats and other types are ``wrong_type``. With open categories
     (``table``, a :class:`~daemon.categories.CategoryTable`) any string or integer ``≥ 0`` names a
@@ -61,7 +67,8 @@ class EventCodec:
                  table: CategoryTable | None = None) -> None:
         self.labels, self.table = list(labels), table
         self._index = {label: i for i, label in enumerate(self.labels)}
-        self.key_field, self.category_field, self.default_key = key_field, category_field, default_key
+        self.key_path, self.category_path = FieldPath(key_field), FieldPath(category_field)
+        self.default_key = default_key
         self._loads = loads
 
     def decode(self, records: Sequence[Any], origins: Sequence[dict] | None = None) -> EventBatch:
@@ -81,12 +88,7 @@ class EventCodec:
 
     def _decode_one(self, raw: Any) -> tuple[str, int]:
         record = self.event_object(self.parse(raw) if isinstance(raw, (bytes, bytearray, str)) else raw)
-        key = record.get(self.key_field, self.default_key)
-        if key is None:
-            raise InvalidEvent("missing_field", f"no '{self.key_field}' field")
-        if not isinstance(key, str):
-            raise InvalidEvent("wrong_type", f"'{self.key_field}' must be a string, got {type(key).__name__}")
-        return key, self.object_category(record)
+        return self.object_key(record), self.object_category(record)
 
     def parse(self, text: bytes | bytearray | str) -> Any:
         """The JSON value of ``text``; ``not_json`` if it is not JSON."""
@@ -102,15 +104,29 @@ class EventCodec:
             raise InvalidEvent("not_an_object", f"expected a JSON object, got {type(value).__name__}")
         return value
 
+    def object_key(self, record: dict) -> str:
+        """The distribution key of an event object: the string at ``key_field``, else ``default_key``."""
+        key = self.key_path.find(record, _MISSING)
+        if key is _MISSING or key is None:
+            if self.default_key is not None:
+                return self.default_key
+            found = f"no '{self.key_path}' field" if key is _MISSING else f"'{self.key_path}' is null"
+            raise InvalidEvent("missing_field", f"{found} and no default key is set")
+        if not isinstance(key, str):
+            raise InvalidEvent("wrong_type", f"'{self.key_path}' must be a string, got {type(key).__name__}")
+        return key
+
     def object_category(self, record: dict) -> int:
         """The category index of an event object's ``category_field``."""
-        if self.category_field not in record:
-            raise InvalidEvent("missing_field", f"no '{self.category_field}' field")
-        return self.category_index(record[self.category_field])
+        value = self.category_path.find(record, _MISSING)
+        if value is _MISSING:
+            raise InvalidEvent("missing_field", f"no '{self.category_path}' field")
+        return self.category_index(value, f"'{self.category_path}'")
 
-    def category_index(self, value: Any) -> int:
+    def category_index(self, value: Any, what: str = "category") -> int:
+        """The index of a category given as a label or an index; ``what`` names it in a ``wrong_type`` detail."""
         if self.table is not None:
-            return self._open_index(value)
+            return self._open_index(value, what)
         if isinstance(value, str):
             if value in self._index:
                 return self._index[value]
@@ -119,17 +135,20 @@ class EventCodec:
             if 0 <= value < len(self.labels):
                 return value
             raise InvalidEvent("unknown_category", f"category index {value} is outside 0..{len(self.labels) - 1}")
-        raise InvalidEvent("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+        raise InvalidEvent("wrong_type", f"{what} must be a label or an index, got {type(value).__name__}")
 
-    def _open_index(self, value: Any) -> int:
+    def _open_index(self, value: Any, what: str) -> int:
         if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise InvalidEvent("wrong_type", f"category must be a label or an index, got {type(value).__name__}")
+            raise InvalidEvent("wrong_type", f"{what} must be a label or an index, got {type(value).__name__}")
         if isinstance(value, int) and value < 0:
             raise InvalidEvent("unknown_category", f"category index {value} is negative")
         index = self.table.index(value)
         if index < 0:
             raise InvalidEvent("category_limit", self.table.refusal(value))
         return index
+
+
+_MISSING = object()  # what a path finds where there is nothing (a JSON null is a value)
 
 
 class InvalidEvent(Exception):

@@ -2,8 +2,9 @@
 
 Value formats (``source.kafka.value_format``):
 
-- ``json``: a JSON object; the category is its ``category_field`` (and, with ``key_from =
-  "field"``, the key is its ``key_field``);
+- ``json``: a JSON object; the category is at its ``category_field`` (and, with ``key_from =
+  "field"``, the key at its ``key_field``): a name, a dotted path or a JSON Pointer
+  (:class:`~daemon.field_path.FieldPath`);
 - ``scalar``: a bare JSON scalar, ``"red"`` or ``3``;
 - ``text``: the category label as plain UTF-8;
 - ``array``: a JSON array of categories — many events in one message, for high-volume producers.
@@ -14,10 +15,11 @@ Fast path: values are parsed with orjson (6× ``json.loads`` per message, measur
 comprehension, and categories looked up in one dict of labels and indices. Records the fast path
 cannot vouch for — a parse failure, a non-object, an unknown or ill-typed category — go through
 :class:`daemon.events.EventCodec` one by one, which names the exact reason: the fast path never
-decides what is bad, it only accepts what is plainly good. With open categories (a
-:class:`~daemon.categories.CategoryTable`) the fast path knows the labels already in the table;
-a new label, an index category and the text and array formats' misses take the exact path, which
-adds the label.
+decides what is bad, it only accepts what is plainly good. A field one name deep costs one
+``dict.get`` per value, as it always did; each further step of a path one more. With open
+categories (a :class:`~daemon.categories.CategoryTable`) the fast path knows the labels already in
+the table; a new label, an index category and the text and array formats' misses take the exact
+path, which adds the label.
 """
 from __future__ import annotations
 
@@ -41,9 +43,9 @@ class RecordDecoder:
         if value_format not in FORMATS:
             raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
         self.value_format, self.key_from, self.default_key = value_format, key_from, default_key
-        self.category_field, self.max_message_bytes = category_field, max_message_bytes
-        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, loads=orjson.loads,
-                                table=table)
+        self.max_message_bytes = max_message_bytes
+        self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, default_key=default_key,
+                                loads=orjson.loads, table=table)
         self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
         if table is not None:  # the table's own dict of labels: it grows as labels arrive
             self._lookup = self._label_lookup = table.known
@@ -102,7 +104,7 @@ class RecordDecoder:
         if self.key_from == "message_key":
             raw = [r.key for r in records]
         else:
-            raw = [_field_key(r.value, self.codec.key_field) for r in records]
+            raw = self._field_keys([r.value for r in records])
         distinct: dict = {}
         ids = np.fromiter((distinct.setdefault(k, len(distinct)) for k in raw), dtype=np.int64, count=len(raw))
         names, usable = [], []
@@ -115,10 +117,27 @@ class RecordDecoder:
                     bad.append(BadEvent(problem[0], problem[1], records[i].value, _origin(records[i])))
         return ids, names, np.asarray(usable, dtype=bool)[ids] if len(ids) else np.zeros(0, dtype=bool)
 
+    def _field_keys(self, values: Sequence[bytes]) -> list:
+        """The key in each value (``key_from = "field"``): a string, or the :class:`InvalidEvent` saying
+        why there is none. The codec decides every value without a string at the path."""
+        found = self.codec.key_path.find_all(_parse_all(values))
+        if self.default_key is not None:  # as the codec does; a bad value is then caught with its category
+            found = [self.default_key if key is None else key for key in found]
+        return [key if type(key) is str else self._exact_key(value) for key, value in zip(found, values)]
+
+    def _exact_key(self, value: bytes):
+        codec = self.codec
+        try:
+            return codec.object_key(codec.event_object(codec.parse(value)))
+        except InvalidEvent as invalid:
+            return invalid
+
     def _key_name(self, key) -> tuple[str | None, tuple[str, str] | None]:
+        if isinstance(key, InvalidEvent):
+            return None, (key.reason, key.detail)
         if key is None:
             if self.default_key is None:
-                where = "no key" if self.key_from == "message_key" else f"no '{self.codec.key_field}' string field"
+                where = "no key" if self.key_from == "message_key" else f"no '{self.codec.key_path}' field"
                 return None, ("missing_key", f"the message has {where} and source.kafka.default_key is unset")
             return self.default_key, None
         if isinstance(key, bytes):
@@ -140,13 +159,9 @@ class RecordDecoder:
         if None not in found:
             return found
         missing = [v for v, f in zip(values, found) if f is None]
-        try:
-            parsed = [orjson.loads(v) for v in missing]
-        except orjson.JSONDecodeError:
-            parsed = [_loads_or_none(v) for v in missing]
+        parsed = _parse_all(missing)
         if self.value_format == "json":
-            field = self.category_field
-            parsed = [p.get(field) if type(p) is dict else None for p in parsed]
+            parsed = self.codec.category_path.find_all(parsed)
         lookup = self._lookup
         resolved = iter([lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in parsed])
         if len(memo) < MEMO_SIZE:
@@ -242,14 +257,16 @@ def _origin(record) -> dict:
     return {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": key}
 
 
+def _parse_all(values: Sequence[bytes]) -> list:
+    """Each value's JSON value, ``None`` where it is not JSON; one comprehension when all parse."""
+    try:
+        return [orjson.loads(v) for v in values]
+    except orjson.JSONDecodeError:
+        return [_loads_or_none(v) for v in values]
+
+
 def _loads_or_none(value: bytes):
     try:
         return orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-
-
-def _field_key(value: bytes, field: str):
-    parsed = _loads_or_none(value)
-    key = parsed.get(field) if isinstance(parsed, dict) else None
-    return key if isinstance(key, str) else None

@@ -40,3 +40,27 @@ def test_a_default_key_applies_when_records_carry_none():
 def test_an_empty_batch_decodes_to_nothing():
     batch = EventCodec(LABELS).decode([])
     assert len(batch) == 0 and batch.bad == [] and batch.keys.dtype == np.int64
+
+
+def test_key_and_category_paths_reach_into_nested_objects_and_the_details_name_them():
+    codec = EventCodec(LABELS, key_field="/context/user.id", category_field="payload.after.category")
+    records = [
+        {"context": {"user.id": "u"}, "payload": {"after": {"category": "green"}}},
+        {"context": {"user.id": "u"}, "payload": {"after": None}},
+        {"context": {"user.id": "u"}, "payload": {"after": {"category": [1]}}},
+        {"context": {"user": {"id": "u"}}, "payload": {"after": {"category": "red"}}},
+        {"context": {"user.id": None}, "payload": {"after": {"category": "red"}}},
+        {"context": {"user.id": 5}, "payload": {"after": {"category": "red"}}},
+    ]
+    batch = codec.decode(records)
+    assert batch.key_names == ["u"] and batch.categories.tolist() == [1]
+    assert [(b.reason, b.detail) for b in batch.bad] == [
+        ("missing_field", "no 'payload.after.category' field"),
+        ("wrong_type", "'payload.after.category' must be a label or an index, got list"),
+        ("missing_field", "no '/context/user.id' field and no default key is set"),
+        ("missing_field", "'/context/user.id' is null and no default key is set"),
+        ("wrong_type", "'/context/user.id' must be a string, got int"),
+    ]
+    defaulted = EventCodec(LABELS, key_field="/context/user.id", category_field="payload.after.category",
+                           default_key="all").decode(records[3:])
+    assert defaulted.key_names == ["all"] and len(defaulted) == 2 and [b.reason for b in defaulted.bad] == ["wrong_type"]

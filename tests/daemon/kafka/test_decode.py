@@ -39,20 +39,59 @@ def test_keys_come_from_the_message_key_and_missing_keys_are_dead_lettered_or_de
 
 
 def test_keys_can_come_from_a_json_field():
-    records = _records([b'{"key": "x", "category": "blue"}', b'{"category": "blue"}'])
+    records = _records([b'{"key": "x", "category": "blue"}', b'{"category": "blue"}', b'{"key": 7, "category": "red"}',
+                        b'{"key": null, "category": "red"}', b"{nope"])
     events, bad = _decoded(RecordDecoder(LABELS, key_from="field"), records)
-    assert events == [("x", "blue")] and bad == [("missing_key", 1)]
+    assert events == [("x", "blue")]
+    assert bad == [("missing_field", 1), ("wrong_type", 2), ("missing_field", 3), ("not_json", 4)]
+    events, bad = _decoded(RecordDecoder(LABELS, key_from="field", default_key="all"), records)
+    assert events == [("x", "blue"), ("all", "blue"), ("all", "red")]
+    assert bad == [("wrong_type", 2), ("not_json", 4)], "a key of the wrong type is not replaced by the default"
 
 
-@pytest.mark.parametrize("value_format, values", [
-    ("scalar", [b'"red"', b"2", b'"nope"', b"{"]),
-    ("text", [b"red", b"blue", b"nope", b"\xff"]),
-])
-def test_scalar_and_text_formats(value_format, values):
-    events, bad = _decoded(RecordDecoder(LABELS, value_format=value_format), _records(values))
-    assert events == [("k", "red"), ("k", "blue")]
-    assert [reason for reason, _ in bad] == (["unknown_category", "not_json"] if value_format == "scalar"
-                                             else ["unknown_category", "not_utf8"])
+SEGMENT = [  # Segment-style track calls: the category and the user nested
+    {"type": "track", "userId": "u1", "properties": {"category": "red"}, "context": {"user.id": "x1"}},
+    {"type": "track", "userId": "u2", "properties": {"category": 2}, "context": {"user.id": "x2"}},
+    {"type": "track", "userId": "u1", "properties": {"colour": "red"}},
+    {"type": "track", "userId": "u1", "properties": "red"},
+    {"type": "track", "userId": "u1", "properties": {"category": 2.0}},
+    {"type": "track", "userId": "u1", "properties": {"category": "mauve"}},
+    {"type": "track", "userId": ["u1"], "properties": {"category": "red"}},
+    {"type": "track", "properties": {"category": "red"}},
+]
+
+
+@pytest.mark.parametrize("category_field", ["properties.category", "/properties/category"])
+def test_nested_categories_and_keys_decode_and_the_dead_letters_name_the_path(category_field):
+    records = _records([json.dumps(event).encode() for event in SEGMENT])
+    batch = RecordDecoder(LABELS, key_from="field", key_field="userId", category_field=category_field).decode(records)
+    assert [(batch.key_names[k], LABELS[c]) for k, c in zip(batch.keys.tolist(), batch.categories.tolist())] == [
+        ("u1", "red"), ("u2", "blue")]
+    assert [(b.reason, b.origin["offset"], b.detail) for b in batch.bad] == [
+        ("wrong_type", 6, "'userId' must be a string, got list"),
+        ("missing_field", 7, "no 'userId' field and no default key is set"),
+        ("missing_field", 2, f"no '{category_field}' field"),
+        ("missing_field", 3, f"no '{category_field}' field"),
+        ("wrong_type", 4, f"'{category_field}' must be a label or an index, got float"),
+        ("unknown_category", 5, "category 'mauve' is not one of the 3 configured"),
+    ]
+
+
+def test_a_nested_key_path_and_a_pointer_to_a_name_with_a_dot():
+    records = _records([json.dumps(event).encode() for event in SEGMENT[:2]], keys=[None, None])
+    decoder = RecordDecoder(LABELS, key_from="field", key_field="/context/user.id", category_field="properties.category")
+    events, bad = _decoded(decoder, records)
+    assert events == [("x1", "red"), ("x2", "blue")] and bad == []
+    events, bad = _decoded(RecordDecoder(LABELS, key_from="field", key_field="context.user.id"), records)
+    assert events == [] and [reason for reason, _ in bad] == ["missing_field"] * 2, "a dotted path splits at dots"
+
+
+def test_a_pointer_indexes_arrays_in_the_exact_and_the_fast_path():
+    values = [b'{"items": [{"category": "green"}, {"category": "red"}]}', b'{"items": []}', b'{"items": {"0": 1}}']
+    decoder = RecordDecoder(LABELS, category_field="/items/0/category")
+    for _ in range(2):  # the second time from the memo
+        events, bad = _decoded(decoder, _records(values))
+        assert events == [("k", "green")] and bad == [("missing_field", 1), ("missing_field", 2)]
 
 
 def test_json_arrays_carry_many_events_and_bad_elements_are_dead_lettered_alone():
