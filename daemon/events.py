@@ -22,7 +22,7 @@ from .categories import CategoryTable
 from .field_path import FieldPath
 
 BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit",
-               "empty", "oversized", "missing_key", "not_utf8", "category_limit")
+               "empty", "oversized", "missing_key", "not_utf8", "category_limit", "bad_framing")
 
 
 @dataclass(frozen=True)

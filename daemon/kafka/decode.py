@@ -9,7 +9,9 @@ Value formats (``source.kafka.value_format``):
 - ``text``: the category label as plain UTF-8;
 - ``array``: a JSON array of categories — many events in one message, for high-volume producers.
 
-The distribution key is the record key (UTF-8) unless ``key_from = "field"``.
+The distribution key is the record key (UTF-8) unless ``key_from = "field"``. With
+``value_framing = "confluent"`` each value's 5-byte schema-registry frame is checked and sliced off
+first (:mod:`daemon.kafka.framing`); a dead letter keeps the value whole.
 
 Fast path: values are parsed with orjson (6× ``json.loads`` per message, measured) in one list
 comprehension, and categories looked up in one dict of labels and indices. Records the fast path
@@ -31,19 +33,23 @@ import orjson
 
 from ..categories import CategoryTable
 from ..events import BadEvent, EventBatch, EventCodec, InvalidEvent
+from .framing import FRAME_BYTES, FRAMINGS, frame_problem, payloads
 
 FORMATS = ("json", "scalar", "text", "array")
 MEMO_SIZE = 4096  # distinct message values remembered; typical streams repeat a handful
 
 
 class RecordDecoder:
-    def __init__(self, labels: Sequence[str], *, value_format: str = "json", key_from: str = "message_key",
-                 key_field: str = "key", category_field: str = "category", default_key: str | None = None,
-                 max_message_bytes: int = 1 << 20, table: CategoryTable | None = None) -> None:
+    def __init__(self, labels: Sequence[str], *, value_format: str = "json", value_framing: str = "none",
+                 key_from: str = "message_key", key_field: str = "key", category_field: str = "category",
+                 default_key: str | None = None, max_message_bytes: int = 1 << 20,
+                 table: CategoryTable | None = None) -> None:
         if value_format not in FORMATS:
             raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
+        if value_framing not in FRAMINGS:
+            raise ValueError(f"value_framing must be one of {FRAMINGS}, got {value_framing!r}")
         self.value_format, self.key_from, self.default_key = value_format, key_from, default_key
-        self.max_message_bytes = max_message_bytes
+        self.framed, self.max_message_bytes = value_framing == "confluent", max_message_bytes
         self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, default_key=default_key,
                                 loads=orjson.loads, table=table)
         self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
@@ -68,43 +74,58 @@ class RecordDecoder:
         if self.value_format == "array":
             names: list[str] = []
             keys, categories = [], []
-            self._decode_arrays(good, keys, categories, bad, {}, names)
+            self._decode_arrays(good, values, keys, categories, bad, {}, names)
             empty = np.zeros(0, dtype=np.int64)
             return EventBatch(names, np.concatenate(keys) if keys else empty,
                               np.concatenate(categories) if categories else empty, bad)
         categories = np.fromiter(self._categories(values), dtype=np.int64, count=len(good))
-        key_ids, names, key_ok = self._keys(good, bad)
+        key_ids, names, key_ok = self._keys(good, values, bad)
         accepted = (categories >= 0) & key_ok
         for i in np.flatnonzero(~accepted & key_ok):  # the exact path names the reason (or accepts)
-            index = self._exact(good[i], bad)
+            index = self._exact(good[i], values[i], bad)
             if index is not None:
                 categories[i], accepted[i] = index, True
         return EventBatch(names, key_ids[accepted], categories[accepted], bad)
 
     # -- screening and keys ------------------------------------------------------------------
     def _screen(self, records: Sequence, bad: list[BadEvent]) -> tuple[list, list[bytes]]:
-        """The records fit to decode, and their values."""
+        """The records fit to decode, and their values (framed values: what follows the frame)."""
         values = [r.value for r in records]
         if all(values) and max(map(len, values), default=0) <= self.max_message_bytes:
-            return list(records), values  # the common case, checked at C speed
-        good = []
+            if not self.framed:
+                return list(records), values  # the common case, checked at C speed
+            unframed = payloads(values)
+            if unframed is not None and all(unframed):
+                return list(records), unframed
+        good, kept = [], []
         for record in records:
             value = record.value
-            if not value:
-                bad.append(BadEvent("empty", "the message has no value", value, _origin(record)))
-            elif len(value) > self.max_message_bytes:
-                bad.append(BadEvent("oversized", f"{len(value)} bytes, more than source.kafka.max_message_bytes "
-                                    f"= {self.max_message_bytes}", value[:1024], _origin(record)))
-            else:
+            problem = self._screen_one(value)
+            if problem is None:
                 good.append(record)
-        return good, [r.value for r in good]
+                kept.append(value[FRAME_BYTES:] if self.framed else value)
+            else:
+                bad.append(BadEvent(*problem, _origin(record)))
+        return good, kept
 
-    def _keys(self, records: Sequence, bad: list[BadEvent]) -> tuple[np.ndarray, list[str], np.ndarray]:
+    def _screen_one(self, value: bytes) -> tuple[str, str, bytes] | None:
+        """Why a value cannot be decoded at all (reason, detail, the raw value kept), or ``None``."""
+        if not value:
+            return "empty", "the message has no value", value
+        if len(value) > self.max_message_bytes:
+            return ("oversized", f"{len(value)} bytes, more than source.kafka.max_message_bytes = "
+                    f"{self.max_message_bytes}", value[:1024])
+        problem = frame_problem(value) if self.framed else None
+        if problem is not None:
+            return "bad_framing", problem, value
+        if self.framed and len(value) == FRAME_BYTES:
+            return "empty", "nothing follows the schema-registry frame", value
+        return None
+
+    def _keys(self, records: Sequence, values: Sequence[bytes],
+              bad: list[BadEvent]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Key id per record ``[n]``, the key names, and which records have a usable key ``[n]``."""
-        if self.key_from == "message_key":
-            raw = [r.key for r in records]
-        else:
-            raw = self._field_keys([r.value for r in records])
+        raw = [r.key for r in records] if self.key_from == "message_key" else self._field_keys(values)
         distinct: dict = {}
         ids = np.fromiter((distinct.setdefault(k, len(distinct)) for k in raw), dtype=np.int64, count=len(raw))
         names, usable = [], []
@@ -170,17 +191,17 @@ class RecordDecoder:
             resolved = iter(resolved)
         return [f if f is not None else next(resolved) for f in found]
 
-    def _exact(self, record, bad: list[BadEvent]) -> int | None:
+    def _exact(self, record, payload: bytes, bad: list[BadEvent]) -> int | None:
         """The category of one record by the codec's checks, or ``None`` with the reason in ``bad``."""
         codec = self.codec
         try:
             if self.value_format == "text":
                 try:
-                    label = record.value.decode("utf-8")
+                    label = payload.decode("utf-8")
                 except UnicodeDecodeError as error:
                     raise InvalidEvent("not_utf8", f"not UTF-8 text: {error}") from None
                 return codec.category_index(label)
-            value = codec.parse(record.value)
+            value = codec.parse(payload)
             if self.value_format == "json":
                 return codec.object_category(codec.event_object(value))
             return codec.category_index(value)
@@ -189,18 +210,18 @@ class RecordDecoder:
         return None
 
     # -- the batched format ------------------------------------------------------------------
-    def _decode_arrays(self, records, keys, categories, bad, key_ids, names) -> None:
+    def _decode_arrays(self, records, payloads, keys, categories, bad, key_ids, names) -> None:
         """Appends one ``(keys, categories)`` array pair per good message."""
         get, tokens = self._label_lookup.get, self._array_tokens
-        for record in records:
+        for record, payload in zip(records, payloads):
             if tokens is not None:
-                fast = self._array_fast(record, tokens, key_ids, names)
+                fast = self._array_fast(record, payload, tokens, key_ids, names)
                 if fast is not None:
                     keys.append(fast[0])
                     categories.append(fast[1])
                     continue
             try:
-                values = self.codec.parse(record.value)
+                values = self.codec.parse(payload)
             except InvalidEvent as invalid:
                 bad.append(BadEvent(invalid.reason, invalid.detail, record.value, _origin(record)))
                 continue
@@ -230,9 +251,7 @@ class RecordDecoder:
             keys.append(np.full(len(indices), key, dtype=np.int64))
             categories.append(indices)
 
-
-    def _array_fast(self, record, tokens: dict, key_ids: dict, names: list[str]):
-        value = record.value
+    def _array_fast(self, record, value: bytes, tokens: dict, key_ids: dict, names: list[str]):
         if value[:1] != b"[" or value[-1:] != b"]":
             return None
         indices = np.fromiter(map(tokens.get, value[1:-1].split(b","), repeat(-1)), dtype=np.int64)

@@ -94,6 +94,54 @@ def test_a_pointer_indexes_arrays_in_the_exact_and_the_fast_path():
         assert events == [("k", "green")] and bad == [("missing_field", 1), ("missing_field", 2)]
 
 
+FRAME = b"\x00\x00\x00\x01\x07"  # magic byte 0, schema id 263
+
+
+def test_confluent_framed_values_are_decoded_after_their_frame_and_bad_frames_dead_lettered():
+    values = [FRAME + b'{"category": "red"}', FRAME + b'{"category": 2}', b'{"category": "red"}', b"\x00\x00\x01",
+              b"\x01\x00\x00\x00\x07" + b'{"category": "red"}', FRAME, FRAME + b"{nope", b""]
+    for _ in range(2):  # the second time from the memo
+        batch = RecordDecoder(LABELS, value_framing="confluent").decode(_records(values))
+        assert batch.categories.tolist() == [0, 2]
+        assert [(b.reason, b.origin["offset"], b.raw) for b in batch.bad] == [
+            ("bad_framing", 2, values[2]), ("bad_framing", 3, values[3]), ("bad_framing", 4, values[4]),
+            ("empty", 5, FRAME), ("empty", 7, b""), ("not_json", 6, values[6])], "dead letters keep the frame"
+        assert [b.detail for b in batch.bad][:3] == [
+            "magic byte 0x7b ('{'), expected 0x00: the value is not schema-registry framed",
+            "2 bytes short of the 5-byte schema-registry frame (got 3 bytes)",
+            "magic byte 0x01, expected 0x00: the value is not schema-registry framed"]
+
+
+def test_framing_applies_to_keys_in_the_value_and_nested_fields():
+    decoder = RecordDecoder(LABELS, value_framing="confluent", key_from="field", key_field="userId",
+                            category_field="properties.category")
+    events, bad = _decoded(decoder, _records([FRAME + json.dumps(event).encode() for event in SEGMENT[:2]]))
+    assert events == [("u1", "red"), ("u2", "blue")] and bad == []
+
+
+@pytest.mark.parametrize("value_format, payloads, categories", [
+    ("text", [b"red", b"blue", b"nope"], [0, 2]),
+    ("scalar", [b'"red"', b"2", b'"nope"'], [0, 2]),
+    ("array", [b'["red","blue"]', b'[ "green" ]', b'["nope"]'], [0, 2, 1]),
+])
+def test_framed_text_scalar_and_array_values(value_format, payloads, categories):
+    values = [FRAME + p for p in payloads] + [payloads[0]]
+    batch = RecordDecoder(LABELS, value_format=value_format, value_framing="confluent").decode(_records(values))
+    assert batch.categories.tolist() == categories
+    assert [b.reason for b in batch.bad] == ["bad_framing", "unknown_category"]
+
+
+@pytest.mark.parametrize("value_format, values", [
+    ("scalar", [b'"red"', b"2", b'"nope"', b"{"]),
+    ("text", [b"red", b"blue", b"nope", b"\xff"]),
+])
+def test_scalar_and_text_formats(value_format, values):
+    events, bad = _decoded(RecordDecoder(LABELS, value_format=value_format), _records(values))
+    assert events == [("k", "red"), ("k", "blue")]
+    assert [reason for reason, _ in bad] == (["unknown_category", "not_json"] if value_format == "scalar"
+                                             else ["unknown_category", "not_utf8"])
+
+
 def test_json_arrays_carry_many_events_and_bad_elements_are_dead_lettered_alone():
     values = [json.dumps(["red"] * 500 + ["blue"] * 250).encode(), b'["green", "mauve", 7, 1]', b'{"a": 1}']
     batch = RecordDecoder(LABELS, value_format="array").decode(_records(values))
