@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, fi
 from gumbel_models import GANConfig, TemperatureSchedule
 from gumbel_models.config import check_change_p_value, check_half_life
 
+from .field_path import FieldPath
+
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
 _GAN = GANConfig(n_categories=2)  # the learning defaults live in gumbel_models; the settings mirror them
 _TAU = _GAN.temperature
@@ -182,11 +184,11 @@ class KafkaSourceSettings(Section):
     group_id: str = Field("gumbeld", min_length=1, description="consumer group; instances in one group split the partitions")
     group_instance_id: str | None = Field(None, description="static group membership: a stable id per instance avoids rebalances on restart")
     value_format: Literal["json", "scalar", "text", "array"] = Field("json", description="json object, bare JSON scalar, UTF-8 text, or a JSON array of categories")
-    value_framing: Literal["none", "confluent"] = Field("none", description="confluent: each value starts with a magic byte 0 and a 4-byte schema id, as schema-registry serializers write it")
+    value_framing: Literal["none", "confluent"] = Field("none", description="confluent: each value starts with a magic byte 0 and a 4-byte big-endian schema id, as schema-registry serializers write it; the frame is stripped before value_format applies, a value without it is dead-lettered (bad_framing)")
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field("read_committed", description="read_committed: events of aborted transactions are never counted (where the broker filters them)")
     key_from: Literal["message_key", "field"] = Field("message_key", description="where the distribution key comes from")
-    key_field: str = Field("key", description="JSON field of the key when key_from = field")
-    category_field: str = Field("category", description="JSON field of the category (value_format = json)")
+    key_field: str = Field("key", description="JSON field of the key when key_from = field: a name, a dotted path (user.id) or a JSON Pointer (/user/id; /user.id is a name with a dot)")
+    category_field: str = Field("category", description="JSON field of the category (value_format = json): a name, a dotted path (properties.category) or a JSON Pointer (/properties/category, /items/0/category; /a.b is a name with a dot)")
     default_key: str | None = Field(None, description="key for messages without one; unset dead-letters them")
     max_message_bytes: int = Field(1 << 20, ge=1, description="larger messages are dead-lettered as oversized")
     max_poll_records: int = Field(10_000, ge=1, description="records taken per poll")
@@ -198,6 +200,12 @@ class KafkaSourceSettings(Section):
     request_timeout: float = Field(10.0, gt=0, description="seconds a probe, commit or publish may wait for the brokers")
     retry_backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts, seconds")
     state: StateTopicSettings = StateTopicSettings()
+
+    @field_validator("key_field", "category_field")
+    @classmethod
+    def _a_field_path(cls, value: str) -> str:
+        FieldPath(value)  # the syntax of both path forms; its ValueError says what is wrong
+        return value
 
     @property
     def state_topics(self) -> dict[str, str]:

@@ -39,7 +39,7 @@ def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke
         return SyntheticSource(settings.source.synthetic, n_categories=len(labels) or None, clock=clock,
                                table=categories)
     k = settings.source.kafka
-    decoder = RecordDecoder(labels, value_format=k.value_format, key_from=k.key_from,
+    decoder = RecordDecoder(labels, value_format=k.value_format, value_framing=k.value_framing, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
                             max_message_bytes=k.max_message_bytes, table=categories)
     return KafkaSource(k, decoder, health=health, metrics=metrics, on_revoke=on_revoke, on_lost=on_lost, clock=clock,

@@ -106,6 +106,7 @@ def test_flags_accept_the_equals_form_and_booleans_as_true_or_false(capsys):
     (["config", "--metrics.port=abc"], "metrics.port: Input should be a valid integer"),
     (["run", "--model.n_categories", "3"], "source.synthetic.keys.default: probabilities need 3 entries"),
     (["config", "--model.categories", '["a", "b"'], "model.categories: not valid JSON"),
+    (["run", "--source.kafka.category_field", "/a~2b"], "source.kafka.category_field: '/a~2b' is not a JSON Pointer"),
 ])
 def test_invalid_settings_exit_2_with_one_line_per_problem(capsys, fake_service, argv, expected):
     assert main(argv) == 2

@@ -251,3 +251,19 @@ def test_open_categories_from_every_source_and_the_settings_they_do_not_go_with(
         load_settings({"model.categories": "open", "source.synthetic.generated_keys.count": "3"}, env={})
     assert load_settings({"model.categories": "open", "source.kind": "kafka", "source.kafka.topics": "t"},
                          env={}).model.open
+
+
+@pytest.mark.parametrize("name, value, complaint", [
+    ("source.kafka.category_field", "/properties/a~2b", "is not a JSON Pointer: '~' at position 13"),
+    ("source.kafka.key_field", "user..id", "has an empty name between dots"),
+    ("source.kafka.category_field", "", "a field path must not be empty"),
+])
+def test_a_malformed_field_path_is_refused_at_load_with_the_setting_named(name, value, complaint):
+    [problem] = problems_of({name: value})
+    assert problem.startswith(f"{name}: ") and complaint in problem and problem.endswith(f"from --{name})")
+
+
+def test_field_paths_in_both_forms_load():
+    settings = load_settings({"source.kafka.category_field": "/items/0/category",
+                              "source.kafka.key_field": "context.user.id"}, env={}).source.kafka
+    assert (settings.category_field, settings.key_field) == ("/items/0/category", "context.user.id")
