@@ -94,6 +94,9 @@ class Metrics:
         self.ready = Gauge("gumbeld_ready", "1 when gumbeld is ready to serve, else 0.", registry=registry)
         self.publish_failures = Counter("gumbeld_publish_failures", "Publishes that failed, by sink.", ["sink"],
                                         registry=registry)
+        self.kafka_errors = Counter("gumbeld_kafka_errors", "Failed Kafka operations (connect, fetch, produce, "
+                                    "state_write, commit), by operation and reason.", ["operation", "reason"],
+                                    registry=registry)
         self.lag_messages = Gauge("gumbeld_consumer_lag_messages", "Messages behind the end of the partition.",
                                   ["topic", "partition"], registry=registry)
         self.lag_seconds = Gauge("gumbeld_consumer_lag_seconds",
@@ -235,6 +238,9 @@ class Metrics:
 
     def publish_failed(self, sink: str) -> None:
         self.publish_failures.labels(sink).inc()
+
+    def kafka_error(self, operation: str, reason: str) -> None:
+        self.kafka_errors.labels(operation, reason).inc()
 
     def set_lag(self, topic: str, partition: int, messages: int, seconds: float) -> None:
         self.lag_messages.labels(topic, str(partition)).set(messages)

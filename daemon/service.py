@@ -29,6 +29,7 @@ from .errors import StartupError
 from .handover import Handover
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
+from .kafka.failures import KafkaFailures, cause
 from .keys import KeyTable
 from .learner import Learner
 from .loops import every, watch_loop_lag
@@ -57,11 +58,12 @@ class Service:
         self._checkpointing = False
         self._saved = None  # what the last checkpoint holds: learner revision, position, keys, evictions
         self._started = False
+        self.final_state_saved = False  # the last checkpoint, at shutdown, and its commit are durable
         self._state_lock = asyncio.Lock()  # a checkpoint and a restore never interleave
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
         # made by startup; shutdown uses them only once startup has finished
-        self.labels = self.categories = self.metrics = self.health = self.store = None
+        self.labels = self.categories = self.metrics = self.health = self.failures = self.store = None
         self.learner = self.keys = self.ingest = self.publisher = self.handover = None
 
     # -- startup ------------------------------------------------------------------------------
@@ -74,12 +76,15 @@ class Service:
                                device=str(resolve_device(s.training.device)))
         self.health = Health(on_change=self.metrics.set_ready)
         self.health.set_not_ready("model", "starting")
+        self.failures = KafkaFailures(self.metrics, self.health)
         self.store = CheckpointStore(s.checkpoint.directory, clock=self._clock)
         self.executor = background_executor("gumbeld-train")
         # encoding snapshots, writing sinks and rendering /metrics (asyncio.to_thread) yield to the loop too
         asyncio.get_running_loop().set_default_executor(background_executor("gumbeld-io", workers=4))
-        self.changelog = None if self._source_override else build_changelog(s, self.registry, self.categories)
+        self.changelog = None if self._source_override else build_changelog(s, self.registry, self.failures,
+                                                                            self.categories)
         self.source = self._source_override or build_source(s, health=self.health, metrics=self.metrics,
+                                                             failures=self.failures,
                                                              clock=self._clock, on_revoke=self.on_revoke,
                                                              on_lost=self.on_lost, changelog=self.changelog,
                                                              restorer=self.restore_partition,
@@ -90,12 +95,12 @@ class Service:
                                      learner=lambda: self.learner, run=self._run, take=self._take,
                                      lock=self._state_lock, clock=self._clock)
         saved = await self._run(self._resume)
-        self.dead_letters = build_dead_letters(s)
+        self.dead_letters = build_dead_letters(s, self.failures)
         self.ingest = Ingest(self.keys, self.categories or self.labels, metrics=self.metrics,
                              dead_letters=self.dead_letters, bad_log=BadEventLog(s.dead_letter.log_interval, self._clock),
                              now_rfc3339=lambda: rfc3339(self._clock()), clock=self._clock,
                              open_width=s.model.max_categories if s.model.open else None)
-        self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s)
+        self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s, self.failures)
         self.publisher = Publisher(s, keys=self.keys, ingest=self.ingest, learner=self.learner, metrics=self.metrics,
                                    sinks=self.sinks, run=self._run, take=self._take, clock=self._clock, stop=self.stopping.set)
         self.publisher.restore(saved.get("evictions", []) if saved else [])
@@ -207,8 +212,9 @@ class Service:
         if not self.source.rebalancing:
             await self.publisher.publish(final)
 
-    async def checkpoint(self, final: bool = False) -> None:
-        """Save the whole state with the offsets it includes, and commit those offsets.
+    async def checkpoint(self, final: bool = False) -> bool:
+        """Save the whole state with the offsets it includes, and commit those offsets; returns
+        whether both are durable (a failure is logged with its cause, counted and on ``/readyz``).
 
         1. capture, on the loop: pending counts, key table, source position (consistent together);
         2. make the dead letters of those events durable; count the pending events into the model
@@ -238,32 +244,35 @@ class Service:
                 saved = (self.learner.revision, position, keys["names"], evictions)
                 if saved == self._saved and not final:  # idle: the checkpoint already holds this state
                     self.metrics.checkpoint_current()
-                    return
+                    return True
                 if self.changelog is not None:
                     await self.handover.write(keys["names"], position)                   # 3.
                 state = await self._run(lambda: service_state(self.labels, keys, evictions,
                                                               self.learner.state_dict(), position))
                 self._checkpointing = False  # the state is a copy now: training takes counts again
-                if self.changelog is not None:
-                    await self._commit(position)                                         # 4.
+                committed = await self._commit(position) if self.changelog is not None else True  # 4.
                 await asyncio.to_thread(self.store.save, state)  # not on the training thread: it trains on
                 self._saved = saved
                 self.metrics.checkpoint_written()
+                self.health.set_ready("checkpoint")
             except (OSError, KafkaError, asyncio.TimeoutError) as error:
                 self.metrics.checkpoint_failed()
-                log.error("checkpoint failed, will retry at the next interval: %s", error or type(error).__name__)
-                return
+                self.health.set_not_ready("checkpoint", f"the last checkpoint failed: {cause(error)}")
+                log.error("checkpoint failed, will retry %s: %s", "never: stopping" if final else
+                          "at the next interval", cause(error))
+                return False
             finally:
                 self._checkpointing = False
-            if self.changelog is None:
-                await self._commit(position)
+            return await self._commit(position) if self.changelog is None else committed
 
-    async def _commit(self, position: dict) -> None:
+    async def _commit(self, position: dict) -> bool:
+        """Commit ``position``'s offsets; a failure is reported by the source (the saved state has
+        the offsets, and the next commit catches up)."""
         try:
             await self.source.commit(position.get("offsets", {}))
-        except (KafkaError, asyncio.TimeoutError) as error:
-            log.warning("offset commit failed (the saved state has them; next commit catches up): %s",
-                        error or type(error).__name__)
+        except (KafkaError, asyncio.TimeoutError):
+            return False
+        return True
 
     async def on_revoke(self, partitions) -> None:
         """Partitions are leaving: checkpoint and commit what was consumed from them."""
@@ -299,7 +308,7 @@ class Service:
         if self._started:
             self.health.draining()
             await self.publish(final=True)
-            await self.checkpoint(final=True)
+            self.final_state_saved = await self.checkpoint(final=True)
         if self.source is not None:
             await self.source.stop()
         if self.changelog is not None:
@@ -316,9 +325,14 @@ class Service:
             log.info("gumbeld stopped at step %d", self.learner.steps_taken)
 
     async def serve(self) -> int:
+        """Run until stopped; the exit code is 1 when the final checkpoint or commit could not be written."""
         try:
             await self.startup()
             await self.main_loop()
         finally:
             await asyncio.wait_for(self.shutdown(), timeout=self.settings.shutdown_timeout)
+        if not self.final_state_saved:
+            log.error("stopped without a final checkpoint and commit: the events consumed since the last "
+                      "durable one will be consumed again at the next start")
+            return 1
         return 0

@@ -8,6 +8,7 @@ from .changelog.open_rows import OpenRowCodec
 from .changelog.rows import RowCodec
 from .changelog.store import Changelog
 from .kafka.decode import RecordDecoder
+from .kafka.failures import KafkaFailures
 from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
 from .kafka.source import KafkaSource
 from .keys import KeyTable
@@ -18,7 +19,7 @@ from .sinks import DeadLetterFile, JsonLinesSink, StreamSink
 from .sources.synthetic import SyntheticSource
 
 
-def build_changelog(settings: GumbeldSettings, registry, categories=None) -> Changelog | None:
+def build_changelog(settings: GumbeldSettings, registry, failures: KafkaFailures, categories=None) -> Changelog | None:
     """The state topics of the Kafka source, unless turned off (``source.kafka.state.enabled``);
     ``categories``: the open :class:`~daemon.categories.CategoryTable`."""
     k = settings.source.kafka
@@ -27,12 +28,12 @@ def build_changelog(settings: GumbeldSettings, registry, categories=None) -> Cha
     value_bytes = 8 if settings.model.dtype == "float64" else 4
     codec = (OpenRowCodec(categories, value_bytes=value_bytes, smallest=OPEN_SMALLEST_CLASS) if settings.model.open
              else RowCodec(settings.model.labels, value_bytes=value_bytes))
-    producer = Producer(k, enable_idempotence=settings.sinks.kafka.enable_idempotence, timeout=k.request_timeout)
+    producer = _producer(settings, failures, operation="state_write", timeout=k.request_timeout)
     return Changelog(k, codec, producer=producer, metrics=StateMetrics(registry))
 
 
-def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke, on_lost, changelog=None,
-                 restorer=None, categories=None):
+def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaFailures, clock, on_revoke, on_lost,
+                 changelog=None, restorer=None, categories=None):
     """``categories``: the open :class:`~daemon.categories.CategoryTable` (``model.categories = "open"``)."""
     labels = [] if settings.model.open else settings.model.labels
     if settings.source.kind == "synthetic":
@@ -42,7 +43,8 @@ def build_source(settings: GumbeldSettings, *, health, metrics, clock, on_revoke
     decoder = RecordDecoder(labels, value_format=k.value_format, value_framing=k.value_framing, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
                             max_message_bytes=k.max_message_bytes, table=categories)
-    return KafkaSource(k, decoder, health=health, metrics=metrics, on_revoke=on_revoke, on_lost=on_lost, clock=clock,
+    return KafkaSource(k, decoder, health=health, metrics=metrics, failures=failures, on_revoke=on_revoke,
+                       on_lost=on_lost, clock=clock,
                        prepare=changelog.prepare if changelog else None, restorer=restorer if changelog else None)
 
 
@@ -64,13 +66,16 @@ def build_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable
         KeyTable.from_state(state, m.max_keys, m.max_keys_policy)
 
 
-def _producer(settings: GumbeldSettings) -> Producer:
+def _producer(settings: GumbeldSettings, failures: KafkaFailures, *, operation: str = "produce",
+              timeout: float | None = None) -> Producer:
     """A producer of its own for each caller: one that closes after a failed send leaves the other alone."""
     sink = settings.sinks.kafka
-    return Producer(settings.source.kafka, enable_idempotence=sink.enable_idempotence, timeout=sink.send_timeout)
+    return Producer(settings.source.kafka, enable_idempotence=sink.enable_idempotence,
+                    timeout=sink.send_timeout if timeout is None else timeout, compression_type=sink.compression_type,
+                    operation=operation, failures=failures)
 
 
-def build_sinks(settings: GumbeldSettings) -> list:
+def build_sinks(settings: GumbeldSettings, failures: KafkaFailures) -> list:
     """The configured snapshot sinks; each takes a :class:`~daemon.snapshots.Publication` (``publish``, ``aclose``)."""
     sinks: list = []
     if settings.sinks.stdout:
@@ -78,16 +83,16 @@ def build_sinks(settings: GumbeldSettings) -> list:
     if settings.sinks.jsonl_path is not None:
         sinks.append(JsonLinesSink(settings.sinks.jsonl_path))
     if settings.sinks.kafka.topic is not None:
-        sinks.append(KafkaSnapshotSink(_producer(settings), settings.sinks.kafka.topic))
+        sinks.append(KafkaSnapshotSink(_producer(settings, failures), settings.sinks.kafka.topic))
     return sinks
 
 
-def build_dead_letters(settings: GumbeldSettings):
+def build_dead_letters(settings: GumbeldSettings, failures: KafkaFailures):
     """The dead-letter sink: the topic ``dead_letter.topic`` if set, else the file ``dead_letter.path``.
 
     Both have one interface: ``write`` (only queues, on the event loop), ``flush`` (awaits the queued
     letters), ``backpressure`` (awaits them past a bound) and ``aclose``.
     """
     if settings.dead_letter.topic is not None:
-        return KafkaDeadLetters(_producer(settings), settings.dead_letter.topic)
+        return KafkaDeadLetters(_producer(settings, failures), settings.dead_letter.topic)
     return DeadLetterFile(settings.dead_letter.path)

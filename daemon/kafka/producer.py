@@ -1,11 +1,14 @@
 """Writing to Kafka: the learned-distribution topic and the dead-letter topic.
 
-Each has its own :class:`Producer` (:mod:`daemon.wiring` builds one per use), started lazily at
-its first send. A send waits at most ``send_timeout`` seconds; a broker that is down makes the
-publish or flush fail, which is logged and counted, and a later interval tries again. A producer
-that failed to start is not started again before a :class:`~daemon.kafka.backoff.Backoff` wait
-(up to ``source.kafka.retry_backoff_max``) has passed: sends meanwhile fail at once. Neither ever
-blocks ingest or training.
+Each has its own :class:`Producer` (:mod:`daemon.wiring` builds one per use: snapshots, dead
+letters, state rows), started lazily at its first send, compressing with
+``sinks.kafka.compression_type``. A send waits at most ``send_timeout`` seconds; a broker that is
+down makes the publish or flush fail, which is reported to :class:`~daemon.kafka.failures.KafkaFailures`
+(counted, logged, on ``/readyz``), and a later interval tries again. A broker that refuses the
+idempotent producer is named as such, with the setting to change. A producer that failed to start
+is not started again before a :class:`~daemon.kafka.backoff.Backoff` wait (up to
+``source.kafka.retry_backoff_max``) has passed: sends meanwhile fail at once. Neither ever blocks
+ingest or training.
 """
 from __future__ import annotations
 
@@ -23,39 +26,53 @@ from ..snapshots import Publication
 from ..settings import KafkaSourceSettings
 from .backoff import Backoff
 from .connection import client_options, describe
+from .failures import IdempotenceRefused, KafkaFailures, cause
 
 log = logging.getLogger("gumbeld.kafka")
 YIELD_EVERY = 500  # messages queued between yields to the event loop (~5 ms of work)
 
 
 class Producer:
-    """One lazily started ``AIOKafkaProducer``; ``send_all`` waits at most ``timeout`` seconds."""
+    """One lazily started ``AIOKafkaProducer``; ``send_all`` waits at most ``timeout`` seconds.
+
+    ``operation`` names its sends to ``failures`` (``produce`` or ``state_write``); without
+    ``failures`` they are only raised (tools and benchmarks).
+    """
 
     def __init__(self, connection: KafkaSourceSettings, *, enable_idempotence: bool, timeout: float,
+                 compression_type: str = "none", operation: str = "produce", failures: KafkaFailures | None = None,
                  producer_factory=AIOKafkaProducer, clock: Callable[[], float] = time.monotonic) -> None:
         self._connection, self._idempotence, self.timeout = connection, enable_idempotence, timeout
+        self._compression = None if compression_type == "none" else compression_type
+        self.operation, self._failures = operation, failures
         self._factory, self._clock = producer_factory, clock
         self._producer: AIOKafkaProducer | None = None
         self._backoff = Backoff(maximum=connection.retry_backoff_max)
         self._retry_at, self._start_error = float("-inf"), ""
+        self._refused: IdempotenceRefused | None = None  # why the last start failed, if the brokers refused idempotence
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is not None:
             return self._producer
         if self._clock() < self._retry_at:
+            if self._refused is not None:
+                raise self._refused.with_traceback(None)
             raise KafkaConnectionError(f"no producer for {describe(self._connection)}: the last start failed "
                                        f"({self._start_error}); next attempt in {self._retry_at - self._clock():.1f} s")
         producer = self._factory(enable_idempotence=self._idempotence, acks="all", linger_ms=5,
-                                 **client_options(self._connection))
+                                 compression_type=self._compression, **client_options(self._connection))
         try:
             await producer.start()
         except BaseException as error:  # also a start cut short by the send's timeout
             self._retry_at = self._clock() + self._backoff.next()
-            self._start_error = str(error) or type(error).__name__
+            self._start_error = cause(error)
+            self._refused = IdempotenceRefused.after(error) if self._idempotence else None
             await _stop(producer)
+            if self._refused is not None:
+                raise self._refused from error
             raise
         self._backoff.reset()
-        self._producer = producer
+        self._producer, self._refused = producer, None
         return producer
 
     async def send_all(self, topic: str, messages: list[tuple]) -> None:
@@ -72,9 +89,22 @@ class Producer:
             await asyncio.gather(*futures)
         try:
             await asyncio.wait_for(send(), self.timeout)
-        except (KafkaError, asyncio.TimeoutError, OSError):
+        except (KafkaError, asyncio.TimeoutError, OSError) as error:
+            self._report(topic, error)
             await self.close()  # start afresh next time: a half-broken producer may hang
             raise
+        if self._failures is not None:
+            self._failures.succeeded(self.operation)
+
+    def _report(self, topic: str, error: BaseException) -> None:
+        if self._failures is None:
+            return
+        where = f"topic {topic} at {describe(self._connection)}"
+        if isinstance(error, asyncio.TimeoutError):
+            self._failures.failed(self.operation, error, where=where, reason="timeout",
+                                  detail=f"no acknowledgement within {self.timeout:g} s")
+        else:
+            self._failures.failed(self.operation, error, where=where)
 
     async def close(self) -> None:
         producer, self._producer = self._producer, None

@@ -22,6 +22,14 @@ replayed events that a restored row already counts. ``/readyz`` says ``restoring
 
 Broker outages: ``start()`` is retried with backoff; while the broker cannot be reached,
 ``health`` reports the source not ready with the reason, and everything else keeps running.
+Failures to connect, fetch and commit go to ``failures`` (:mod:`daemon.kafka.failures`): counted,
+logged with the partitions and the cause, and on ``/readyz`` while they repeat. A fetch that fails
+(a batch the client cannot decode, a corrupt record) holds its partition where it is: nothing is
+skipped, and the failure stays loud until the fetch works.
+
+Transactions: the consumer reads with ``isolation_level`` (``read_committed`` by default), so the
+records of aborted transactions are never returned where the broker reports them; control records
+are never returned at all.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ from .backoff import Backoff, retry
 from .connection import client_options, describe
 from ..changelog.restore import ReplayFilter
 from .decode import RecordDecoder
+from .failures import KafkaFailures
 
 log = logging.getLogger("gumbeld.kafka")
 HEALTH = "source"
@@ -60,6 +69,7 @@ class KafkaSource:
     name = "kafka"
 
     def __init__(self, settings: KafkaSourceSettings, decoder: RecordDecoder, *, health, metrics,
+                 failures: KafkaFailures,
                  on_revoke: Callable[[set], Awaitable[None]] | None = None,
                  on_lost: Callable[[list[str]], Awaitable[None]] | None = None,
                  prepare: Callable[[], Awaitable[None]] | None = None,
@@ -67,7 +77,7 @@ class KafkaSource:
                  replay: ReplayFilter | None = None,
                  clock: Callable[[], float] = time.time, consumer_factory=AIOKafkaConsumer) -> None:
         self.settings, self.decoder = settings, decoder
-        self._health, self._metrics, self._clock = health, metrics, clock
+        self._health, self._metrics, self._failures, self._clock = health, metrics, failures, clock
         self.on_revoke, self.on_lost = on_revoke, on_lost
         self.prepare, self.restorer, self.replay = prepare, restorer, replay or ReplayFilter()
         self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
@@ -99,10 +109,11 @@ class KafkaSource:
                     raise StartupError(self._refusal)
                 try:
                     polled = await self.consumer.getmany(timeout_ms=500, max_records=self.settings.max_poll_records)
-                except KafkaError as error:  # the client reconnects by itself; report and go on
-                    self._health.set_not_ready(HEALTH, f"Kafka fetch failed: {error}")
+                except KafkaError as error:  # the client fetches again by itself; report and go on
+                    self._failures.failed("fetch", error, where=self._held())
                     await asyncio.sleep(1.0)
                     continue
+                self._failures.succeeded("fetch")
                 if not polled:
                     continue
                 records = self._unreplayed(polled) if self.replay else \
@@ -112,6 +123,12 @@ class KafkaSource:
                 yield batch
         finally:
             probe.cancel()
+
+    def _held(self) -> str:
+        """Where a fetch error holds the stream: the assigned partitions with records not yet read."""
+        held = [partition_name(tp) for tp in sorted(self.consumer.assignment())
+                if (self.consumer.highwater(tp) or 0) > self.offsets.get(tp, 0)]
+        return f"partitions {', '.join(held)} (records not yet read)" if held else "the assigned partitions"
 
     def _unreplayed(self, polled: dict) -> list:
         """The records of ``polled`` whose events restored rows do not count yet (see :mod:`daemon.changelog.restore`)."""
@@ -140,7 +157,7 @@ class KafkaSource:
                 auto_offset_reset=s.auto_offset_reset, max_poll_records=s.max_poll_records,
                 session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
                 max_poll_interval_ms=s.max_poll_interval_ms, rebalance_timeout_ms=s.rebalance_timeout_ms,
-                **client_options(s))
+                isolation_level=s.isolation_level, **client_options(s))
             try:
                 await self.consumer.start()
             except KafkaError:
@@ -148,11 +165,11 @@ class KafkaSource:
                 raise
 
         def unreachable(error: Exception, wait: float) -> None:
-            self._health.set_not_ready(HEALTH, f"Kafka unreachable at {describe(s)}: {error}; "
-                                               f"retrying in {wait:.1f} s")
-            log.warning("cannot reach Kafka at %s (%s); retrying in %.1f s", describe(s), error, wait)
+            message = self._failures.failed("connect", error, where=describe(s))
+            self._health.set_not_ready(HEALTH, f"Kafka unreachable at {message}; retrying in {wait:.1f} s")
 
         await retry(attempt, Backoff(maximum=s.retry_backoff_max), on_failure=unreachable)
+        self._failures.succeeded("connect")
         if self.prepare is not None:  # e.g. the state topics, before any partition is assigned
             await self.prepare()
         self.consumer.subscribe(s.topics, listener=_Listener(self))
@@ -188,8 +205,17 @@ class KafkaSource:
             return
         assigned = self.consumer.assignment()
         wanted = {tp: o for tp, o in ((partition_from_name(n), o) for n, o in offsets.items()) if tp in assigned}
-        if wanted:
+        if not wanted:
+            return
+        try:
             await asyncio.wait_for(self.consumer.commit(wanted), self.settings.request_timeout)
+        except (KafkaError, asyncio.TimeoutError) as error:
+            where = f"partitions {', '.join(partition_name(tp) for tp in sorted(wanted))}"
+            self._failures.failed("commit", error, where=where,
+                                  detail=f"no answer within {self.settings.request_timeout:g} s"
+                                  if isinstance(error, asyncio.TimeoutError) else None)
+            raise
+        self._failures.succeeded("commit")
 
     async def stop(self) -> None:
         restores, self._restores = list(self._restores.values()), {}

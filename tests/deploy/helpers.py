@@ -55,6 +55,7 @@ def exposed_metric_names() -> set[str]:
     metrics.checkpoint_written()
     metrics.checkpoint_failed()
     metrics.dead_lettered()
+    metrics.kafka_error("fetch", "UnsupportedCodecError")
     metrics.set_ready(True)
     for method, args in (("set_lag", ("events", 0, 5, 0.5)), ("publish_failed", ("stdout",))):
         if hasattr(metrics, method):  # series of the Kafka source and sink, where the daemon has them

@@ -13,7 +13,7 @@ from .helpers import (ALERTS, ALERTS_TEST, KUBERNETES, PENDING_METRICS, PROMETHE
 REQUIRED_ALERTS = {
     "GumbeldDivergenceNotConverging", "GumbeldConsumerLagGrowing", "GumbeldBadEventRatioHigh",
     "GumbeldCheckpointStale", "GumbeldNoSnapshotsPublished", "GumbeldTrainingStalled", "GumbeldTargetDown",
-    "GumbeldEventLoopLagHigh",
+    "GumbeldEventLoopLagHigh", "GumbeldKafkaFailing",
 }
 
 

@@ -10,6 +10,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from daemon.http import Health
 from daemon.kafka.decode import RecordDecoder
+from daemon.kafka.failures import KafkaFailures
 from daemon.kafka.source import KafkaSource
 from daemon.settings import KafkaSourceSettings
 
@@ -37,11 +38,14 @@ class Metrics:
     def forget_lag(self, *args):
         pass
 
+    def kafka_error(self, operation, reason):
+        pass
+
 
 def _source(restorer) -> tuple[KafkaSource, Consumer, Health]:
     health = Health()
     source = KafkaSource(KafkaSourceSettings(retry_backoff_max=0.01), RecordDecoder(["x", "y"]), health=health,
-                         metrics=Metrics(), restorer=restorer)
+                         metrics=Metrics(), failures=KafkaFailures(Metrics(), health), restorer=restorer)
     source.consumer = Consumer()
     return source, source.consumer, health
 
