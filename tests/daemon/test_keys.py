@@ -114,7 +114,9 @@ def test_state_round_trip_keeps_rows_free_rows_recency_and_last_seen():
     state = table.state()
     assert state["names"] == ["a", "b", None, "d"]
     restored = KeyTable.from_state(state, max_keys=4, policy="evict_least_recent")
-    assert restored.state() == state
+    again = restored.state()
+    assert again["names"] == state["names"] and again["last_seen"][[0, 1, 3]].tolist() == [5.0, 1.0, 1.0]
+    assert _recency(again) == _recency(state) == ["b", "d", "a"]
     assert restored.names_by_row == table.names_by_row and len(restored) == 3
     assert [restored.row(n) for n in "abd"] == [0, 1, 3]
     assert restored.rows(["e"], now=6.0).tolist() == [2]   # the free row is reused
@@ -123,6 +125,32 @@ def test_state_round_trip_keeps_rows_free_rows_recency_and_last_seen():
     assert restored.take_evicted() == [("b", "max_keys")]
     assert restored.expire(now=8.0, ttl=4.0) == ["d"]      # d last seen at 1.0; a at 5.0 stays
     assert restored.n_rows == 4
+    _check_consistent(restored)
+
+
+def _recency(state: dict) -> list[str]:
+    """The names of a :meth:`KeyTable.state`, least recently seen first."""
+    order = state["seen_order"].tolist()
+    return [name for _, name in sorted((order[row], name) for row, name in enumerate(state["names"]) if name)]
+
+
+def test_the_state_is_arrays_copied_not_lists_built_per_key():
+    # A checkpoint captures the table on the event loop: a list copy and two array copies, whatever the keys.
+    table = KeyTable(max_keys=10)
+    table.rows(["a", "b", "c"], now=1.0)
+    state = table.state()
+    assert [type(state[field]).__name__ for field in ("names", "last_seen", "seen_order")] == ["list", "Tensor", "Tensor"]
+    table.rows(["a"], now=2.0)  # later sightings do not reach a state already taken
+    assert state["last_seen"].tolist() == [1.0, 1.0, 1.0] and _recency(state) == ["a", "b", "c"]
+    assert _recency(table.state()) == ["b", "c", "a"]
+
+
+def test_the_older_state_naming_keys_in_recency_order_still_loads():
+    state = {"names": ["a", "b", None, "d"], "last_seen": [5.0, 1.0, 0.0, 1.0], "recent": ["b", "d", "a"]}
+    restored = KeyTable.from_state(state, max_keys=4, policy="evict_least_recent")
+    assert _recency(restored.state()) == ["b", "d", "a"]
+    assert restored.rows(["e"], now=6.0).tolist() == [2] and restored.rows(["f"], now=7.0).tolist() == [1]
+    assert restored.take_evicted() == [("b", "max_keys")]
     _check_consistent(restored)
 
 
