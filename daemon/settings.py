@@ -235,7 +235,7 @@ class SourceSettings(Section):
 class KafkaSinkSettings(Section):
     topic: str | None = Field(None, description="publish snapshots to this topic (key = distribution key; compaction keeps the latest); uses source.kafka's connection")
     enable_idempotence: bool = Field(True, description="idempotent producers for snapshots, dead letters and state rows (needs broker support)")
-    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("none", description="compression of snapshots, dead letters and state rows")
+    compression_type: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field("zstd", description="compression of snapshots, dead letters and state rows (zstd: a third of the bytes for a quarter more CPU; see README)")
     send_timeout: float = Field(10.0, gt=0, description="seconds a publish may wait for the broker before it is retried at the next interval")
 
 

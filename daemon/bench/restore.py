@@ -47,13 +47,14 @@ TARGET_SECONDS_100K = 10.0
 WRITE_CHUNK = 20_000
 
 
-def _model(keys: int, categories: int, seed: int) -> GumbelGAN:
+def trained_model(keys: int, categories: int, seed: int, steps: int = 3) -> GumbelGAN:
+    """``keys`` keys with Dirichlet(0.5) distributions and 1–500 events each, after ``steps`` steps."""
     model = GumbelGAN(GANConfig(n_categories=categories, samples_per_step=16), keys, seed=seed)
     generator = torch.Generator().manual_seed(seed)
     p = torch.distributions.Dirichlet(torch.full((categories,), 0.5)).sample((keys,))
     counts = torch.poisson(p * torch.randint(1, 500, (keys, 1), generator=generator).double())
     model.observe(counts)
-    model.step(3)
+    model.step(steps)
     return model
 
 
@@ -103,7 +104,7 @@ async def run_bench(args, bootstrap: str) -> dict:
                           producer=Producer(settings, enable_idempotence=False, timeout=600.0))
     names = [f"key-{i}" for i in range(args.keys)]
     try:
-        written = await _fill(changelog, _model(args.keys, args.categories, args.seed), source, names)
+        written = await _fill(changelog, trained_model(args.keys, args.categories, args.seed), source, names)
     finally:
         await changelog.aclose()
     rounds = [await _restore_once(changelog, source, labels, args.keys) for _ in range(args.rounds)]
