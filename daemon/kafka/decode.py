@@ -165,7 +165,7 @@ class RecordDecoder:
             try:
                 return key.decode("utf-8"), None
             except UnicodeDecodeError:
-                return None, ("wrong_type", "the message key is not UTF-8")
+                return None, ("not_utf8", "the message key is not UTF-8")
         return key, None
 
     # -- single-event formats ----------------------------------------------------------------
@@ -267,13 +267,15 @@ class RecordDecoder:
 
 
 def _origin(record) -> dict:
-    key = record.key
-    if isinstance(key, bytes):
+    """Where ``record`` came from; its key as text, or as ``key_hex`` when it is not UTF-8."""
+    origin = {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": record.key}
+    if isinstance(record.key, bytes):
         try:
-            key = key.decode("utf-8")
+            origin["key"] = record.key.decode("utf-8")
         except UnicodeDecodeError:
-            key = key.hex()
-    return {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": key}
+            del origin["key"]
+            origin["key_hex"] = record.key.hex()
+    return origin
 
 
 def _parse_all(values: Sequence[bytes]) -> list:

@@ -153,7 +153,7 @@ class KafkaDeadLetters:
     def write(self, bad: list[BadEvent], at: str) -> int:
         for event in bad:
             origin = event.origin
-            key = origin.get("key")
+            key = bytes.fromhex(origin["key_hex"]) if "key_hex" in origin else origin.get("key")
             headers = [("gumbeld.reason", event.reason.encode()), ("gumbeld.detail", event.detail.encode()[:1024]),
                        ("gumbeld.dead_lettered_at", at.encode())]
             headers += [(f"gumbeld.source.{name}", str(origin[name]).encode())
@@ -178,7 +178,10 @@ class KafkaDeadLetters:
         await self.producer.close()
 
 
-def _raw_bytes(raw) -> bytes:
+def _raw_bytes(raw) -> bytes | None:
+    """The dead letter's value: the record's own bytes (None, a tombstone, stays one)."""
+    if raw is None:
+        return None
     if isinstance(raw, (bytes, bytearray)):
         return bytes(raw)
     if isinstance(raw, str):

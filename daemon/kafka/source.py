@@ -144,8 +144,8 @@ class KafkaSource:
             self.offsets[tp] = records[-1].offset + 1
             self._last_timestamp[tp] = records[-1].timestamp / 1000.0
             for key in {r.key for r in records}:
-                name = key.decode("utf-8", "replace") if isinstance(key, bytes) else self.settings.default_key
-                if name is not None:
+                name = _key_text(key) if isinstance(key, bytes) else self.settings.default_key
+                if name is not None:  # a key that is not UTF-8 was dead-lettered: no key of ours
                     self.owners.setdefault(name, set()).add(tp)
 
     async def _start(self) -> None:
@@ -321,6 +321,13 @@ class KafkaSource:
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
+
+
+def _key_text(key: bytes) -> str | None:
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class _Listener(ConsumerRebalanceListener):
