@@ -29,7 +29,7 @@ from .restore import SOURCE_OFFSET_HEADER, Record, latest
 from .open_rows import OpenRowCodec, OpenRows
 from .rows import RowCodec
 from .topic import ensure_state_topics
-from .writer import StateWriter
+from .writer import StateBatch, StateWriter
 
 log = logging.getLogger("gumbeld.kafka")
 
@@ -81,12 +81,15 @@ class Changelog:
                     live: Collection[str], assigned: Collection[TopicPartition],
                     offsets: Mapping[TopicPartition, int]) -> None:
         """Send the changed rows and the tombstones of keys that left; returns once all are acknowledged."""
-        messages = self.writer.batch(values, owners=owners, live=live, assigned=assigned, offsets=offsets)
-        if not messages:
+        await self.send(self.writer.plan(values, owners=owners, live=live, assigned=assigned, offsets=offsets))
+
+    async def send(self, batch: StateBatch) -> None:
+        """Send a :meth:`StateWriter.plan <.writer.StateWriter.plan>` (built anywhere); returns once all are acknowledged."""
+        if not len(batch):
             return
-        nbytes = await self.writer.send(messages)
-        tombstones = sum(m.value is None for m in messages)
-        self.metrics.written(rows=len(messages) - tombstones, tombstones=tombstones, nbytes=nbytes)
+        nbytes = await self.writer.send(batch)
+        tombstones = len(batch.tombstones)
+        self.metrics.written(rows=len(batch) - tombstones, tombstones=tombstones, nbytes=nbytes)
 
     # -- restoring ----------------------------------------------------------------------------
     async def read(self, source: TopicPartition, *, timeout: float) -> RestoredRows:
