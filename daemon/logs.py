@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, TextIO
+import time
+from typing import Any, Callable, Hashable, TextIO
 
 from daemon.settings import LogSettings
 from daemon.timestamps import rfc3339
@@ -71,3 +72,38 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             payload["stack"] = self.formatStack(record.stack_info)
         return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+class Throttle:
+    """One log line per ``interval`` seconds for each cause; the lines held back are counted.
+
+    A failure that repeats every second would otherwise bury the log; the first of a cause is
+    always let through, and the next one says how many were held back meanwhile.
+
+    >>> now = [0.0]
+    >>> throttle = Throttle(60.0, clock=lambda: now[0])
+    >>> throttle.allow("fetch"), throttle.allow("fetch"), throttle.allow("commit")
+    (0, None, 0)
+    >>> now[0] = 60.0
+    >>> throttle.allow("fetch")
+    1
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval, self._clock = interval, clock
+        self._logged_at: dict[Hashable, float] = {}
+        self._held: dict[Hashable, int] = {}
+
+    def allow(self, cause: Hashable) -> int | None:
+        """``None`` to hold this line back; else how many lines of ``cause`` were held back before it."""
+        now = self._clock()
+        if now - self._logged_at.get(cause, float("-inf")) < self.interval:
+            self._held[cause] = self._held.get(cause, 0) + 1
+            return None
+        self._logged_at[cause] = now
+        return self._held.pop(cause, 0)
+
+    @staticmethod
+    def since(held: int) -> str:
+        """`` (N more since the last report)`` when lines were held back, else nothing."""
+        return f" ({held} more since the last report)" if held else ""

@@ -29,7 +29,8 @@ from .errors import StartupError
 from .handover import Handover
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
-from .kafka.failures import KafkaFailures, cause
+from .kafka.failures import LOG_INTERVAL, KafkaFailures, cause
+from .logs import Throttle
 from .keys import KeyTable
 from .learner import Learner
 from .loops import every, watch_loop_lag
@@ -59,6 +60,7 @@ class Service:
         self._saved = None  # what the last checkpoint holds: learner revision, position, keys, evictions
         self._started = False
         self.final_state_saved = False  # the last checkpoint, at shutdown, and its commit are durable
+        self._checkpoint_log = Throttle(LOG_INTERVAL)  # a failure repeating every interval logs once a minute
         self._state_lock = asyncio.Lock()  # a checkpoint and a restore never interleave
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
@@ -258,8 +260,10 @@ class Service:
             except (OSError, KafkaError, asyncio.TimeoutError) as error:
                 self.metrics.checkpoint_failed()
                 self.health.set_not_ready("checkpoint", f"the last checkpoint failed: {cause(error)}")
-                log.error("checkpoint failed, will retry %s: %s", "never: stopping" if final else
-                          "at the next interval", cause(error))
+                held = self._checkpoint_log.allow(cause(error))
+                if held is not None or final:
+                    log.error("checkpoint failed, will retry %s: %s%s", "never: stopping" if final else
+                              "at the next interval", cause(error), Throttle.since(held or 0))
                 return False
             finally:
                 self._checkpointing = False

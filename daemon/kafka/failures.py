@@ -32,9 +32,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from aiokafka.errors import BrokerResponseError, KafkaError
+
+from ..logs import Throttle
 
 log = logging.getLogger("gumbeld.kafka")
 LOG_INTERVAL = 60.0   # seconds between log lines of one (operation, reason)
@@ -72,20 +73,14 @@ class IdempotenceRefused(KafkaError):
                    "brokers without idempotence support need sinks.kafka.enable_idempotence = false")
 
 
-@dataclass
-class _LogLimit:
-    unlogged: int = 0        # failures since the last log line of this (operation, reason)
-    logged_at: float = float("-inf")
-
-
 class KafkaFailures:
     """One per service; ``metrics`` has ``kafka_error(operation, reason)``, ``health`` is a :class:`~daemon.http.Health`."""
 
     def __init__(self, metrics, health, *, clock: Callable[[], float] = time.monotonic,
                  log_interval: float = LOG_INTERVAL) -> None:
-        self._metrics, self._health, self._clock, self._log_interval = metrics, health, clock, log_interval
-        self._streaks: dict[str, int] = {}               # operation → failures in a row
-        self._logs: dict[tuple[str, str], _LogLimit] = {}  # (operation, reason) → log rate limit
+        self._metrics, self._health = metrics, health
+        self._streaks: dict[str, int] = {}  # operation → failures in a row
+        self._throttle = Throttle(log_interval, clock=clock)
 
     def failed(self, operation: str, error: BaseException, *, where: str, reason: str | None = None,
                detail: str | None = None) -> str:
@@ -99,14 +94,9 @@ class KafkaFailures:
         streak = self._streaks[operation] = self._streaks.get(operation, 0) + 1
         if streak >= NOT_READY_AFTER:
             self._health.set_not_ready(_condition(operation), message)
-        limit = self._logs.setdefault((operation, reason), _LogLimit())
-        now = self._clock()
-        if now - limit.logged_at >= self._log_interval:
-            more = f" ({limit.unlogged} more since the last report)" if limit.unlogged else ""
-            log.error("Kafka %s failed, %s%s", operation, message, more)
-            limit.logged_at, limit.unlogged = now, 0
-        else:
-            limit.unlogged += 1
+        held = self._throttle.allow((operation, reason))
+        if held is not None:
+            log.error("Kafka %s failed, %s%s", operation, message, Throttle.since(held))
         return message
 
     def succeeded(self, operation: str) -> None:

@@ -86,9 +86,9 @@ async def test_a_fetch_that_cannot_be_decoded_holds_its_partition_loudly_until_i
         await producer.stop()
     failures, registry, health, _ = _reporter()
     settings = KafkaSourceSettings(bootstrap_servers=kafka_broker.bootstrap, topics=[topic], group_id=topic,
-                                   state={"enabled": False})
-    source = KafkaSource(settings, RecordDecoder(["a", "b"]), health=health, metrics=Metrics(CollectorRegistry(), max_key_labels=1),
-                         failures=failures)
+                                   state={"enabled": False}, session_timeout_ms=6000, rebalance_timeout_ms=2000)
+    source = KafkaSource(settings, RecordDecoder(["a", "b"]), health=health,
+                         metrics=Metrics(CollectorRegistry(), max_key_labels=1), failures=failures)
     monkeypatch.setattr(aiokafka.codec, "has_lz4", lambda: False)  # as without cramjam
     batches = source.batches()
     pending = asyncio.ensure_future(batches.__anext__())
@@ -121,19 +121,23 @@ def test_a_broker_refusing_idempotent_producers_is_named_and_sigterm_exits_non_z
     daemon = Daemon(tmp_path, "--source.kind", "kafka", "--source.kafka.bootstrap_servers", kafka_broker.bootstrap,
                     "--source.kafka.topics", json.dumps([topics["events"]]), "--source.kafka.group_id", topics["events"],
                     "--sinks.kafka.topic", topics["learned"], "--publish_interval", "0.5",
-                    "--checkpoint.interval", "1", "--source.kafka.retry_backoff_max", "1")
+                    "--checkpoint.interval", "1", "--source.kafka.retry_backoff_max", "1",
+                    # the broker holds a join for a share of these timeouts, waiting for other members
+                    "--source.kafka.session_timeout_ms", "6000", "--source.kafka.rebalance_timeout_ms", "2000")
     try:
         def refused():
             status, body = daemon.get("/readyz")
-            return status == 503 and "kafka state_write" in body and "kafka produce" in body and body
+            return status == 503 and "kafka state_write" in body and body
         body = daemon.wait_for(refused, timeout=90)
         assert "sinks.kafka.enable_idempotence = false" in body
         _, metrics = daemon.get("/metrics")
         assert re.search(r'gumbeld_kafka_errors_total\{operation="produce",reason="idempotent_producer_refused"\} [1-9]',
                          metrics), metrics
         log = "".join(daemon.log)
-        assert "Kafka state_write failed" in log and "refused the idempotent producer" in log
+        assert "Kafka state_write failed" in log and "Kafka produce failed" in log
+        assert "refused the idempotent producer" in log
         assert "checkpoint failed" in log and "IdempotenceRefused" in log
+        assert log.count("checkpoint failed") == 1  # once a minute, although one fails every second
     finally:
         code, _ = daemon.stop()
     assert code == 1
