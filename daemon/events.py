@@ -97,6 +97,30 @@ class EventCodec:
         except ValueError as error:  # json's and orjson's decode errors, and UnicodeDecodeError
             raise InvalidEvent("not_json", f"not valid JSON: {error}") from None
 
+    def parse_all(self, texts: Sequence, at: FieldPath | None = None) -> list:
+        """The JSON value of each text — with ``at``, the value at that path in it — and ``None`` where
+        there is none (:meth:`parse` and the path's checks say why). One comprehension when all
+        parse, the common case; the path is read as each text is parsed, so that the parsed value is
+        freed at once (a quarter faster than parsing them all first, measured on nested events)."""
+        loads = self._loads
+        try:
+            if at is None:
+                return [loads(text) for text in texts]
+            if at.name is not None:  # one name deep: one dict.get, what a plain field always cost
+                name = at.name
+                return [value.get(name) if type(value := loads(text)) is dict else None for text in texts]
+            find = at.find
+            return [find(loads(text)) for text in texts]
+        except ValueError:
+            values = [self._value_or_none(text) for text in texts]
+            return values if at is None else list(map(at.find, values))
+
+    def _value_or_none(self, text) -> Any:
+        try:
+            return self._loads(text)
+        except ValueError:
+            return None
+
     @staticmethod
     def event_object(value: Any) -> dict:
         """``value`` itself if it is a JSON object (a dict); ``not_an_object`` otherwise."""

@@ -17,8 +17,6 @@ zeros address nothing.
 >>> path = FieldPath("properties.category")
 >>> path.find({"properties": {"category": "red"}}), path.find({"properties": "red"})
 ('red', None)
->>> path.find_all([{"properties": {"category": 2}}, {"category": "red"}, "red"])
-[2, None, None]
 >>> FieldPath("/items/1/sku").find({"items": [{"sku": 3}, {"sku": 4}]})
 4
 >>> FieldPath("/a~1b/c~0d").steps, FieldPath("/user.id").name, FieldPath("category").name
@@ -65,18 +63,6 @@ class FieldPath:
             else:
                 return default
         return value
-
-    def find_all(self, values: list) -> list:
-        """:meth:`find` of each of ``values`` (``None`` where there is nothing), a step at a time over
-        all of them: each step costs one ``dict.get`` per value, so a path one name deep costs what a
-        plain field always did."""
-        for name, index in self._walk:
-            if index is None:
-                values = [v.get(name) if type(v) is dict else None for v in values]
-            else:
-                values = [v.get(name) if type(v) is dict else v[index] if type(v) is list and index < len(v) else None
-                          for v in values]
-        return values
 
     def __str__(self) -> str:
         return self.text

@@ -9,7 +9,8 @@ Value formats (``source.kafka.value_format``):
 - ``text``: the category label as plain UTF-8;
 - ``array``: a JSON array of categories — many events in one message, for high-volume producers.
 
-The distribution key is the record key (UTF-8) unless ``key_from = "field"``. With
+The distribution key is the record key (UTF-8) unless ``key_from = "field"``
+(:class:`~daemon.kafka.record_keys.RecordKeys`). With
 ``value_framing = "confluent"`` each value's 5-byte schema-registry frame is checked and sliced off
 first (:mod:`daemon.kafka.framing`); a dead letter keeps the value whole.
 
@@ -17,8 +18,9 @@ Fast path: values are parsed with orjson (6× ``json.loads`` per message, measur
 comprehension, and categories looked up in one dict of labels and indices. Records the fast path
 cannot vouch for — a parse failure, a non-object, an unknown or ill-typed category — go through
 :class:`daemon.events.EventCodec` one by one, which names the exact reason: the fast path never
-decides what is bad, it only accepts what is plainly good. A field one name deep costs one
-``dict.get`` per value, as it always did; each further step of a path one more. With open
+decides what is bad, it only accepts what is plainly good. The category's field is read as each
+value is parsed (:meth:`~daemon.events.EventCodec.parse_all`): a plain name costs one
+``dict.get``, a deeper path one :meth:`~daemon.field_path.FieldPath.find`. With open
 categories (a :class:`~daemon.categories.CategoryTable`) the fast path knows the labels already in
 the table; a new label, an index category and the text and array formats' misses take the exact
 path, which adds the label.
@@ -34,6 +36,7 @@ import orjson
 from ..categories import CategoryTable
 from ..events import BadEvent, EventBatch, EventCodec, InvalidEvent
 from .framing import FRAME_BYTES, FRAMINGS, frame_problem, payloads
+from .record_keys import RecordKeys, record_origin
 
 FORMATS = ("json", "scalar", "text", "array")
 MEMO_SIZE = 4096  # distinct message values remembered; typical streams repeat a handful
@@ -48,10 +51,11 @@ class RecordDecoder:
             raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
         if value_framing not in FRAMINGS:
             raise ValueError(f"value_framing must be one of {FRAMINGS}, got {value_framing!r}")
-        self.value_format, self.key_from, self.default_key = value_format, key_from, default_key
+        self.value_format, self.key_from = value_format, key_from
         self.framed, self.max_message_bytes = value_framing == "confluent", max_message_bytes
         self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, default_key=default_key,
                                 loads=orjson.loads, table=table)
+        self.keys = RecordKeys(self.codec, key_from, default_key)
         self._memo: dict[bytes, int] = {}  # value bytes → category; decoding is deterministic
         if table is not None:  # the table's own dict of labels: it grows as labels arrive
             self._lookup = self._label_lookup = table.known
@@ -79,7 +83,7 @@ class RecordDecoder:
             return EventBatch(names, np.concatenate(keys) if keys else empty,
                               np.concatenate(categories) if categories else empty, bad)
         categories = np.fromiter(self._categories(values), dtype=np.int64, count=len(good))
-        key_ids, names, key_ok = self._keys(good, values, bad)
+        key_ids, names, key_ok = self.keys.ids(good, values, bad)
         accepted = (categories >= 0) & key_ok
         for i in np.flatnonzero(~accepted & key_ok):  # the exact path names the reason (or accepts)
             index = self._exact(good[i], values[i], bad)
@@ -87,7 +91,7 @@ class RecordDecoder:
                 categories[i], accepted[i] = index, True
         return EventBatch(names, key_ids[accepted], categories[accepted], bad)
 
-    # -- screening and keys ------------------------------------------------------------------
+    # -- screening ---------------------------------------------------------------------------
     def _screen(self, records: Sequence, bad: list[BadEvent]) -> tuple[list, list[bytes]]:
         """The records fit to decode, and their values (framed values: what follows the frame)."""
         values = [r.value for r in records]
@@ -105,7 +109,7 @@ class RecordDecoder:
                 good.append(record)
                 kept.append(value[FRAME_BYTES:] if self.framed else value)
             else:
-                bad.append(BadEvent(*problem, _origin(record)))
+                bad.append(BadEvent(*problem, record_origin(record)))
         return good, kept
 
     def _screen_one(self, value: bytes) -> tuple[str, str, bytes] | None:
@@ -122,52 +126,6 @@ class RecordDecoder:
             return "empty", "nothing follows the schema-registry frame", value
         return None
 
-    def _keys(self, records: Sequence, values: Sequence[bytes],
-              bad: list[BadEvent]) -> tuple[np.ndarray, list[str], np.ndarray]:
-        """Key id per record ``[n]``, the key names, and which records have a usable key ``[n]``."""
-        raw = [r.key for r in records] if self.key_from == "message_key" else self._field_keys(values)
-        distinct: dict = {}
-        ids = np.fromiter((distinct.setdefault(k, len(distinct)) for k in raw), dtype=np.int64, count=len(raw))
-        names, usable = [], []
-        for key in distinct:  # once per distinct key, not per record
-            name, problem = self._key_name(key)
-            usable.append(problem is None)
-            names.append(name if problem is None else "")
-            if problem is not None:
-                for i in np.flatnonzero(ids == len(names) - 1):
-                    bad.append(BadEvent(problem[0], problem[1], records[i].value, _origin(records[i])))
-        return ids, names, np.asarray(usable, dtype=bool)[ids] if len(ids) else np.zeros(0, dtype=bool)
-
-    def _field_keys(self, values: Sequence[bytes]) -> list:
-        """The key in each value (``key_from = "field"``): a string, or the :class:`InvalidEvent` saying
-        why there is none. The codec decides every value without a string at the path."""
-        found = self.codec.key_path.find_all(_parse_all(values))
-        if self.default_key is not None:  # as the codec does; a bad value is then caught with its category
-            found = [self.default_key if key is None else key for key in found]
-        return [key if type(key) is str else self._exact_key(value) for key, value in zip(found, values)]
-
-    def _exact_key(self, value: bytes):
-        codec = self.codec
-        try:
-            return codec.object_key(codec.event_object(codec.parse(value)))
-        except InvalidEvent as invalid:
-            return invalid
-
-    def _key_name(self, key) -> tuple[str | None, tuple[str, str] | None]:
-        if isinstance(key, InvalidEvent):
-            return None, (key.reason, key.detail)
-        if key is None:
-            if self.default_key is None:
-                where = "no key" if self.key_from == "message_key" else f"no '{self.codec.key_path}' field"
-                return None, ("missing_key", f"the message has {where} and source.kafka.default_key is unset")
-            return self.default_key, None
-        if isinstance(key, bytes):
-            try:
-                return key.decode("utf-8"), None
-            except UnicodeDecodeError:
-                return None, ("not_utf8", "the message key is not UTF-8")
-        return key, None
-
     # -- single-event formats ----------------------------------------------------------------
     def _categories(self, values: Sequence[bytes]) -> list:
         """Category index per value, or −1 where the record needs the exact (slow) path."""
@@ -180,9 +138,7 @@ class RecordDecoder:
         if None not in found:
             return found
         missing = [v for v, f in zip(values, found) if f is None]
-        parsed = _parse_all(missing)
-        if self.value_format == "json":
-            parsed = self.codec.category_path.find_all(parsed)
+        parsed = self.codec.parse_all(missing, at=self.codec.category_path if self.value_format == "json" else None)
         lookup = self._lookup
         resolved = iter([lookup.get(c, -1) if type(c) is str or type(c) is int else -1 for c in parsed])
         if len(memo) < MEMO_SIZE:
@@ -206,7 +162,7 @@ class RecordDecoder:
                 return codec.object_category(codec.event_object(value))
             return codec.category_index(value)
         except InvalidEvent as invalid:
-            bad.append(BadEvent(invalid.reason, invalid.detail, record.value, _origin(record)))
+            bad.append(BadEvent(invalid.reason, invalid.detail, record.value, record_origin(record)))
         return None
 
     # -- the batched format ------------------------------------------------------------------
@@ -223,15 +179,15 @@ class RecordDecoder:
             try:
                 values = self.codec.parse(payload)
             except InvalidEvent as invalid:
-                bad.append(BadEvent(invalid.reason, invalid.detail, record.value, _origin(record)))
+                bad.append(BadEvent(invalid.reason, invalid.detail, record.value, record_origin(record)))
                 continue
             if not isinstance(values, list):
                 bad.append(BadEvent("wrong_type", f"expected a JSON array, got {type(values).__name__}",
-                                    record.value, _origin(record)))
+                                    record.value, record_origin(record)))
                 continue
-            name, problem = self._key_name(record.key if self.key_from == "message_key" else None)
+            name, problem = self.keys.name(record.key if self.key_from == "message_key" else None)
             if problem is not None:
-                bad.append(BadEvent(problem[0], problem[1], record.value, _origin(record)))
+                bad.append(BadEvent(problem[0], problem[1], record.value, record_origin(record)))
                 continue
             key = key_ids.setdefault(name, len(key_ids))
             if key == len(names):
@@ -246,7 +202,7 @@ class RecordDecoder:
                     except InvalidEvent as invalid:
                         keep[position] = False
                         bad.append(BadEvent(invalid.reason, invalid.detail, values[position],
-                                            {**_origin(record), "element": int(position)}))
+                                            {**record_origin(record), "element": int(position)}))
                 indices = indices[keep]
             keys.append(np.full(len(indices), key, dtype=np.int64))
             categories.append(indices)
@@ -257,7 +213,7 @@ class RecordDecoder:
         indices = np.fromiter(map(tokens.get, value[1:-1].split(b","), repeat(-1)), dtype=np.int64)
         if (indices < 0).any():
             return None
-        name, problem = self._key_name(record.key if self.key_from == "message_key" else None)
+        name, problem = self.keys.name(record.key if self.key_from == "message_key" else None)
         if problem is not None:
             return None  # the exact path dead-letters it
         key = key_ids.setdefault(name, len(key_ids))
@@ -265,29 +221,3 @@ class RecordDecoder:
             names.append(name)
         return np.full(len(indices), key, dtype=np.int64), indices
 
-
-def _origin(record) -> dict:
-    """Where ``record`` came from; its key as text, or as ``key_hex`` when it is not UTF-8."""
-    origin = {"topic": record.topic, "partition": record.partition, "offset": record.offset, "key": record.key}
-    if isinstance(record.key, bytes):
-        try:
-            origin["key"] = record.key.decode("utf-8")
-        except UnicodeDecodeError:
-            del origin["key"]
-            origin["key_hex"] = record.key.hex()
-    return origin
-
-
-def _parse_all(values: Sequence[bytes]) -> list:
-    """Each value's JSON value, ``None`` where it is not JSON; one comprehension when all parse."""
-    try:
-        return [orjson.loads(v) for v in values]
-    except orjson.JSONDecodeError:
-        return [_loads_or_none(v) for v in values]
-
-
-def _loads_or_none(value: bytes):
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None

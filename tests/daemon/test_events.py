@@ -1,8 +1,10 @@
 import json
 
 import numpy as np
+import orjson
 
 from daemon.events import EventCodec
+from daemon.field_path import FieldPath
 
 LABELS = ["red", "green", "blue"]
 
@@ -64,3 +66,13 @@ def test_key_and_category_paths_reach_into_nested_objects_and_the_details_name_t
     defaulted = EventCodec(LABELS, key_field="/context/user.id", category_field="payload.after.category",
                            default_key="all").decode(records[3:])
     assert defaulted.key_names == ["all"] and len(defaulted) == 2 and [b.reason for b in defaulted.bad] == ["wrong_type"]
+
+
+def test_parse_all_reads_a_path_as_it_parses_and_gives_none_where_there_is_nothing():
+    texts = [b'{"p": {"c": "red"}, "c": 1}', b'{"p": null}', b"[1]", b'"c"']
+    for loads in (json.loads, orjson.loads):
+        codec = EventCodec(LABELS, loads=loads)
+        for tail in ([], [b"{nope"]):  # all parse, or one does not: the same values, None for it
+            assert codec.parse_all(texts + tail) == [{"p": {"c": "red"}, "c": 1}, {"p": None}, [1], "c"] + [None] * len(tail)
+            assert codec.parse_all(texts + tail, at=FieldPath("c")) == [1, None, None, None] + [None] * len(tail)
+            assert codec.parse_all(texts + tail, at=FieldPath("/p/c")) == ["red", None, None, None] + [None] * len(tail)

@@ -58,13 +58,6 @@ def test_a_json_null_is_found_and_told_apart_from_nothing():
     assert FieldPath("properties.nope").find(SEGMENT, missing) is missing
 
 
-def test_find_all_reads_a_flat_field_and_walks_a_deep_one_alike():
-    values = [{"category": "red", "p": {"c": 1}}, {"p": [1]}, None, ["category"], "category", 7]
-    assert FieldPath("category").find_all(values) == ["red", None, None, None, None, None]
-    assert FieldPath("/category").find_all(values) == ["red", None, None, None, None, None]
-    assert FieldPath("p.c").find_all(values) == [1, None, None, None, None, None]
-
-
 @pytest.mark.parametrize("text, complaint", [
     ("", "must not be empty"),
     ("a..b", "empty name between dots"),
