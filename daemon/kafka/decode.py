@@ -99,7 +99,7 @@ class RecordDecoder:
             if not self.framed:
                 return list(records), values  # the common case, checked at C speed
             unframed = payloads(values)
-            if unframed is not None and all(unframed):
+            if unframed is not None:
                 return list(records), unframed
         good, kept = [], []
         for record in records:
