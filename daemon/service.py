@@ -18,26 +18,25 @@ import asyncio
 import logging
 import time
 
-from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from gumbel_models import resolve_device
 
 from .categories import CategoryTable
 from .checkpoint import CheckpointError, CheckpointStore
+from .checkpointing import Checkpointer
 from .errors import StartupError
 from .handover import Handover
 from .http import Health, HttpServer
 from .ingest import BadEventLog, Ingest, Pending
-from .kafka.failures import LOG_INTERVAL, KafkaFailures, cause
-from .logs import Throttle
+from .kafka.failures import KafkaFailures
 from .keys import KeyTable
 from .learner import Learner
 from .loops import every, watch_loop_lag
 from .metrics import Metrics
 from .open_learner import OpenLearner
 from .publishing import Publisher
-from .service_state import check_compatible, service_state
+from .service_state import check_compatible
 from .settings import GumbeldSettings
 from .sinks import SnapshotSink
 from .threads import background_executor
@@ -56,17 +55,14 @@ class Service:
         self._new_events = asyncio.Event()
         self._sinks_override, self._source_override = sinks, source
         self._nonfinite_seen = 0
-        self._checkpointing = False
-        self._saved = None  # what the last checkpoint holds: learner revision, position, keys, evictions
         self._started = False
         self.final_state_saved = False  # the last checkpoint, at shutdown, and its commit are durable
-        self._checkpoint_log = Throttle(LOG_INTERVAL)  # a failure repeating every interval logs once a minute
         self._state_lock = asyncio.Lock()  # a checkpoint and a restore never interleave
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
         # made by startup; shutdown uses them only once startup has finished
         self.labels = self.categories = self.metrics = self.health = self.failures = self.store = None
-        self.learner = self.keys = self.ingest = self.publisher = self.handover = None
+        self.learner = self.keys = self.ingest = self.publisher = self.handover = self.checkpointer = None
 
     # -- startup ------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -106,6 +102,10 @@ class Service:
         self.publisher = Publisher(s, keys=self.keys, ingest=self.ingest, learner=self.learner, metrics=self.metrics,
                                    sinks=self.sinks, run=self._run, take=self._take, clock=self._clock, stop=self.stopping.set)
         self.publisher.restore(saved.get("evictions", []) if saved else [])
+        self.checkpointer = Checkpointer(self.labels, keys=self.keys, learner=self.learner, ingest=self.ingest,
+                                         publisher=self.publisher, source=self.source, dead_letters=self.dead_letters,
+                                         store=self.store, handover=self.handover, metrics=self.metrics,
+                                         health=self.health, run=self._run, lock=self._state_lock)
         self.http = HttpServer(s.metrics.host, s.metrics.port, self.registry, self.health,
                                max_connections=s.metrics.max_connections)
         try:
@@ -215,68 +215,8 @@ class Service:
             await self.publisher.publish(final)
 
     async def checkpoint(self, final: bool = False) -> bool:
-        """Save the whole state with the offsets it includes, and commit those offsets; returns
-        whether both are durable (a failure is logged with its cause, counted and on ``/readyz``).
-
-        1. capture, on the loop: pending counts, key table, source position (consistent together);
-        2. make the dead letters of those events durable; count the pending events into the model
-           (nothing more to do if nothing changed since the last checkpoint);
-        3. with state topics: write the rows of the changed keys (and tombstones), acks=all;
-        4. copy the model's state on the training thread (from then on training takes new counts
-           again); with state topics: commit the offsets, then save the local checkpoint; without:
-           save the local checkpoint, then commit. The save runs on a worker thread, so training
-           does not pause for it.
-        A crash between any two steps loses nothing and counts nothing twice. Offsets never get
-        ahead of the state that holds their events: of the local checkpoint without state topics;
-        of the rows with them, which a new owner restores (a row written ahead of the commit says
-        so, and the events it counts are skipped on replay). The local checkpoint is saved after
-        the commit, so a checkpoint that got as far as the commit holds the newest state, and one
-        that did not is passed over for the rows (see :mod:`daemon.changelog.restore`).
-        """
-        async with self._state_lock:
-            self._checkpointing = True  # training takes no new counts until the state is saved
-            try:
-                keys, evictions = self.keys.state(), self.publisher.state()             # 1.
-                position = self.source.position()
-                pending = self.ingest.take()
-                try:
-                    await self.dead_letters.flush()                                      # 2.
-                finally:
-                    await self._run(self.learner.absorb, pending)  # counted events join the model regardless
-                saved = (self.learner.revision, position, keys["names"], evictions)
-                if saved == self._saved and not final:  # idle: the checkpoint already holds this state
-                    self.metrics.checkpoint_current()
-                    return True
-                if self.changelog is not None:
-                    await self.handover.write(keys["names"], position)                   # 3.
-                state = await self._run(lambda: service_state(self.labels, keys, evictions,
-                                                              self.learner.state_dict(), position))
-                self._checkpointing = False  # the state is a copy now: training takes counts again
-                committed = await self._commit(position) if self.changelog is not None else True  # 4.
-                await asyncio.to_thread(self.store.save, state)  # not on the training thread: it trains on
-                self._saved = saved
-                self.metrics.checkpoint_written()
-                self.health.set_ready("checkpoint")
-            except (OSError, KafkaError, asyncio.TimeoutError) as error:
-                self.metrics.checkpoint_failed()
-                self.health.set_not_ready("checkpoint", f"the last checkpoint failed: {cause(error)}")
-                held = self._checkpoint_log.allow(cause(error))
-                if held is not None or final:
-                    log.error("checkpoint failed, will retry %s: %s%s", "never: stopping" if final else
-                              "at the next interval", cause(error), Throttle.since(held or 0))
-                return False
-            finally:
-                self._checkpointing = False
-            return await self._commit(position) if self.changelog is None else committed
-
-    async def _commit(self, position: dict) -> bool:
-        """Commit ``position``'s offsets; a failure is reported by the source (the saved state has
-        the offsets, and the next commit catches up)."""
-        try:
-            await self.source.commit(position.get("offsets", {}))
-        except (KafkaError, asyncio.TimeoutError):
-            return False
-        return True
+        """Save the whole state and commit its offsets (see :class:`~daemon.checkpointing.Checkpointer`)."""
+        return await self.checkpointer.checkpoint(final)
 
     async def on_revoke(self, partitions) -> None:
         """Partitions are leaving: checkpoint and commit what was consumed from them."""
@@ -297,7 +237,8 @@ class Service:
     def _take(self) -> Pending:
         """Pending counts for the model — none while a checkpoint is saving: the saved state must hold
         exactly the events up to the offsets it records."""
-        return Pending(self.keys.n_rows, None, []) if self._checkpointing else self.ingest.take()
+        saving = self.checkpointer is not None and self.checkpointer.saving
+        return Pending(self.keys.n_rows, None, []) if saving else self.ingest.take()
 
     async def _run(self, fn, *args):
         # shielded: work handed to the training thread carries counts and freed rows taken from
