@@ -16,8 +16,11 @@ the next snapshot (the final publish at shutdown counts them first): published a
 would stand next to a learned distribution that has not seen them yet (in ``gumbeld bench scale``
 at 100,000 keys, p99 TV while streaming 0.030 in two runs, against 0.023 and 0.026 as the round
 left it).
-Nothing in it walks all keys on the event loop. Evictions a sink failed to take are sent again
-with the next publish, and are part of the checkpoint, so a tombstone is delivered at least once.
+Nothing in it walks all keys on the event loop. What a sink failed to take (a broker down, a
+full disk) goes to that sink again with its next publish, newest message per key
+(:class:`~daemon.snapshots.Undelivered`); a failure is counted and logged, once a minute per sink.
+Evictions not yet taken by every sink are also part of the checkpoint, so a tombstone is delivered
+at least once.
 A sink whose reader went away (:class:`~daemon.sinks.ReaderGone`: ``gumbeld run | head`` after
 ``head`` exits) is not a failure to retry: it is dropped, and the service stops as on SIGTERM.
 """
@@ -35,7 +38,9 @@ from .learner import Learner
 from .metrics import Metrics
 from .settings import GumbeldSettings
 from .sinks import ReaderGone
-from .snapshots import Eviction, Publication
+from .kafka.failures import LOG_INTERVAL, cause
+from .logs import Throttle
+from .snapshots import Eviction, Publication, Undelivered
 from .timestamps import rfc3339
 
 log = logging.getLogger("gumbeld")
@@ -49,6 +54,8 @@ class Publisher:
         self.metrics, self.sinks, self._run, self._take, self._clock = metrics, sinks, run, take, clock
         self._stop = stop  # the service's graceful stop, the one SIGTERM starts
         self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
+        self.undelivered: dict[str, Undelivered] = {}  # sink name → what it failed to take
+        self._failure_log = Throttle(LOG_INTERVAL)
         self.consuming = False             # no TTL expiry before the source delivers after a start
 
     async def publish(self, final: bool = False) -> None:
@@ -65,19 +72,20 @@ class Publisher:
             labelled=labelled))                                                          # 3.
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
         gone = []
-        if len(publication):
+        if len(publication) or self.undelivered:
             failed = False
             for sink in self.sinks:
+                owed = self.undelivered.get(sink.name)
                 try:
-                    await sink.publish(publication)
+                    await sink.publish(owed.joined(publication) if owed else publication)
                 except ReaderGone:
                     gone.append(sink)
                     continue
                 except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
-                    log.error("publishing to %s failed: %s", sink.name, error or type(error).__name__)
-                    self.metrics.publish_failed(sink.name)
+                    self._failed(sink.name, publication, error)
                     failed = True
                     continue
+                self.undelivered.pop(sink.name, None)
                 self.metrics.snapshots_published(sink.name, len(publication.snapshots))
             if not failed:
                 self.unsent = self.unsent[len(publication.evictions):]
@@ -87,6 +95,14 @@ class Publisher:
         self.metrics.set_other_divergence(worst)
         if gone:  # last: the stop cancels this task at its next await; the other sinks had this publication
             self._readers_gone(gone)
+
+    def _failed(self, sink: str, publication: Publication, error: BaseException) -> None:
+        self.undelivered.setdefault(sink, Undelivered()).add(publication)
+        self.metrics.publish_failed(sink)
+        held = self._failure_log.allow(sink)
+        if held is not None:
+            log.error("publishing to %s failed (%d messages to send again with the next publish): %s%s", sink,
+                      len(self.undelivered[sink]), cause(error), Throttle.since(held))
 
     def _readers_gone(self, sinks: list) -> None:
         """Publish no more to ``sinks``, whose readers went away, and stop the service gracefully."""

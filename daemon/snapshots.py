@@ -131,3 +131,38 @@ class Publication:
             self.values.append(None)
             self.lines.append(orjson.dumps(eviction.record()))
         return self
+
+
+class Undelivered:
+    """What one sink failed to take, newest message per key, to send it again with the next publish.
+
+    A snapshot that a sink did not take would otherwise reach it only when its key changes again,
+    or after ``publish_full_interval``. At most one message per key is kept: a newer snapshot or a
+    tombstone of the key replaces it.
+
+    >>> older = Publication(SnapshotBatch.empty(["x"], 1.0, "t"), [Eviction("gone", "ttl", "t")]).encode()
+    >>> undelivered = Undelivered()
+    >>> undelivered.add(older); len(undelivered)
+    1
+    >>> newer = Publication(SnapshotBatch.empty(["x"], 1.0, "t"), [Eviction("other", "ttl", "t")]).encode()
+    >>> undelivered.joined(newer).keys
+    [b'gone', b'other']
+    """
+
+    def __init__(self) -> None:
+        self._messages: dict[bytes, tuple[bytes | None, bytes]] = {}  # key → (value, line)
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def add(self, publication: Publication) -> None:
+        self._messages.update(zip(publication.keys, zip(publication.values, publication.lines)))
+
+    def joined(self, publication: Publication) -> Publication:
+        """``publication`` after the undelivered messages of keys it does not carry again."""
+        carried = set(publication.keys)
+        older = [(key, message) for key, message in self._messages.items() if key not in carried]
+        return Publication(publication.snapshots, publication.evictions,
+                           [key for key, _ in older] + publication.keys,
+                           [value for _, (value, _) in older] + publication.values,
+                           [line for _, (_, line) in older] + publication.lines)

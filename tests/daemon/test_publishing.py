@@ -1,0 +1,35 @@
+"""Publishing: a sink that fails to take a publication gets it again with the next one."""
+import asyncio
+
+from daemon.service import Service
+from tests.daemon.in_process import RecordingSink, ScriptedSource, service_settings
+from tests.daemon.serving import until
+
+
+async def test_a_snapshot_a_sink_failed_to_take_reaches_it_with_the_next_publish(tmp_path):
+    failures = []
+
+    async def fail_the_first_snapshot_of_a(publication) -> None:
+        if b"a" in publication.keys and not failures:
+            failures.append(publication)
+            raise OSError(28, "No space left on device")
+
+    good, flaky = RecordingSink(), RecordingSink(on_publish=fail_the_first_snapshot_of_a)
+    good.name, flaky.name = "good", "flaky"
+    source = ScriptedSource()
+    # publish_tolerance 1: key a is published once, for its events, and never again for training alone
+    settings = service_settings(tmp_path, publish_tolerance=1.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[good, flaky], source=source)
+    task = asyncio.create_task(service.serve())
+    try:
+        await until(task, lambda: service.keys is not None, 30, "startup")
+        source.push("a", [0, 1, 2, 3, 4] * 40)
+        await until(task, lambda: any(r["key"] == "a" for r in flaky.records), 30, "a at the flaky sink")
+        assert failures, "the flaky sink never failed"
+        delivered = [r for r in flaky.records if r["key"] == "a"]
+        assert delivered[0]["events"] == 200
+        assert [r["version"] for r in good.records if r["key"] == "a"][:1] == [delivered[0]["version"]]
+        assert "flaky" not in service.publisher.undelivered  # taken: nothing more owed
+    finally:
+        service.stopping.set()
+        assert await asyncio.wait_for(task, 10) == 0
