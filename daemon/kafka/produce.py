@@ -11,7 +11,8 @@ with the distribution key as the message key:
 
 Values are precomputed per label, and messages go out in record batches built per partition
 (``create_batch``/``send_batch``): ``AIOKafkaProducer.send`` is a coroutine per message, about
-6× slower. Partitions are chosen by aiokafka's default partitioner, so a key lands where
+6× slower. ``--compression-type`` compresses each record batch (the builder ``create_batch``
+returns applies the producer's codec); snappy, lz4 and zstd need ``cramjam``. Partitions are chosen by aiokafka's default partitioner, so a key lands where
 ``send`` would put it. Pacing is by deadline (no drift); ``--rate 0`` sends as fast as the
 broker takes it. A summary line goes to stderr at the end, also after SIGINT or SIGTERM.
 
@@ -42,6 +43,7 @@ from .connection import client_options
 from .decode import FORMATS
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
+COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 MAX_CHUNK_EVENTS = 20_000   # events drawn, sent and acknowledged per round
 RECORD_BATCH_BYTES = 512 * 1024  # below the brokers' default message.max.bytes of 1 MiB
 
@@ -193,6 +195,11 @@ async def produce_events(producer: AIOKafkaProducer, plan: ProducePlan, *, rng: 
     return summary
 
 
+def compression_option(codec: str) -> dict:
+    """A :data:`COMPRESSION_TYPES` codec as ``start_producer``'s option (none is ``None``)."""
+    return {"compression_type": None if codec == "none" else codec}
+
+
 def connection_settings(args: argparse.Namespace) -> KafkaSourceSettings:
     """The ``--bootstrap-servers``/``--security-protocol``/``--sasl-*``/``--ssl-*`` flags as ``source.kafka`` settings."""
     return KafkaSourceSettings(
@@ -232,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                              '"dirichlet_alpha": 0.5, "seed": 0}; not with --keys or --format array')
     parser.add_argument("--categories", metavar="JSON", help='category labels, e.g. ["red", "green"] (default "0".."K-1")')
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compression-type", choices=COMPRESSION_TYPES, default="none",
+                        help="codec of the record batches (default none)")
     parser.add_argument("--no-idempotence", dest="idempotence", action="store_false",
                         help="plain producer, for brokers without InitProducerId (e.g. Tansu)")
     parser.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the broker (default 30)")
@@ -252,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             plan = ProducePlan.from_options(args.topic, args.value_format, args.keys, args.categories,
                                             args.rate, args.events, args.batch, args.seed, args.generated_keys)
-            options = {**client_options(connection_settings(args)), "enable_idempotence": args.idempotence}
+            options = {**client_options(connection_settings(args)), "enable_idempotence": args.idempotence,
+                       **compression_option(args.compression_type)}
         except (UsageError, ValidationError) as error:
             parser.error(str(error))
         except OSError as error:

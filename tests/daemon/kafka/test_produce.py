@@ -11,10 +11,11 @@ import uuid
 
 import numpy as np
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from daemon.bench.tansu import free_port
 from daemon.kafka.decode import RecordDecoder
-from daemon.kafka.produce import main
+from daemon.kafka.produce import compression_option, main
 from tests.kafka_broker import consume_all, create_topic
 
 LABELS = ["red", "green", "blue"]
@@ -67,6 +68,34 @@ def test_values_are_the_documented_encodings(kafka_broker):
         assert main(_produce_args(kafka_broker.bootstrap, topic, "--events", "300", "--format", value_format)) == 0
         values = {r.value for r in asyncio.run(consume_all(kafka_broker.bootstrap, topic))}
         assert values == {template % label.encode() for label in LABELS}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_batches_are_read_back_whole(kafka_broker, capsys, codec):
+    topic = _topic(f"compressed-{codec}")
+    asyncio.run(create_topic(kafka_broker.bootstrap, topic, partitions=2))
+
+    code = main(_produce_args(kafka_broker.bootstrap, topic, "--events", "3000", "--compression-type", codec))
+
+    assert code == 0 and "3000 events in 3000 messages" in capsys.readouterr().err
+    records = asyncio.run(consume_all(kafka_broker.bootstrap, topic, timeout=30))
+    batch = RecordDecoder(LABELS, value_format="json").decode(records)
+    assert len(records) == 3000 and batch.bad == [] and sorted(batch.key_names) == sorted(KEYS)
+
+
+@pytest.mark.parametrize("codec, bits", [("none", 0), ("gzip", 1), ("snappy", 2), ("lz4", 3), ("zstd", 4)])
+def test_the_record_batches_built_for_sending_carry_the_codec(codec, bits):
+    """The batch builder that send_messages fills compresses with the producer's codec (no broker needed)."""
+    async def build() -> bytes:
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", **compression_option(codec))
+        builder = producer.create_batch()
+        for i in range(200):
+            builder.append(key=b"web", value=b'{"category":"red"}', timestamp=None)
+        return bytes(builder._build())
+
+    batch = asyncio.run(build())
+    assert int.from_bytes(batch[21:23], "big") & 0x07 == bits  # a v2 record batch's attributes: the codec
+    assert (len(batch) < 200 * len(b'{"category":"red"}')) == (codec != "none")
 
 
 def test_an_array_message_carries_batch_events_of_one_key(kafka_broker):
@@ -147,6 +176,7 @@ def test_sigterm_stops_an_unlimited_run_with_a_summary(kafka_broker):
     (["--keys", '{"a": {"probabilities": [0.5, 0.5]}, "b": {"probabilities": [0.2, 0.3, 0.5]}}'], "same number"),
     (["--categories", '["a", "b"]'], "--categories"),
     (["--format", "xml"], "--format"),
+    (["--compression-type", "brotli"], "--compression-type"),
     (["--generated-keys", '{"count": 0}'], "--generated-keys"),
     (["--generated-keys", '{"count": 10}', "--keys", '{"a": {"probabilities": [0.5, 0.5]}}'], "not both"),
     (["--generated-keys", '{"count": 10}', "--format", "array"], "not array"),
