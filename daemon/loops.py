@@ -21,10 +21,10 @@ async def every(interval: float, action: Callable[[], Awaitable[None]], stopping
             due += interval * max(1, -(-(loop.time() - due) // interval))
 
 
-async def watch_loop_lag(observe: Callable[[float], None]) -> None:
-    """``observe(seconds)`` for every probe: how late a short sleep wakes up."""
+async def watch_loop_lag(observe: Callable[[float], None], interval: float = LAG_PROBE_SECONDS) -> None:
+    """``observe(seconds)`` for every probe: how late a sleep of ``interval`` seconds wakes up."""
     loop = asyncio.get_running_loop()
     while True:
         started = loop.time()
-        await asyncio.sleep(LAG_PROBE_SECONDS)
-        observe(max(0.0, loop.time() - started - LAG_PROBE_SECONDS))
+        await asyncio.sleep(interval)
+        observe(max(0.0, loop.time() - started - interval))

@@ -19,6 +19,7 @@ def describe_machine(device: torch.device) -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "platform": platform.platform(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # 1, 5 and 15 min: how shared the machine was
     }
 
 

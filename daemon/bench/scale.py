@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -28,19 +29,22 @@ from pathlib import Path
 from gumbel_models import resolve_device
 
 from .machine import describe_machine
+from .scale_catchup import add_catch_up_arguments, format_catch_up_table, run_catch_ups
 from .scale_embedded import run_embedded
-from .scale_probe import (CPU_WINDOW, MIB, WATCHED, LivenessProber, SnapshotReader, cpu_seconds, lag_percentile,
-                          percentile, rounded, rss_bytes, scrape, start_daemon)
+from .scale_probe import (CPU_WINDOW, MIB, WATCHED, LivenessProber, cpu_seconds, finite, lag_percentile,
+                          lag_worst, percentile, rounded, rss_bytes, scrape, start_daemon)
+from .scale_snapshots import SnapshotReader
 
 CATEGORIES = 16
 BATCH = 1000             # source.synthetic.batch_size: the most a bounded stream may overshoot its target
 TV_MIN_EVENTS = 100
 REQUIRED = ("mode", "keys", "events_per_second", "steps_per_second", "key_steps_per_second", "active_keys_mean",
             "tv_p50_streaming", "tv_p99_streaming", "tv_p50_settled", "tv_p99_settled", "publish_interval_p50_s",
-            "publish_interval_p99_s", "loop_lag_p99_s", "cpu_settled_percent", "settled", "seconds_to_settle",
+            "publish_interval_p99_s", "loop_lag_p99_s", "loop_lag_max_s", "livez_max_s", "cpu_settled_percent", "settled", "seconds_to_settle",
             "rss_mib", "state_bytes_per_key", "rss_bytes_per_key", "shutdown_seconds", "exit_code", "final_checkpoint")
 TABLE = ("mode", "keys", "events_per_second", "steps_per_second", "key_steps_per_second", "active_keys_mean",
-         "tv_p99_streaming", "tv_p99_settled", "publish_interval_p99_s", "loop_lag_p99_s", "cpu_settled_percent",
+         "tv_p99_streaming", "tv_p99_settled", "publish_interval_p99_s", "loop_lag_p99_s", "loop_lag_max_s",
+         "livez_max_s", "cpu_settled_percent",
          "seconds_to_settle", "rss_mib", "state_bytes_per_key", "shutdown_seconds", "exit_code", "final_checkpoint")
 
 
@@ -177,7 +181,9 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
         "tv_settled_keys": tv_settled[2] if tv_settled and stopped else None,
         "publish_interval_p50_s": rounded(percentile(gaps, 50), 3), "publish_interval_p99_s": rounded(percentile(gaps, 99), 3),
         "loop_lag_p99_s": rounded(lag_window and lag_percentile(*lag_window, 99)),
+        "loop_lag_max_s": finite(lag_window and lag_worst(*lag_window), notes),
         "livez_p99_s": rounded(percentile(prober.latencies, 99)), "livez_probes": len(prober.latencies),
+        "livez_max_s": rounded(max(prober.latencies, default=None)),
         "livez_failures": prober.failures,
         "cpu_settled_percent": rounded(cpu_settled, 1),
         "settled": (settled_at is not None) if settled_ok else (False if stopped is False else None),
@@ -243,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--embedded", action="store_true", help="also measure plain 'gumbeld run' (embedded default)")
     parser.add_argument("--keep", type=Path, help="keep each run's directory under DIR (default: temporary)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
+    add_catch_up_arguments(parser)
     args = parser.parse_args(argv)
     if min(args.rate, args.stream_seconds, args.sample_seconds, args.tv_every) <= 0 \
             or args.embedded_seconds <= CPU_WINDOW or min(args.keys + args.baseline_keys, default=1) < 1:
@@ -250,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                      "--embedded-seconds > 10, key counts >= 1")
     plan = [("active", k) for k in args.keys] + [("all_keys", k) for k in args.baseline_keys]
     report, failed = {"machine": describe_machine(resolve_device("auto")), "runs": []}, False
+    if args.catch_up:
+        plan, failed = [], run_catch_ups(args, parser, report["runs"], workdir_for)
     for mode, keys in plan:
         print(f"-- {mode}, {keys:,} keys: {events_target(args):,} events at {args.rate:g}/s", flush=True)
         try:
@@ -269,8 +278,9 @@ def main(argv: list[str] | None = None) -> int:
             failed, report["embedded"] = True, {"embedded_default_cpu_percent": None, "error": str(error)}
         report["embedded_default_cpu_percent"] = report["embedded"]["embedded_default_cpu_percent"]
     report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if report["runs"]:
-        print("\n" + format_table(report["runs"]))
+        print("\n" + (format_catch_up_table if args.catch_up else format_table)(report["runs"]))
     if args.embedded:
         print(f"embedded default: {report['embedded_default_cpu_percent']} % of one core over seconds "
               f"{args.embedded_seconds - CPU_WINDOW:g}-{args.embedded_seconds:g}")

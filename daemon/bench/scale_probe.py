@@ -1,14 +1,14 @@
-"""What ``gumbeld bench scale`` watches a running daemon with: the process, its HTTP endpoints, its snapshots.
+"""What ``gumbeld bench scale`` watches a running daemon with: the process and its HTTP endpoints.
 
 Everything here observes from outside, as an operator would: ``/proc/PID`` for CPU and memory,
-``/metrics`` and ``/livez`` over HTTP, and the JSON-lines sink file read incrementally.
+``/metrics`` and ``/livez`` over HTTP (the snapshot file: :mod:`.scale_snapshots`).
 
 >>> percentile([1.0, 2.0, 3.0, 4.0], 50)
 2.5
 >>> percentile([], 99) is None
 True
->>> round(parse_rfc3339("2024-01-02T03:04:05.250Z") % 60, 3)
-5.25
+>>> lag_worst({}, {LAG_BUCKET + ":0.01": 3.0, LAG_BUCKET + ":0.05": 4.0, LAG_BUCKET + ":+Inf": 4.0})
+0.05
 """
 from __future__ import annotations
 
@@ -20,18 +20,17 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
 MIB = 1 << 20
 CPU_WINDOW = 10.0  # seconds of CPU time measured once settled, and at the end of --embedded
-# Summed over all series of each; the last four are newer than the first two and may be missing.
+# Summed over all series of each; the last six are newer than the first two and may be missing.
 WATCHED = ("gumbeld_events_total", "gumbeld_training_steps_total", "gumbeld_training_key_steps_total",
-           "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked")
+           "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked", "gumbeld_checkpoints_written_total",
+           "gumbeld_checkpoints_failed_total")
 LAG_BUCKET = "gumbeld_event_loop_lag_seconds_bucket"
 # Only the families read are asked for (``name[]``): the whole exposition at 100,000 keys costs the
 # daemon ~40 ms of CPU, 4 % of a core at one scrape a second, which would be the probe's own load.
@@ -45,10 +44,6 @@ def rounded(value, digits: int = 4):
 
 def percentile(values, q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if len(values) else None
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -109,11 +104,35 @@ def scrape(port: int, timeout: float = 10.0) -> dict[str, float] | None:
     return sums
 
 
+def _lag_buckets(first: dict, last: dict) -> list[tuple[float, float]]:
+    """``(upper bound, observations ≤ it)`` of ``gumbeld_event_loop_lag_seconds`` between two scrapes."""
+    bounds = sorted((float(k.split(":", 1)[1]), k) for k in last if k.startswith(LAG_BUCKET + ":"))
+    return [(b, last[k] - first.get(k, 0.0)) for b, k in bounds]
+
+
+def lag_worst(first: dict, last: dict) -> float | None:
+    """The worst event-loop lag between two scrapes, as the bound of its histogram bucket: every
+    probe was at most this late (``inf``: some probe was later than the largest finite bound)."""
+    counts = _lag_buckets(first, last)
+    if not counts or counts[-1][1] <= 0:
+        return None
+    return next(bound for bound, cumulative in counts if cumulative >= counts[-1][1])
+
+
+def finite(worst: float | None, notes: list[str]) -> float | None:
+    """``worst`` (of :func:`lag_worst`) for a report: beyond the histogram's largest bound it is
+    null, and ``notes`` says so."""
+    if worst == float("inf"):
+        notes.append("an event-loop lag probe fired later than the largest bucket bound of "
+                     "gumbeld_event_loop_lag_seconds")
+        return None
+    return worst
+
+
 def lag_percentile(first: dict, last: dict, q: float) -> float | None:
     """The ``q``-th percentile of the daemon's event-loop lag between two scrapes, from the
     ``gumbeld_event_loop_lag_seconds`` buckets (linear within a bucket)."""
-    bounds = sorted((float(k.split(":", 1)[1]), k) for k in last if k.startswith(LAG_BUCKET + ":"))
-    counts = [(b, last[k] - first.get(k, 0.0)) for b, k in bounds]
+    counts = _lag_buckets(first, last)
     if not counts or counts[-1][1] <= 0:
         return None
     wanted, lower, below = counts[-1][1] * q / 100.0, 0.0, 0.0
@@ -176,12 +195,14 @@ class Child:
 
 
 class LivenessProber(threading.Thread):
-    """GET ``/livez`` every ``interval`` seconds; each latency (a failed probe counts as its time) is kept."""
+    """GET ``/livez`` every ``interval`` seconds; each latency (a failed probe counts as its time) is
+    kept, with the monotonic time its probe was sent (``sent``)."""
 
     def __init__(self, port: int, interval: float = 0.1, timeout: float = 5.0) -> None:
         super().__init__(daemon=True, name="livez-prober")
         self.port, self.interval, self.timeout = port, interval, timeout
         self.latencies: list[float] = []
+        self.sent: list[float] = []
         self.failures = 0
         self._halt = threading.Event()
 
@@ -194,6 +215,7 @@ class LivenessProber(threading.Thread):
             except OSError:
                 ok = False
             self.latencies.append(time.monotonic() - started)
+            self.sent.append(started)
             self.failures += not ok
             next_at = max(next_at + self.interval, time.monotonic())
             self._halt.wait(next_at - time.monotonic())
@@ -202,70 +224,9 @@ class LivenessProber(threading.Thread):
         self._halt.set()
         self.join(self.timeout + 1)
 
-
-class SnapshotReader:
-    """Reads the JSON-lines sink file: the latest snapshot of each key and the distinct publish times.
-
-    Only complete lines are parsed; the offset is remembered, so each call reads what was appended.
-    Lines without ``probabilities`` are not snapshots (eviction records drop their key from the view).
-    """
-
-    def __init__(self, path: Path, chunk_bytes: int = 64 * MIB) -> None:
-        self.path, self.chunk_bytes = path, chunk_bytes
-        self.offset = 0
-        self.lines = 0
-        self.latest: dict[str, tuple[float, int]] = {}  # key -> (divergence.tv, events)
-        self.publishes: list[float] = []                 # distinct published_at, in file order
-        self._last_published: str | None = None
-
-    def poll(self, until: float | None = None) -> None:
-        """Read what was appended; with ``until`` (wall clock), stop before the first snapshot
-        published after it, so the view is the subscriber's as of then."""
-        try:
-            with open(self.path, "rb") as file:
-                file.seek(self.offset)
-                while True:
-                    data = file.read(self.chunk_bytes)
-                    end = data.rfind(b"\n") + 1
-                    if end == 0:
-                        return
-                    used = self._parse(data[:end], until)
-                    self.offset += used
-                    if used < end or len(data) < self.chunk_bytes:
-                        return
-                    file.seek(self.offset)
-        except FileNotFoundError:
-            return
-
-    def _parse(self, data: bytes, until: float | None) -> int:
-        """Parse whole lines of ``data``; returns the bytes consumed."""
-        latest, loads, used = self.latest, orjson.loads, 0
-        for line in data.splitlines(keepends=True):
-            record = loads(line) if line.strip() else None
-            if record is not None and "probabilities" in record:
-                published = record.get("published_at")
-                if published is not None and published != self._last_published:
-                    at = parse_rfc3339(published)
-                    if until is not None and at > until:
-                        return used
-                    self._last_published = published
-                    self.publishes.append(at)
-                latest[record["key"]] = (float(record["divergence"]["tv"]), int(record["events"]))
-            elif record is not None and record.get("evicted"):
-                latest.pop(record.get("key"), None)
-            used += len(line)
-            self.lines += record is not None
-        return used
-
-    def tv_percentiles(self, min_events: int = 100) -> tuple[float | None, float | None, int]:
-        """p50 and p99 of TV(learned, empirical) over the latest snapshots of keys with ``min_events`` events."""
-        tv = [t for t, n in self.latest.values() if n >= min_events]
-        return percentile(tv, 50), percentile(tv, 99), len(tv)
-
-    def publish_gaps(self, start: float, end: float) -> list[float]:
-        """Seconds between consecutive distinct publish times, both within [start, end] (wall clock)."""
-        times = [t for t in self.publishes if start <= t <= end]
-        return [b - a for a, b in zip(times, times[1:])]
+    def between(self, start: float, end: float) -> list[float]:
+        """The latencies of the probes sent within ``[start, end]`` (monotonic time)."""
+        return [latency for sent, latency in zip(self.sent, self.latencies) if start <= sent <= end]
 
 
 def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tuple[Child, int]:

@@ -5,7 +5,9 @@ import orjson
 import pytest
 
 from daemon.bench.scale import REQUIRED, main
-from daemon.bench.scale_probe import SnapshotReader, parse_rfc3339
+from daemon.bench.scale_catchup import CATCH_UP_REQUIRED
+from daemon.bench.scale_probe import LAG_BUCKET, finite, lag_worst
+from daemon.bench.scale_snapshots import SnapshotReader, parse_rfc3339
 
 RATE = 20_000
 
@@ -59,6 +61,36 @@ def test_smoke_run_reports_every_field(tmp_path):
     assert run["events_total"] == RATE * 3
     assert run["events_per_second"] == pytest.approx(RATE, rel=0.5)
     assert run["keys_published"] > 0
+    assert run["loop_lag_max_s"] >= run["loop_lag_p99_s"] and run["livez_max_s"] >= run["livez_p99_s"]
     for field in ("steps_per_second", "tv_p50_settled", "tv_p99_settled", "loop_lag_p99_s", "livez_p99_s", "rss_mib",
                   "state_bytes_per_key", "rss_bytes_per_key", "shutdown_seconds"):
         assert run[field] is not None, field
+
+
+def test_the_worst_loop_lag_is_the_bound_of_the_highest_bucket_reached():
+    first = {f"{LAG_BUCKET}:{b}": n for b, n in (("0.01", 5.0), ("0.05", 5.0), ("0.1", 5.0), ("+Inf", 5.0))}
+    last = {f"{LAG_BUCKET}:{b}": n for b, n in (("0.01", 90.0), ("0.05", 99.0), ("0.1", 100.0), ("+Inf", 100.0))}
+    assert lag_worst(first, last) == 0.1                     # one probe between 0.05 and 0.1 s late
+    assert lag_worst(first, {**last, f"{LAG_BUCKET}:0.1": 99.0, f"{LAG_BUCKET}:+Inf": 99.0}) == 0.05
+    assert lag_worst(last, last) is None                     # no probe in between
+    notes = []
+    assert finite(lag_worst(first, {**last, f"{LAG_BUCKET}:+Inf": 101.0}), notes) is None and notes
+
+
+def test_catch_up_run_reports_every_field(kafka_broker, tmp_path):
+    """300 keys, 20,000 events in the topic before gumbeld starts; a few seconds after the catch-up."""
+    out = tmp_path / "catch-up.json"
+    code = main(["--catch-up", "--keys", "300", "--backlog", "20000", "--partitions", "2", "--after-seconds", "2",
+                 "--bootstrap-servers", kafka_broker.bootstrap, "--startup-timeout", "60", "--shutdown-timeout", "30",
+                 "--keep", str(tmp_path / "runs"), "--json", str(out)])
+    report = json.loads(out.read_text())
+    (run,) = report["runs"]
+    assert "error" not in run, run["error"]
+    assert code == 0
+    assert [field for field in CATCH_UP_REQUIRED if field not in run] == []
+    assert (run["mode"], run["keys"], run["backlog"], run["exit_code"]) == ("catch_up", 300, 20_000, 0)
+    assert run["catch_up_seconds"] > 0 and run["catch_up_events_per_second"] > 0
+    assert 0 <= run["loop_lag_p99_s"] <= run["loop_lag_max_s"] and run["livez_probes"] > 0
+    assert 0 <= run["livez_p99_s"] <= run["livez_max_s"]
+    assert run["after_loop_lag_max_s"] is not None and run["after_livez_max_s"] is not None
+    assert len(report["machine"]["load_average"]) == 3 and len(report["load_average_at_end"]) == 3
