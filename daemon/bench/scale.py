@@ -2,7 +2,8 @@
 
 Usage: ``gumbeld bench scale [--keys 10000,100000] [--baseline-keys 10000] [--stream-seconds 60]
 [--rate 100000] [--settle-seconds 30] [--max-settle-wait 300] [--zipf 1.1] [--dirichlet-alpha 0.5]
-[--categories 16] [--seed 0] [--embedded] [--keep DIR] [--json PATH]``
+[--categories 16] [--seed 0] [--embedded] [--keep DIR] [--json PATH]``; with ``--catch-up``,
+gumbeld started on a Kafka backlog instead (:mod:`.scale_catchup`).
 
 Each run starts ``python -m daemon run`` on the synthetic source with N generated keys (by default
 Zipf(1.1) popularity, a Dirichlet(0.5) distribution each over 16 categories) streaming ``rate ×
@@ -11,8 +12,9 @@ Mode ``active`` trains only the keys with something to learn (``training.active_
 baseline ``all_keys`` steps every key every step. Every second it scrapes ``/metrics`` and reads
 ``/proc/PID``; a thread probes ``/livez`` every 100 ms. The snapshot file is read after the run,
 as of each moment noted during it (reading it live would take a core from the daemon).
-``loop_lag_p99_s`` comes from the daemon's own ``gumbeld_event_loop_lag_seconds`` over the stream
-and the 30 s after; ``livez_p99_s`` is the HTTP round trip seen from outside, for comparison.
+``loop_lag_p99_s`` and ``loop_lag_max_s`` (the worst, as its bucket's bound) come from the daemon's
+own ``gumbeld_event_loop_lag_seconds`` over the stream and the 30 s after; ``livez_p99_s`` and
+``livez_max_s`` are the HTTP round trips seen from outside, for comparison.
 A metric the daemon does not export, or a phase that never comes (a stream that does not
 stop, keys that never settle), leaves its fields null and says why in ``notes``.
 """
