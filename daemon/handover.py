@@ -16,7 +16,8 @@ import numpy as np
 from .changelog.store import Changelog
 from .changelog.writer import StateBatch
 from .changelog.restore import use_local_checkpoint
-from .kafka.source import KafkaSource, partition_from_name
+from .kafka.key_owners import partition_from_name
+from .kafka.source import KafkaSource
 
 log = logging.getLogger("gumbeld")
 # a whole state partition: 100,000 rows take seconds; longer means a broker problem (retried)
@@ -67,7 +68,7 @@ class Handover:
         else the state partition's rows instead; returns the offset to resume at."""
         started, keys, learner = self._timer(), self.keys(), self.learner()
         committed = await self.source.committed(tp)
-        own = [key for key, partitions in self.source.owners.items() if partitions == {tp}]
+        own = self.source.owners.sole({tp})
         if use_local_checkpoint(local_offset, committed):
             self.changelog.writer.restored(own, tp)  # their rows may be on the topic: evictions need tombstones
             self.changelog.metrics.restored(rows=len(own), seconds=self._timer() - started, source="checkpoint")
@@ -85,8 +86,7 @@ class Handover:
             pending = self._take()  # freed rows are reset before restored states land in them
             await self._run(lambda: (learner.absorb(pending),
                                      learner.restore_rows(rows[kept], state, restored.versions[kept])))
-        for name in names:
-            self.source.owners[name] = {tp}
+        self.source.owners.own(names, tp)
         self.changelog.writer.restored(names, tp)
         self.source.replay.add(tp, {n: restored.rows[n] for n in names}, committed or 0)
         self.changelog.metrics.restored(rows=len(names), seconds=self._timer() - started, source="changelog")

@@ -49,20 +49,12 @@ from .connection import client_options, describe
 from ..changelog.restore import ReplayFilter
 from .decode import RecordDecoder
 from .failures import KafkaFailures
+from .key_owners import KeyOwners, partition_from_name, partition_name
 
 log = logging.getLogger("gumbeld.kafka")
 HEALTH = "source"
 PROBE_INTERVAL = 2.0  # seconds between broker probes (end offsets → lag, reachability)
 CLOSE_TIMEOUT = 3.0   # seconds closing the consumer may take at shutdown (after the final checkpoint)
-
-
-def partition_name(tp: TopicPartition) -> str:
-    return f"{tp.topic}:{tp.partition}"
-
-
-def partition_from_name(name: str) -> TopicPartition:
-    topic, partition = name.rsplit(":", 1)
-    return TopicPartition(topic, int(partition))
 
 
 class KafkaSource:
@@ -87,17 +79,17 @@ class KafkaSource:
         self._consumer_factory = consumer_factory
         self.consumer: AIOKafkaConsumer | None = None
         self.offsets: dict[TopicPartition, int] = {}      # next offset to consume, per partition
-        self.owners: dict[str, set[TopicPartition]] = {}   # key → partitions it was seen on
+        self.owners = KeyOwners()                          # key → partitions it was seen on
         self._last_timestamp: dict[TopicPartition, float] = {}
 
     # -- position, for checkpoints -----------------------------------------------------------
     def position(self) -> dict:
         return {"offsets": {partition_name(tp): offset for tp, offset in self.offsets.items()},
-                "owners": {key: sorted(partition_name(tp) for tp in tps) for key, tps in self.owners.items()}}
+                "owners": self.owners.state()}
 
     def restore(self, position: dict) -> None:
         self.offsets = {partition_from_name(n): int(o) for n, o in position.get("offsets", {}).items()}
-        self.owners = {k: {partition_from_name(n) for n in v} for k, v in position.get("owners", {}).items()}
+        self.owners.load(position.get("owners", {}))
 
     # -- consuming ---------------------------------------------------------------------------
     async def batches(self) -> AsyncIterator[EventBatch]:
@@ -146,7 +138,7 @@ class KafkaSource:
             for key in {r.key for r in records}:
                 name = _key_text(key) if isinstance(key, bytes) else self.settings.default_key
                 if name is not None:  # a key that is not UTF-8 was dead-lettered: no key of ours
-                    self.owners.setdefault(name, set()).add(tp)
+                    self.owners.saw(name, tp)
 
     async def _start(self) -> None:
         s = self.settings
@@ -245,16 +237,12 @@ class KafkaSource:
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """Resume owned partitions at our own offsets; forget the partitions (and keys) that went."""
-        lost = (set(self.offsets) | {tp for tps in self.owners.values() for tp in tps}) - partitions
-        gone = [key for key, tps in self.owners.items() if not tps & partitions]
+        lost = (set(self.offsets) | self.owners.partitions()) - partitions
+        gone = self.owners.keep(partitions)
         for tp in lost:
             self.offsets.pop(tp, None)
             self._last_timestamp.pop(tp, None)
             self._metrics.forget_lag(tp.topic, tp.partition)
-        for key in gone:
-            del self.owners[key]
-        for tps in self.owners.values():
-            tps &= partitions
         for tp in lost:
             self.replay.forget(tp)
         self._refuse_shared_keys(partitions)
