@@ -31,9 +31,9 @@ from pathlib import Path
 from gumbel_models import resolve_device
 
 from .machine import describe_machine
-from .scale_catchup import add_catch_up_arguments, format_catch_up_table, run_catch_ups
+from .scale_catchup import CATCH_UP_TABLE, add_catch_up_arguments, run_catch_ups
 from .scale_embedded import run_embedded
-from .scale_probe import (CPU_WINDOW, MIB, WATCHED, LivenessProber, cpu_seconds, finite, lag_percentile,
+from .scale_probe import (CPU_WINDOW, format_table, MIB, WATCHED, LivenessProber, cpu_seconds, finite, lag_percentile,
                           lag_worst, percentile, rounded, rss_bytes, scrape, start_daemon)
 from .scale_snapshots import SnapshotReader
 
@@ -214,14 +214,6 @@ def workdir_for(keep: Path | None, name: str):
     yield path
 
 
-def format_table(rows: list[dict]) -> str:
-    cells = [["—" if row.get(c) is None else str(row.get(c)) for c in TABLE] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(TABLE)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)
-
-
 def _keys(text: str) -> list[int]:
     return [int(k) for k in text.split(",") if k.strip()]
 
@@ -282,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     report["config"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     if report["runs"]:
-        print("\n" + (format_catch_up_table if args.catch_up else format_table)(report["runs"]))
+        print("\n" + format_table(report["runs"], CATCH_UP_TABLE if args.catch_up else TABLE))
     if args.embedded:
         print(f"embedded default: {report['embedded_default_cpu_percent']} % of one core over seconds "
               f"{args.embedded_seconds - CPU_WINDOW:g}-{args.embedded_seconds:g}")

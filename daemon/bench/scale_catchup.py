@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ..kafka.produce import ProducePlan, produce_events, start_producer
 from ..settings import GeneratedKeys, SyntheticSettings
+from .ingest_pass import delete_topics
 from .tansu import bench_broker
 from .scale_probe import MIB, LivenessProber, finite, lag_percentile, lag_worst, percentile, rounded, rss_bytes, \
     scrape, start_daemon
@@ -77,15 +78,6 @@ async def fill_backlog(bootstrap: str, topic: str, keys: int, args) -> float:
     return summary.seconds
 
 
-async def delete_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-        await admin.delete_topics(topics)
-    except Exception:  # best effort: a memory-only broker forgets them anyway
-        pass
-    finally:
-        await admin.close()
 
 
 def catch_up_flags(keys: int, args, bootstrap: str, topic: str, group: str, workdir: Path) -> list[str]:
@@ -148,7 +140,7 @@ def run_catch_up(keys: int, args, bootstrap: str, workdir: Path) -> dict:
             prober.stop()
             child.kill()
     finally:
-        asyncio.run(delete_topics(bootstrap, [topic, f"gumbeld.{group}.{topic}.state"]))
+        asyncio.run(delete_topics({"bootstrap_servers": bootstrap}, [topic, f"gumbeld.{group}.{topic}.state"]))
     row = {"mode": "catch_up", "keys": keys, "backlog": args.backlog, "partitions": args.partitions,
            "produce_seconds": rounded(produce_seconds, 2), "rss_mib": rounded(rss_max / MIB, 1) if rss_max else None,
            "exit_code": code, "shutdown_seconds": rounded(shutdown_seconds, 3), "notes": notes}
@@ -190,9 +182,3 @@ def run_catch_ups(args, parser, runs: list[dict], workdir_for) -> bool:
     return failed
 
 
-def format_catch_up_table(rows: list[dict]) -> str:
-    cells = [["—" if row.get(c) is None else str(row.get(c)) for c in CATCH_UP_TABLE] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(CATCH_UP_TABLE)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(CATCH_UP_TABLE, widths))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
-    return "\n".join(lines)

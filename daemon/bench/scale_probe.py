@@ -242,3 +242,12 @@ def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tup
             if attempt == 2 or "cannot serve metrics" not in child.log_tail():
                 raise
     raise AssertionError("unreachable")
+
+
+def format_table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """``rows`` as aligned text columns, ``—`` where a value is missing."""
+    cells = [["—" if row.get(c) is None else str(row.get(c)) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)
