@@ -63,10 +63,11 @@ class Producer:
                                  compression_type=self._compression, **client_options(self._connection))
         try:
             await producer.start()
-        except BaseException as error:  # also a start cut short by the send's timeout
-            self._retry_at = self._clock() + self._backoff.next()
-            self._start_error = cause(error)
-            self._refused = IdempotenceRefused.after(error) if self._idempotence else None
+        except asyncio.CancelledError:  # cut short: by the send's timeout (send_all backs off) or by a stop,
+            await _stop(producer)       # which is no failure of the brokers and must not delay the final checkpoint
+            raise
+        except BaseException as error:
+            self._back_off(error)
             await _stop(producer)
             if self._refused is not None:
                 raise self._refused from error
@@ -93,11 +94,20 @@ class Producer:
         try:
             await asyncio.wait_for(send(), self.timeout)
         except (KafkaError, asyncio.TimeoutError, OSError) as error:
+            if isinstance(error, asyncio.TimeoutError) and self._producer is None:
+                self._back_off(error)  # the brokers did not answer the start in time
             self._report(topic, error)
             await self.close()  # start afresh next time: a half-broken producer may hang
             raise
         if self._failures is not None:
             self._failures.succeeded(self.operation)
+
+    def _back_off(self, error: BaseException) -> None:
+        """The start failed: no other before a backoff wait; remember why (a refusal of idempotence by name)."""
+        self._retry_at = self._clock() + self._backoff.next()
+        self._start_error = cause(error) if not isinstance(error, asyncio.TimeoutError) else \
+            f"no answer within {self.timeout:g} s"
+        self._refused = IdempotenceRefused.after(error) if self._idempotence else None
 
     def _report(self, topic: str, error: BaseException) -> None:
         if self._failures is None:

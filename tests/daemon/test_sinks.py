@@ -178,6 +178,36 @@ def test_a_producer_that_failed_to_start_waits_out_its_backoff_before_starting_a
     asyncio.run(main())
 
 
+def test_a_start_cut_short_by_a_stop_is_no_failure_the_next_send_starts_at_once():
+    """A checkpoint cancelled at SIGTERM while its producer started must not delay the final one."""
+    from daemon.kafka.producer import Producer
+    from daemon.settings import KafkaSourceSettings
+
+    starts, gate = [], None
+
+    class Slow(FakeKafkaProducer):
+        async def start(self) -> None:
+            starts.append(len(starts))
+            if len(starts) == 1:
+                await gate.wait()  # never set: the first start hangs until cancelled
+
+    async def main():
+        nonlocal gate
+        gate = asyncio.Event()
+        producer = Producer(KafkaSourceSettings(retry_backoff_max=30.0), enable_idempotence=False, timeout=5.0,
+                            producer_factory=Slow)
+        first = asyncio.create_task(producer.send_all("t", [(b"k", b"v", [])]))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        await asyncio.gather(first, return_exceptions=True)
+        FakeKafkaProducer.sent = []
+        await producer.send_all("t", [(b"k", b"v2", [])])  # no backoff to wait out
+        assert starts == [0, 1] and FakeKafkaProducer.sent == [("t", b"k", b"v2")]
+        await producer.close()
+
+    asyncio.run(main())
+
+
 def test_retry_backs_off_until_the_deadline_then_raises_the_last_error():
     from aiokafka.errors import KafkaConnectionError
 
