@@ -122,14 +122,28 @@ class Producer:
     async def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            await _stop(producer)
+            await _stop(producer, grace=self.timeout)
 
 
-async def _stop(producer: AIOKafkaProducer) -> None:
+async def _stop(producer: AIOKafkaProducer, grace: float = 5.0) -> None:
+    """Flush and close ``producer``; past ``grace`` seconds, stop it sending anything more.
+
+    A stop cut short by a timeout leaves aiokafka's sender task running, and it would retry the
+    batches it holds behind the back of the next producer: a snapshot sent after the tombstone of
+    its key brings the key back for every reader of the compacted topic. So the sender is cancelled
+    (it first waits for the requests already on the wire) and the connections are closed.
+    """
     try:
-        await asyncio.wait_for(producer.stop(), 5.0)
+        await asyncio.wait_for(producer.stop(), grace)
     except (KafkaError, asyncio.TimeoutError, OSError) as error:
-        log.warning("closing the Kafka producer: %s", error)
+        log.warning("closing the Kafka producer: %s; dropping what it still holds", cause(error))
+        sender = getattr(producer, "_sender", None)  # aiokafka has no public way to abandon a producer
+        try:
+            if sender is not None:
+                await sender.close()
+            await producer.client.close()
+        except (KafkaError, OSError) as closing:
+            log.warning("closing the Kafka producer's connections: %s", cause(closing))
 
 
 class KafkaSnapshotSink:
