@@ -186,8 +186,9 @@ def test_librdkafka_and_kafkajs_readers_get_every_snapshot_schema_valid_and_the_
         assert not errors, f"snapshot at offset {offset} breaks {validator.schema.get('title')}: {errors}"
         assert snapshot["key"] == key
     first_tombstone = tombstones[0][0]
-    after = [(offset, key) for offset, key, _ in reference if offset > first_tombstone and key == "reader-1"]
-    assert not after, f"snapshots of an evicted key after its tombstone: {after}, {''.join(daemon.log)[-3000:]}"
+    # its snapshots end there (the tombstone itself may come again: a publish cut short by the stop is repeated)
+    after = [offset for offset, key, value in reference if offset > first_tombstone and key == "reader-1" and value]
+    assert not after, f"snapshots of an evicted key after its tombstone, at offsets {after}"
 
 
 # -- records at the edges of the protocol ---------------------------------------------------------
