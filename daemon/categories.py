@@ -28,15 +28,10 @@ from typing import Iterable
 import numpy as np
 
 OTHER = "__other__"
-OVERFLOW_POLICIES = ("dead_letter", "other")
 
 
 class CategoryTable:
     def __init__(self, max_categories: int, overflow: str = "dead_letter") -> None:
-        if overflow not in OVERFLOW_POLICIES:
-            raise ValueError(f"category overflow must be one of {OVERFLOW_POLICIES}, got {overflow!r}")
-        if max_categories < 2:
-            raise ValueError(f"max_categories must be >= 2, got {max_categories}")
         self.max_categories, self.overflow = max_categories, overflow
         self._index: dict[str, int] = {}
         self.labels: list[str] = []

@@ -28,13 +28,9 @@ import torch
 
 from .arrays import grown
 
-POLICIES = ("evict_least_recent", "dead_letter")
-
 
 class KeyTable:
     def __init__(self, max_keys: int, policy: str = "evict_least_recent") -> None:
-        if policy not in POLICIES:
-            raise ValueError(f"key policy must be one of {POLICIES}, got {policy!r}")
         self.max_keys, self.policy = max_keys, policy
         self.names_by_row: list[str | None] = []      # None: a free row
         self.last_seen = np.zeros(0, dtype=np.float64)  # per row, clock seconds of its key's last event

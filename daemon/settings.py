@@ -5,24 +5,27 @@ command line: ``metrics.port`` is ``[metrics] port = …`` in the file, ``GUMBEL
 the environment and ``--metrics.port`` on the command line. Precedence, highest first: command
 line, environment, file, defaults. This module only declares and validates; reading the sources
 lives in :mod:`daemon.config`.
+
+The learning core's settings (``model.temperature.*``, ``model.*`` but keys and categories) are declared
+and bounded once, by the dataclasses of :mod:`gumbel_models.config`: :func:`settings_of` makes their
+sections, each value checked by the core's own rule. Consumers trust the settings and do not re-check them.
 """
 from __future__ import annotations
 
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
-from gumbel_models.config import check_change_p_value, check_half_life
+from gumbel_models.config import check_field, setting_fields
+from gumbel_models.temperature import check_floor
 
 from .field_path import FieldPath
 
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
-_GAN = GANConfig(n_categories=2)  # the learning defaults live in gumbel_models; the settings mirror them
-_TAU = _GAN.temperature
 OPEN_SMALLEST_CLASS = 8  # open categories: the narrowest size class (gumbel_models.size_classes)
 
 
@@ -30,45 +33,48 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TemperatureSettings(Section):
-    schedule: Literal["constant", "exponential", "linear", "cosine"] = Field(
-        _TAU.kind, description="how τ falls from initial to minimum over the training steps")
-    initial: float = Field(_TAU.initial, gt=0, description="τ0")
-    minimum: float = Field(_TAU.minimum, gt=0, description="τ_min, the floor of every schedule")
-    rate: float = Field(_TAU.rate, ge=0, description="r of τ0·exp(−r·t), per step")
-    steps: int = Field(_TAU.steps, gt=0, description="T of the linear and cosine schedules")
+class CoreSettings(Section):
+    """A section whose settings a dataclass of the learning core declares (see :func:`settings_of`)."""
+    core: ClassVar[type]
+
+    def build(self, **others: Any) -> Any:
+        """The core's dataclass with these settings; ``others`` gives its fields that are not settings."""
+        values = {name: getattr(self, name) for name in setting_fields(self.core)}
+        return self.core(**{k: v.build() if isinstance(v, CoreSettings) else v for k, v in values.items()}, **others)
 
 
-class ModelSettings(Section):
+def settings_of(core: type, **sections: type[CoreSettings]) -> type[CoreSettings]:
+    """A :class:`CoreSettings` with the setting fields of the dataclass ``core`` (name, type, default and
+    description), each checked by :func:`core_rule`; ``sections`` holds the section of a dataclass field."""
+    declared = {name: (sections[name], sections[name]()) if name in sections else
+                (Annotated[hint, core_rule(core, name)], Field(default, description=description))
+                for name, (hint, default, description) in setting_fields(core).items()}
+    section = create_model(f"{core.__name__}Settings", __base__=CoreSettings, __module__=__name__, **declared)
+    section.core = core
+    return section
+
+
+def core_rule(core: type, name: str) -> AfterValidator:
+    """Checks a setting by the core's rule for its field ``name``; None passes where the setting's type admits it."""
+    return AfterValidator(lambda value: value if value is None else check_field(core, name, value))
+
+
+class TemperatureSettings(settings_of(TemperatureSchedule)):
+    @model_validator(mode="after")
+    def _falls_to_its_minimum(self) -> "TemperatureSettings":
+        check_floor(self.initial, self.minimum)
+        return self
+
+
+class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
+    """The learning core's settings (declared by :class:`GANConfig`) and which keys and categories it learns."""
     categories: list[str] | Literal["open"] | None = Field(None, description="category labels; \"open\": learned from the stream as they appear; or give n_categories")
-    n_categories: int | None = Field(None, ge=2, description="K for index categories 0..K-1")
+    n_categories: Annotated[int | None, core_rule(GANConfig, "n_categories")] = Field(None, description="K for index categories 0..K-1")
     max_categories: int = Field(100_000, ge=2, description="open categories: labels kept at most; past it, category_overflow decides")
     category_overflow: Literal["dead_letter", "other"] = Field("dead_letter", description="open categories past max_categories: dead-letter the event (reason category_limit), or count it as __other__")
-    samples_per_step: int = Field(_GAN.samples_per_step, ge=1, description="Gumbel-softmax samples per key in each generator update, for keys learned to settle_floor")
-    min_samples_per_step: int = Field(_GAN.min_samples_per_step, ge=1, description="fewest samples per step, for keys whose settle tolerance is loose (few events); M ∝ 1/tolerance² in between")
-    hard: bool = Field(_GAN.hard, description="straight-through one-hot samples (exact equilibrium); false for soft samples")
-    expected_fake: bool = Field(_GAN.expected_fake, description="hard samples: exact expected fake term in the discriminator loss")
-    generator_steps: int = Field(_GAN.generator_steps, ge=1, description="generator updates per training step")
-    discriminator_steps: int = Field(_GAN.discriminator_steps, ge=1, description="discriminator updates per training step")
-    generator_lr: float = Field(_GAN.generator_lr, gt=0, description="Adam learning rate of the generator logits")
-    discriminator_lr: float = Field(_GAN.discriminator_lr, gt=0, description="Adam learning rate of the discriminator")
-    betas: tuple[float, float] = Field(_GAN.betas, description="Adam (β1, β2) of both players")
-    r1_gamma: float = Field(_GAN.r1_gamma, ge=0, description="R1 penalty ½γ‖w‖² on the discriminator weights")
-    ema_decay: float = Field(_GAN.ema_decay, ge=0, lt=1, description="Polyak averaging of the generator logits; published probabilities use the average")
-    reference_categories: int | None = Field(_GAN.reference_categories, ge=2, description="with more categories than this, learning rates scale by sqrt(reference/K) and the averaging window by K/reference; unset turns it off")
-    young_steps: float | None = Field(_GAN.young_steps, gt=0, description="above reference_categories, a young key steps at the reference's sizes, falling to the scaled ones over about young_steps·K/reference updates; unset: scaled from the start")
-    lr_decay_steps: float | None = Field(None, gt=0, description="learning rates scale by 1/(1 + t/lr_decay_steps); unset keeps them constant")
-    temperature: TemperatureSettings = TemperatureSettings()
-    half_life: Annotated[float | None, AfterValidator(check_half_life)] = Field(None, description="forgetting half-life, events per key")
-    change_p_value: Annotated[float | None, AfterValidator(check_change_p_value)] = Field(None, description="restart a key's histogram when a window of its events differs at this p-value")
-    change_window: int = Field(_GAN.change_window, ge=1, description="events per key in each change test")
-    dtype: Literal["float32", "float64", "bfloat16"] = Field("float32", description="parameter precision")
     max_keys: int = Field(10_000, ge=1, description="keys kept at most; what happens to a new key past it is max_keys_policy")
     max_keys_policy: Literal["evict_least_recent", "dead_letter"] = Field("evict_least_recent", description="a new key past max_keys evicts the key seen least recently, or is dead-lettered (reason key_limit)")
     key_ttl: float | None = Field(None, gt=0, description="evict keys without events for this many seconds; unset keeps them")
-    settle_tolerance: float = Field(_GAN.settle_tolerance, gt=0, description="a key settles (stops training) when TV(learned, empirical) <= max(settle_floor, settle_tolerance·sqrt(K_seen/n))")
-    settle_floor: float = Field(_GAN.settle_floor, gt=0, description="the smallest settle tolerance, in TV")
-    max_steps_awake: int = Field(_GAN.max_steps_awake, ge=1, description="a key that has not settled after this many of its own steps since it woke sleeps until new events")
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -86,7 +92,6 @@ class ModelSettings(Section):
                 raise ValueError("categories must list at least two distinct labels")
             if self.n_categories is not None and self.n_categories != len(self.categories):
                 raise ValueError("n_categories disagrees with the number of categories")
-        self.gan_config()  # what the learning core rejects is rejected when the settings load, not later
         return self
 
     @property
@@ -104,19 +109,8 @@ class ModelSettings(Section):
         return [str(i) for i in range(self.n_categories or len(SEED_DISTRIBUTION))]
 
     def gan_config(self) -> GANConfig:
-        t = self.temperature
-        return GANConfig(
-            n_categories=OPEN_SMALLEST_CLASS if self.open else len(self.labels), samples_per_step=self.samples_per_step,
-            min_samples_per_step=self.min_samples_per_step, hard=self.hard,
-            expected_fake=self.expected_fake, generator_steps=self.generator_steps, discriminator_steps=self.discriminator_steps,
-            generator_lr=self.generator_lr, discriminator_lr=self.discriminator_lr, betas=self.betas,
-            r1_gamma=self.r1_gamma, ema_decay=self.ema_decay, reference_categories=self.reference_categories,
-            young_steps=self.young_steps,
-            lr_decay_steps=self.lr_decay_steps,
-            temperature=TemperatureSchedule(t.schedule, t.initial, t.minimum, t.rate, t.steps),
-            half_life=self.half_life, change_p_value=self.change_p_value, change_window=self.change_window,
-            settle_tolerance=self.settle_tolerance, settle_floor=self.settle_floor,
-            max_steps_awake=self.max_steps_awake, dtype=self.dtype)
+        """The learning core's configuration: these settings, K from the categories (open: the narrowest class)."""
+        return self.build(n_categories=OPEN_SMALLEST_CLASS if self.open else len(self.labels))
 
 
 class DriftSettings(Section):

@@ -1,82 +1,61 @@
 """Settings of the Gumbel-softmax GAN; every default is chosen by a measurement (README, "Learning").
 
-The daemon's configuration tree embeds these fields; this module validates them once.
+Each field is declared once, here: its type, its default and, in its metadata, its bounds (``ge``, ``gt``,
+``le``, ``lt``) and, for a field the daemon exposes as the setting ``model.<name>``, its description.
+:func:`check_field` is the one rule that enforces them. ``GANConfig`` runs it on each of its fields, so
+the learning core validates itself and needs no settings library; :mod:`daemon.settings` makes its
+settings from these fields and runs it on each value as the settings load, so an error names the setting.
 """
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+import numbers
+import operator
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import torch
 
 from .temperature import TemperatureSchedule
 
 
+def checked(default: Any = MISSING, description: str | None = None, **bounds: float) -> Any:
+    """A dataclass field whose ``bounds`` (any of ``ge``, ``gt``, ``le``, ``lt``) :func:`check_field`
+    enforces; with a ``description`` it is also a setting of the daemon."""
+    return field(default=default, metadata=bounds if description is None else {"description": description, **bounds})
+
+
 @dataclass(frozen=True)
 class GANConfig:
-    n_categories: int
-    samples_per_step: int = 256          # M generator samples per key and update (keys learned to the settle floor)
-    min_samples_per_step: int = 32       # keys with a looser settle tolerance take fewer, down to this (see settling)
-    hard: bool = True                    # straight-through one-hot samples (exact equilibrium q = p)
-    generator_steps: int = 1             # G updates per training step
-    discriminator_steps: int = 1         # D updates per training step
-    generator_lr: float = 0.05
-    discriminator_lr: float = 0.05
-    betas: tuple[float, float] = (0.5, 0.999)
-    r1_gamma: float = 0.1                # ½γ‖w‖² on the discriminator weights
-    ema_decay: float = 0.995             # Polyak averaging of the generator logits
-    reference_categories: int | None = 100  # above this K the step sizes and averaging window scale (see below)
-    young_steps: float | None = 30.0     # above it, a young key's step sizes fall to the scaled ones over ~this·f updates
-    lr_decay_steps: float | None = None  # lr · 1/(1 + t / lr_decay_steps); None keeps lr constant
-    logit_range: float = 30.0            # logits stay within this distance of their row maximum
-    expected_fake: bool = True           # hard samples only: D's fake term as Σ_k q_k·ℓ(D(e_k)), exact
-    real_batch: int | None = None        # None: exact histogram; n: resample n real events per D step
-    temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule)
-    half_life: float | None = None       # forgetting of the empirical histogram, in events per key
-    change_p_value: float | None = None  # restart a key's histogram when a window differs at this p-value
-    change_window: int = 2000            # events per key per change test
-    settle_tolerance: float = 0.02       # settled: TV(learned, empirical) ≤ max(floor, tolerance·sqrt(K_seen / n))
-    settle_floor: float = 0.002          # the tightest settle tolerance
-    max_steps_awake: int = 4000          # a key that cannot settle sleeps after this many steps until new events
-    dtype: str = "float32"
+    n_categories: int = checked(ge=2)
+    samples_per_step: int = checked(256, "Gumbel-softmax samples per key in each generator update, for keys learned to settle_floor", ge=1)
+    min_samples_per_step: int = checked(32, "fewest samples per step, for keys whose settle tolerance is loose (few events); M ∝ 1/tolerance² in between", ge=1)
+    hard: bool = checked(True, "straight-through one-hot samples (exact equilibrium); false for soft samples")
+    generator_steps: int = checked(1, "generator updates per training step", ge=1)
+    discriminator_steps: int = checked(1, "discriminator updates per training step", ge=1)
+    generator_lr: float = checked(0.05, "Adam learning rate of the generator logits", gt=0)
+    discriminator_lr: float = checked(0.05, "Adam learning rate of the discriminator", gt=0)
+    betas: tuple[float, float] = checked((0.5, 0.999), "Adam (β1, β2) of both players", ge=0, lt=1)
+    r1_gamma: float = checked(0.1, "R1 penalty ½γ‖w‖² on the discriminator weights", ge=0)
+    ema_decay: float = checked(0.995, "Polyak averaging of the generator logits; published probabilities use the average", ge=0, lt=1)
+    reference_categories: int | None = checked(100, "with more categories than this, learning rates scale by sqrt(reference/K) and the averaging window by K/reference; unset turns it off", ge=2)
+    young_steps: float | None = checked(30.0, "above reference_categories, a young key steps at the reference's sizes, falling to the scaled ones over about young_steps·K/reference updates; unset: scaled from the start", gt=0)
+    lr_decay_steps: float | None = checked(None, "learning rates scale by 1/(1 + t/lr_decay_steps); unset keeps them constant", gt=0)
+    logit_range: float = checked(30.0, gt=0)  # logits stay within this distance of their row maximum
+    expected_fake: bool = checked(True, "hard samples: exact expected fake term in the discriminator loss")
+    real_batch: int | None = checked(None, ge=1)  # None: exact histogram; n: resample n real events per D step
+    temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule, metadata={"description": "τ(t) of the Gumbel-softmax samples"})
+    half_life: float | None = checked(None, "forgetting half-life, events per key", gt=0)
+    change_p_value: float | None = checked(None, "restart a key's histogram when a window of its events differs at this p-value", gt=0, lt=1)
+    change_window: int = checked(2000, "events per key in each change test", ge=1)
+    settle_tolerance: float = checked(0.02, "a key settles (stops training) when TV(learned, empirical) <= max(settle_floor, settle_tolerance·sqrt(K_seen/n))", gt=0)
+    settle_floor: float = checked(0.002, "the smallest settle tolerance, in TV", gt=0)
+    max_steps_awake: int = checked(4000, "a key that has not settled after this many of its own steps since it woke sleeps until new events", ge=1)
+    dtype: Literal["float32", "float64", "bfloat16"] = checked("float32", "parameter precision")
 
     def __post_init__(self) -> None:
-        positive_ints = ("n_categories", "samples_per_step", "min_samples_per_step", "generator_steps", "discriminator_steps")
-        for name in positive_ints:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.n_categories < 2:
-            raise ValueError(f"n_categories must be >= 2, got {self.n_categories}")
-        for name in ("generator_lr", "discriminator_lr", "logit_range"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas must lie in [0, 1), got {self.betas!r}")
-        if self.r1_gamma < 0:
-            raise ValueError(f"r1_gamma must be >= 0, got {self.r1_gamma}")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
-        if self.lr_decay_steps is not None and not self.lr_decay_steps > 0:
-            raise ValueError(f"lr_decay_steps must be > 0 or None, got {self.lr_decay_steps}")
-        if self.real_batch is not None and self.real_batch < 1:
-            raise ValueError(f"real_batch must be >= 1 or None, got {self.real_batch}")
-        check_half_life(self.half_life)
-        check_change_p_value(self.change_p_value)
-        for name in ("settle_tolerance", "settle_floor"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if self.max_steps_awake < 1:
-            raise ValueError(f"max_steps_awake must be >= 1, got {self.max_steps_awake}")
-        if self.change_window < 1:
-            raise ValueError(f"change_window must be >= 1, got {self.change_window}")
-        if self.young_steps is not None and not (self.young_steps > 0 and math.isfinite(self.young_steps)):
-            raise ValueError(f"young_steps must be a positive number or None, got {self.young_steps!r}")
-        if self.reference_categories is not None and self.reference_categories < 2:
-            raise ValueError(f"reference_categories must be >= 2 or None, got {self.reference_categories}")
-        if self.dtype not in ("float32", "float64", "bfloat16"):
-            raise ValueError(f"dtype must be float32, float64 or bfloat16, got {self.dtype!r}")
+        check_fields(self)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -139,17 +118,64 @@ class GANConfig:
 
 
 def check_half_life(half_life: float | None) -> float | None:
-    """``half_life`` if it is None or a positive, finite number of events; else ValueError."""
-    if half_life is not None and not (half_life > 0 and math.isfinite(half_life)):
-        raise ValueError(f"half_life must be a positive number of events or None, got {half_life}")
-    return half_life
+    """``half_life`` if :class:`GANConfig` would take it; else ValueError."""
+    return check_field(GANConfig, "half_life", half_life)
 
 
-def check_change_p_value(p_value: float | None) -> float | None:
-    """``p_value`` if it is None or lies in (0, 1); else ValueError."""
-    if p_value is not None and not 0 < p_value < 1:
-        raise ValueError(f"change_p_value must lie in (0, 1) or be None, got {p_value}")
-    return p_value
+_BOUNDS = {"ge": (operator.ge, ">="), "gt": (operator.gt, ">"), "le": (operator.le, "<="), "lt": (operator.lt, "<")}
+
+
+@functools.cache
+def _rules(config: type) -> dict[str, tuple[Any, dict[str, float]]]:
+    """Type and bounds of each field of the dataclass ``config``."""
+    hints = get_type_hints(config)
+    return {f.name: (hints[f.name], {k: f.metadata[k] for k in _BOUNDS if k in f.metadata}) for f in fields(config)}
+
+
+def check_field(config: type, name: str, value: Any) -> Any:
+    """``value`` if field ``name`` of the dataclass ``config`` may hold it; else ValueError naming the field.
+
+    None passes where the type allows it; a ``Literal`` type admits its choices; a bounded field a finite
+    number within its bounds (a tuple: each element). Types themselves are not checked.
+    """
+    hint, bounds = _rules(config)[name]
+    optional = type(None) in get_args(hint)
+    if value is None and optional:
+        return value
+    if get_origin(hint) is Literal and value not in get_args(hint):
+        raise ValueError(f"{name} must be one of {', '.join(map(str, get_args(hint)))}, got {value!r}")
+    values = value if get_origin(hint) is tuple and isinstance(value, tuple) else (value,)
+    if bounds and not all(_within(x, bounds) for x in values):
+        each = "each " if get_origin(hint) is tuple else ""
+        raise ValueError(f"{name} must {each}{_rule(hint, bounds)}{' or be None' if optional else ''}, got {value!r}")
+    return value
+
+
+def setting_fields(config: type) -> dict[str, tuple[Any, Any, str]]:
+    """Type, default and description of each field of the dataclass ``config`` that has a description."""
+    hints = get_type_hints(config)
+    return {f.name: (hints[f.name], f.default if f.default_factory is MISSING else f.default_factory(),
+                     f.metadata["description"]) for f in fields(config) if "description" in f.metadata}
+
+
+def check_fields(config: Any) -> None:
+    """:func:`check_field` on each field of the dataclass instance ``config``."""
+    for name in _rules(type(config)):
+        check_field(type(config), name, getattr(config, name))
+
+
+def _within(x: Any, bounds: dict[str, float]) -> bool:
+    return isinstance(x, numbers.Real) and math.isfinite(x) and all(_BOUNDS[k][0](x, b) for k, b in bounds.items())
+
+
+def _rule(hint: Any, bounds: dict[str, float]) -> str:
+    """``bounds`` in words: ``lie in [0, 1)``, ``be a finite number > 0``, ``be an integer >= 1``."""
+    low, high = bounds.keys() & {"ge", "gt"}, bounds.keys() & {"le", "lt"}
+    if low and high:
+        (lo,), (hi,) = low, high
+        return f"lie in {'(' if lo == 'gt' else '['}{bounds[lo]}, {bounds[hi]}{')' if hi == 'lt' else ']'}"
+    kind = "an integer" if int in (hint, *get_args(hint)) else "a finite number"
+    return f"be {kind} " + " and ".join(f"{_BOUNDS[k][1]} {b}" for k, b in bounds.items())
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

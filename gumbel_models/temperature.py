@@ -18,39 +18,35 @@ schedule where it stopped. Every schedule is clipped below by ``minimum`` (τ_mi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
-from .gumbel_softmax import check_temperature
-
-SCHEDULES = ("constant", "exponential", "linear", "cosine")
+from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class TemperatureSchedule:
-    kind: str = "exponential"
-    initial: float = 2.0
-    minimum: float = 1.0
-    rate: float = 1e-3
-    steps: int = 5000
+    """τ(t) of the ``schedule``; its fields are declared as :class:`~gumbel_models.config.GANConfig`'s are
+    (bounds and description in the metadata, checked by ``check_fields``) and are the daemon's
+    ``model.temperature.*`` settings."""
+    schedule: Literal["constant", "exponential", "linear", "cosine"] = field(
+        default="exponential", metadata={"description": "how τ falls from initial to minimum over the training steps"})
+    initial: float = field(default=2.0, metadata={"description": "τ0", "gt": 0})
+    minimum: float = field(default=1.0, metadata={"description": "τ_min, the floor of every schedule", "gt": 0})
+    rate: float = field(default=1e-3, metadata={"description": "r of τ0·exp(−r·t), per step", "ge": 0})
+    steps: int = field(default=5000, metadata={"description": "T of the linear and cosine schedules", "gt": 0})
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"temperature schedule must be one of {SCHEDULES}, got {self.kind!r}")
-        check_temperature(self.initial)
-        check_temperature(self.minimum)
-        if self.minimum > self.initial:
-            raise ValueError(f"temperature minimum {self.minimum} exceeds initial {self.initial}")
-        if self.rate < 0 or self.steps <= 0:
-            raise ValueError("temperature rate must be >= 0 and steps > 0")
+        from .config import check_fields  # not at the top: config.py imports this module
+        check_fields(self)
+        check_floor(self.initial, self.minimum)
 
     def __call__(self, step: int) -> float:
         t0, t_min = self.initial, self.minimum
-        if self.kind == "constant":
+        if self.schedule == "constant":
             return t0
-        if self.kind == "exponential":
+        if self.schedule == "exponential":
             return max(t_min, t0 * math.exp(-self.rate * step))
         frac = min(step, self.steps) / self.steps
-        if self.kind == "linear":
+        if self.schedule == "linear":
             return max(t_min, t0 - (t0 - t_min) * frac)
         return t_min + (t0 - t_min) * (1.0 + math.cos(math.pi * frac)) / 2.0
 
@@ -61,4 +57,10 @@ class TemperatureSchedule:
             "linear": f"τ(t) = max({self.minimum}, {self.initial} − Δ·t/{self.steps})",
             "cosine": f"τ(t) = cosine {self.initial} → {self.minimum} over {self.steps} steps",
         }
-        return forms[self.kind]
+        return forms[self.schedule]
+
+
+def check_floor(initial: float, minimum: float) -> None:
+    """ValueError unless ``minimum <= initial``: every schedule falls from τ0 to τ_min."""
+    if minimum > initial:
+        raise ValueError(f"temperature minimum {minimum} exceeds initial {initial}")

@@ -1,6 +1,9 @@
+import re
+
 import pytest
 
 from daemon.categories import OTHER, CategoryTable, label_of
+from daemon.config import ConfigError, load_settings
 
 
 def test_labels_keep_their_order_of_appearance_and_their_indices():
@@ -62,8 +65,10 @@ def test_a_saved_table_larger_than_the_limit_is_refused():
         CategoryTable(max_categories=2).load_state_dict(table.state_dict())
 
 
-@pytest.mark.parametrize("kwargs, message", [({"max_categories": 1}, "max_categories"),
-                                             ({"max_categories": 4, "overflow": "drop"}, "overflow")])
-def test_settings_are_checked(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        CategoryTable(**kwargs)
+@pytest.mark.parametrize("name, value, message", [
+    ("model.max_categories", "1", "model.max_categories: Input should be greater than or equal to 2"),
+    ("model.category_overflow", "drop", "model.category_overflow: Input should be 'dead_letter' or 'other'"),
+])
+def test_the_settings_the_table_trusts_are_checked_as_they_load(name, value, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_settings({"model.categories": "open", name: value}, env={})

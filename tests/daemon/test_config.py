@@ -221,7 +221,8 @@ def test_an_invalid_distribution_inside_the_dict_setting_names_the_key():
 
 def test_combinations_the_learning_core_rejects_are_rejected_at_load_time():
     [problem] = problems_of({"model.temperature.initial": "0.5", "model.temperature.minimum": "0.8"})
-    assert problem.startswith("model:") and "exceeds initial" in problem
+    assert problem == ("model.temperature: temperature minimum 0.8 exceeds initial 0.5 "
+                       "(from --model.temperature.initial, --model.temperature.minimum)")
 
 
 def test_all_problems_of_all_sources_are_reported_together(tmp_path):
@@ -231,11 +232,16 @@ def test_all_problems_of_all_sources_are_reported_together(tmp_path):
 
 
 @pytest.mark.parametrize("name, value, expected", [
-    ("model.half_life", "0", "model.half_life: half_life must be a positive number of events"),
-    ("model.half_life", "inf", "model.half_life: half_life must be a positive number of events"),
+    ("model.half_life", "0", "model.half_life: half_life must be a finite number > 0 or be None"),
+    ("model.half_life", "inf", "model.half_life: half_life must be a finite number > 0 or be None"),
     ("model.change_p_value", "1", "model.change_p_value: change_p_value must lie in (0, 1)"),
+    ("model.generator_lr", "inf", "model.generator_lr: generator_lr must be a finite number > 0"),
+    ("model.samples_per_step", "0", "model.samples_per_step: samples_per_step must be an integer >= 1"),
+    ("model.betas", "[0.5, 1.0]", "model.betas: betas must each lie in [0, 1)"),
+    ("model.n_categories", "1", "model.n_categories: n_categories must be an integer >= 2"),
+    ("model.temperature.initial", "nan", "model.temperature.initial: initial must be a finite number > 0"),
 ])
-def test_forgetting_settings_are_checked_by_the_learning_cores_rule(name, value, expected):
+def test_learning_settings_are_checked_by_the_learning_cores_rule(name, value, expected):
     [problem] = problems_of({name: value})
     assert problem.startswith(expected) and problem.endswith(f"from --{name})")
 

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from daemon.config import ConfigError, load_settings
 from daemon.keys import KeyTable
 
 
@@ -43,9 +44,9 @@ def test_dead_letter_policy_refuses_new_keys_and_keeps_known_ones():
     _check_consistent(table)
 
 
-def test_unknown_policy_is_rejected():
-    with pytest.raises(ValueError, match="dead_letter"):
-        KeyTable(3, policy="drop")
+def test_an_unknown_policy_is_rejected_by_the_settings_the_table_trusts():
+    with pytest.raises(ConfigError, match="model.max_keys_policy: Input should be 'evict_least_recent' or 'dead_letter'"):
+        load_settings({"model.max_keys_policy": "drop"}, env={})
 
 
 def test_keys_idle_past_the_ttl_expire_in_recency_order():

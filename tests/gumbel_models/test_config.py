@@ -1,10 +1,11 @@
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from gumbel_models import GANConfig, GumbelGAN, total_variation
+from gumbel_models import GANConfig, GumbelGAN, TemperatureSchedule, total_variation
 
 
 def test_up_to_the_reference_the_settings_are_used_as_given():
@@ -57,6 +58,40 @@ def test_scaling_can_be_turned_off_and_no_averaging_stays_off():
 def test_a_reference_below_two_categories_is_refused():
     with pytest.raises(ValueError, match="reference_categories"):
         GANConfig(n_categories=5, reference_categories=1)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"n_categories": 1}, "n_categories must be an integer >= 2, got 1"),
+    ({"samples_per_step": 0}, "samples_per_step must be an integer >= 1, got 0"),
+    ({"generator_lr": math.inf}, "generator_lr must be a finite number > 0, got inf"),
+    ({"r1_gamma": math.nan}, "r1_gamma must be a finite number >= 0, got nan"),
+    ({"ema_decay": 1.0}, "ema_decay must lie in [0, 1), got 1.0"),
+    ({"betas": (0.5, 1.0)}, "betas must each lie in [0, 1), got (0.5, 1.0)"),
+    ({"half_life": 0.0}, "half_life must be a finite number > 0 or be None, got 0.0"),
+    ({"change_p_value": 1.0}, "change_p_value must lie in (0, 1) or be None, got 1.0"),
+    ({"settle_tolerance": None}, "settle_tolerance must be a finite number > 0, got None"),
+    ({"dtype": "float16"}, "dtype must be one of float32, float64, bfloat16, got 'float16'"),
+])
+def test_each_field_is_checked_against_its_declared_bounds(given, message):
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        GANConfig(**{"n_categories": 4, **given})
+
+
+def test_none_is_taken_where_the_type_allows_it():
+    config = GANConfig(n_categories=4, reference_categories=None, young_steps=None, half_life=None)
+    assert (config.category_factor, config.young_step_scale(torch.zeros(1, 1))) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"schedule": "sine"}, "schedule must be one of constant, exponential, linear, cosine"),
+    ({"initial": 0.0}, "initial must be a finite number > 0"),
+    ({"rate": math.inf}, "rate must be a finite number >= 0"),
+    ({"steps": 0}, "steps must be an integer > 0"),
+    ({"initial": 1.0, "minimum": 1.5}, "temperature minimum 1.5 exceeds initial 1.0"),
+])
+def test_a_temperature_schedule_checks_its_fields_and_that_it_falls(given, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        TemperatureSchedule(**given)
 
 
 def test_at_k_1000_the_scaled_learner_ends_far_closer_to_counting():
