@@ -1,36 +1,35 @@
 """The checkpoint protocol: the whole state with the offsets it includes, then their commit.
 
 :class:`Checkpointer` runs it every ``checkpoint.interval``, before partitions are revoked, and
-once more at shutdown. While it captures and copies the state, ``saving`` is true and training
-takes no new counts, so the saved state holds exactly the events up to the offsets it records.
+once more at shutdown. While it captures and copies the state, training takes no new counts
+(:meth:`~daemon.training.Training.hold_counts`), so the saved state holds exactly the events up to
+the offsets it records.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 
 from aiokafka.errors import KafkaError
 
 from .kafka.failures import LOG_INTERVAL, cause
 from .logs import Throttle
 from .service_state import service_state
+from .training import Training
 
 log = logging.getLogger("gumbeld")
 FINAL_COMMIT_ATTEMPTS, FINAL_COMMIT_RETRY = 3, 0.5  # seconds between attempts; within shutdown_timeout
 
 
 class Checkpointer:
-    """Saves the state to ``store`` (and, with ``handover``, the changed keys' rows to the state
-    topics) and commits the offsets to ``source``; ``run`` runs a function on the training thread,
-    ``lock`` keeps a checkpoint and a partition's restore apart."""
+    """Saves the state of ``training`` to ``store`` (and, with ``handover``, the changed keys' rows
+    to the state topics) and commits the offsets to ``source``."""
 
-    def __init__(self, labels, *, keys, learner, ingest, publisher, source, dead_letters, store, handover,
-                 metrics, health, run: Callable[..., Awaitable], lock: asyncio.Lock) -> None:
-        self.labels, self.keys, self.learner, self.ingest, self.publisher = labels, keys, learner, ingest, publisher
+    def __init__(self, labels, *, training: Training, publisher, source, dead_letters, store, handover,
+                 metrics, health) -> None:
+        self.labels, self.training, self.publisher = labels, training, publisher
         self.source, self.dead_letters, self.store, self.handover = source, dead_letters, store, handover
-        self.metrics, self.health, self._run, self._lock = metrics, health, run, lock
-        self.saving = False  # the state is being captured: training takes no new counts
+        self.metrics, self.health = metrics, health
         self._saved = None   # what the last checkpoint holds: learner revision, position, keys, evictions
         self._failure_log = Throttle(LOG_INTERVAL)  # a failure repeating every interval logs once a minute
 
@@ -53,25 +52,24 @@ class Checkpointer:
         the commit, so a checkpoint that got as far as the commit holds the newest state, and one
         that did not is passed over for the rows (see :mod:`daemon.changelog.restore`).
         """
-        async with self._lock:
-            self.saving = True
+        training = self.training
+        async with training.lock:
             try:
-                keys, evictions = self.keys.state(), self.publisher.state()             # 1.
+                keys, evictions = training.keys.state(), self.publisher.state()         # 1.
                 position = self.source.position()
-                pending = self.ingest.take()
+                pending = training.hold_counts()
                 try:
                     await self.dead_letters.flush()                                      # 2.
                 finally:
-                    await self._run(self.learner.absorb, pending)  # counted events join the model regardless
-                saved = (self.learner.revision, position, keys["names"], evictions)
+                    await training.absorb(pending)  # counted events join the model regardless
+                saved = (training.learner.revision, position, keys["names"], evictions)
                 if saved == self._saved and not final:  # idle: the checkpoint already holds this state
                     self.metrics.checkpoint_current()
                     return True
                 if self.handover is not None:
                     await self.handover.write(keys["names"], position)                   # 3.
-                state = await self._run(lambda: service_state(self.labels, keys, evictions,
-                                                              self.learner.state_dict(), position))
-                self.saving = False  # the state is a copy now: training takes counts again
+                state = service_state(self.labels, keys, evictions, await training.learner_state(), position)
+                training.release_counts()  # the state is a copy now: training takes counts again
                 committed = await self._commit(position, final) if self.handover is not None else True  # 4.
                 await asyncio.to_thread(self.store.save, state)  # not on the training thread: it trains on
                 self._saved = saved
@@ -81,7 +79,7 @@ class Checkpointer:
                 self._failed(error, final)
                 return False
             finally:
-                self.saving = False
+                training.release_counts()
             return await self._commit(position, final) if self.handover is None else committed
 
     def _failed(self, error: BaseException, final: bool) -> None:

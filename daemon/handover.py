@@ -1,4 +1,9 @@
-"""The service's side of the state topics: which keys' rows to write, and where restored rows go.
+"""What the service does when partitions move: state rows out at checkpoints, restored rows in.
+
+:class:`Rebalance` is the service's :class:`~daemon.kafka.rebalance.PartitionListener`: before
+partitions go it checkpoints and commits; the keys of partitions that went to other instances are
+dropped (not evicted: they live on there, so no tombstone); with state topics, the keys of newly
+assigned partitions are restored by the :class:`Handover`.
 
 :class:`Handover` joins the :class:`~daemon.changelog.store.Changelog` (Kafka) to the key table
 and the learner (the model), under the service's rules: the model is touched only on the training
@@ -14,10 +19,12 @@ from collections.abc import Callable
 import numpy as np
 
 from .changelog.store import Changelog
+from .checkpointing import Checkpointer
 from .changelog.writer import StateBatch
 from .changelog.restore import use_local_checkpoint
 from .kafka.key_owners import partition_from_name
 from .kafka.source import KafkaSource
+from .training import Training
 
 log = logging.getLogger("gumbeld")
 # a whole state partition: 100,000 rows take seconds; longer means a broker problem (retried)
@@ -25,36 +32,31 @@ READ_TIMEOUT = 300.0
 
 
 class Handover:
-    def __init__(self, changelog: Changelog, *, source: KafkaSource, keys: Callable, learner: Callable,
-                 run: Callable, take: Callable, lock: asyncio.Lock, read_timeout: float = READ_TIMEOUT,
-                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.monotonic) -> None:
-        # ``keys()`` and ``learner()`` give the service's current ones: a resume replaces them
-        self.changelog, self.source, self.keys, self.learner = changelog, source, keys, learner
-        self._run, self._take, self.lock, self.read_timeout = run, take, lock, read_timeout
+    def __init__(self, changelog: Changelog, *, source: KafkaSource, training: Training,
+                 read_timeout: float = READ_TIMEOUT, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.monotonic) -> None:
+        self.changelog, self.source, self.training, self.read_timeout = changelog, source, training, read_timeout
         self._clock, self._timer = clock, timer
 
     async def write(self, names: list, position: dict) -> None:
         """Rows of the keys changed since the last write (``names``: the key table's names by row, as
         captured with ``position``), and tombstones; on failure they are taken again next time.
 
-        The messages are built on the training thread from what was captured with ``position`` (its
+        The messages are built on a worker thread from what was captured with ``position`` (its
         owners and offsets, the assigned partitions, a copy of the keys with rows): at 100,000 keys
         that took 0.45 s, which on the event loop stalled ingest, ``/livez`` and heartbeats.
         """
-        taken: list = []  # the rows taken, once the training thread has taken them
         assigned, written = self.source.assignment(), self.changelog.writer.written_keys()
+        rows, state, versions = await self.training.take_changed_rows()
         try:
-            batch = await self._run(self._changed_rows, names, position, assigned, written, taken)
+            batch = await asyncio.to_thread(self._messages, names, position, assigned, written, rows, state, versions)
             await self.changelog.send(batch)
-        except BaseException:  # also a cancelled checkpoint: the training thread may have taken them meanwhile
-            # queued behind the taking on the one training thread, so ``taken`` is filled by then
-            await self._run(lambda: taken and self.learner().mark_changed(taken[0]))
+        except BaseException:  # also a cancelled checkpoint
+            await self.training.mark_changed(rows)
             raise
 
-    def _changed_rows(self, names: list, position: dict, assigned, written: dict, taken: list) -> StateBatch:
-        """On the training thread: take the changed rows, encode them, and build their messages."""
-        rows, state, versions = self.learner().take_changed_rows()
-        taken.append(rows)
+    def _messages(self, names: list, position: dict, assigned, written: dict, rows, state, versions) -> StateBatch:
+        """The taken rows, encoded, and their messages (off the event loop)."""
         values = self.changelog.encode(names, rows, state, versions)
         partitions: dict[str, object] = {}  # "topic:partition" → TopicPartition, parsed once each
         owners = {key: [partitions.get(name) or partitions.setdefault(name, partition_from_name(name))
@@ -66,9 +68,9 @@ class Handover:
     async def restore(self, tp, local_offset: int | None) -> int | None:
         """The keys of source partition ``tp``, newly assigned: the local state if it is the newest,
         else the state partition's rows instead; returns the offset to resume at."""
-        started, keys, learner = self._timer(), self.keys(), self.learner()
+        started, keys = self._timer(), self.training.keys
         committed = await self.source.committed(tp)
-        own = self.source.owners.sole({tp})
+        own = self.source.keys_of(tp)
         if use_local_checkpoint(local_offset, committed):
             self.changelog.writer.restored(own, tp)  # their rows may be on the topic: evictions need tombstones
             self.changelog.metrics.restored(rows=len(own), seconds=self._timer() - started, source="checkpoint")
@@ -78,18 +80,37 @@ class Handover:
         keys.remove(own)
         self.changelog.writer.forget({tp})
         restored = await self.changelog.read(tp, timeout=self.read_timeout)
-        async with self.lock:
+        async with self.training.lock:
             rows = keys.rows(restored.names, self._clock())
             kept = rows >= 0  # the others were refused by max_keys_policy = dead_letter
             names = [n for n, k in zip(restored.names, kept.tolist()) if k]
             state = self.changelog.codec.select(restored.state, np.flatnonzero(kept))
-            pending = self._take()  # freed rows are reset before restored states land in them
-            await self._run(lambda: (learner.absorb(pending),
-                                     learner.restore_rows(rows[kept], state, restored.versions[kept])))
-        self.source.owners.own(names, tp)
+            await self.training.restore_rows(rows[kept], state, restored.versions[kept])
+        self.source.progress.took_over(tp, {n: restored.rows[n].source_offset for n in names}, committed or 0)
         self.changelog.writer.restored(names, tp)
-        self.source.replay.add(tp, {n: restored.rows[n] for n in names}, committed or 0)
         self.changelog.metrics.restored(rows=len(names), seconds=self._timer() - started, source="changelog")
         log.info("restored %d keys of %s:%d from the state topic in %.2f s (%d rows refused)", len(names),
                  tp.topic, tp.partition, self._timer() - started, restored.refused + int((~kept).sum()))
         return committed
+
+
+class Rebalance:
+    """The service's side of a rebalance (see the module docstring); ``handover``: with state topics."""
+
+    def __init__(self, checkpointer: Checkpointer, training: Training, handover: Handover | None) -> None:
+        self.checkpointer, self.training, self.handover = checkpointer, training, handover
+        self.restores = handover is not None
+
+    async def prepare(self) -> None:
+        if self.handover is not None:
+            await self.handover.changelog.prepare()
+
+    async def revoked(self, partitions: set) -> None:
+        await self.checkpointer.checkpoint()
+
+    async def lost(self, keys: list[str]) -> None:
+        self.training.keys.remove(keys)  # their rows are reset before reuse
+        log.info("dropped %d keys whose partitions moved to other instances", len(keys))
+
+    async def restore(self, tp, local_offset: int | None) -> int | None:
+        return await self.handover.restore(tp, local_offset)

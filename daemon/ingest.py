@@ -18,6 +18,7 @@ from .arrays import grown
 from .events import BadEvent, EventBatch
 from .keys import KeyTable
 from .metrics import OTHER_KEY
+from .timestamps import rfc3339
 
 log = logging.getLogger("gumbeld.ingest")
 
@@ -107,11 +108,11 @@ class SparseCounts:
 
 class Ingest:
     def __init__(self, keys: KeyTable, labels, *, metrics, dead_letters, bad_log: BadEventLog,
-                 now_rfc3339: Callable[[], str], clock: Callable[[], float], open_width: int | None = None) -> None:
+                 clock: Callable[[], float], open_width: int | None = None) -> None:
         """``labels``: the categories' labels (a list, or the open :class:`~daemon.categories.CategoryTable`,
         whose ``labels`` grow); ``open_width``: open categories, at most this many (sparse counts)."""
         self.keys, self.labels = keys, labels
-        self._metrics, self._dead_letters, self._bad_log, self._now = metrics, dead_letters, bad_log, now_rfc3339
+        self._metrics, self._dead_letters, self._bad_log = metrics, dead_letters, bad_log
         self._clock = clock
         self._sparse = SparseCounts(open_width) if open_width is not None else None
         self._pending = np.zeros((0, 0 if open_width is not None else len(labels)), dtype=np.float64)
@@ -180,7 +181,7 @@ class Ingest:
         self._metrics.forget_key(name)
 
     def _dead_letter(self, bad: list[BadEvent]) -> None:
-        self._dead_letters.write(bad, self._now())
+        self._dead_letters.write(bad, rfc3339(self._clock()))
         reasons: dict[str, int] = {}
         for event in bad:
             reasons[event.reason] = reasons.get(event.reason, 0) + 1

@@ -4,7 +4,7 @@ Each ``publish_interval`` the :class:`Publisher`
 
 1. evicts the keys idle past ``model.key_ttl`` and collects every eviction since the last publish;
 2. adds the events counted since then to the per-key metrics;
-3. on the training thread, picks the keys whose snapshot changed (new events, learned
+3. on the training thread (:meth:`~daemon.training.Training.publication`), picks the keys whose snapshot changed (new events, learned
    probabilities moved by more than ``publish_tolerance``, or not published for
    ``publish_full_interval``), read from the device in one go;
 4. encodes them once, in a worker thread, and hands the same bytes to every sink;
@@ -22,19 +22,18 @@ full disk) goes to that sink again with its next publish, newest message per key
 Evictions not yet taken by every sink are also part of the checkpoint, so a tombstone is delivered
 at least once.
 A sink whose reader went away (:class:`~daemon.sinks.ReaderGone`: ``gumbeld run | head`` after
-``head`` exits) is not a failure to retry: it is dropped, and the service stops as on SIGTERM.
+``head`` exits) is not a failure to retry: it is dropped, and the service stops as on SIGTERM
+(``stopping`` is set).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from typing import Callable
 
 from aiokafka.errors import KafkaError
 
 from .ingest import Ingest
-from .keys import KeyTable
-from .learner import Learner
 from .metrics import Metrics
 from .settings import GumbeldSettings
 from .sinks import ReaderGone
@@ -42,17 +41,17 @@ from .kafka.failures import LOG_INTERVAL, cause
 from .logs import Throttle
 from .snapshots import Eviction, Publication, Undelivered
 from .timestamps import rfc3339
+from .training import Training
 
 log = logging.getLogger("gumbeld")
 
 
 class Publisher:
-    def __init__(self, settings: GumbeldSettings, *, keys: KeyTable, ingest: Ingest, learner: Learner,
-                 metrics: Metrics, sinks: list, run: Callable[..., Awaitable], take: Callable,
-                 clock: Callable[[], float], stop: Callable[[], None]) -> None:
-        self.settings, self.keys, self.ingest, self.learner = settings, keys, ingest, learner
-        self.metrics, self.sinks, self._run, self._take, self._clock = metrics, sinks, run, take, clock
-        self._stop = stop  # the service's graceful stop, the one SIGTERM starts
+    def __init__(self, settings: GumbeldSettings, *, training: Training, ingest: Ingest, metrics: Metrics,
+                 sinks: list, clock: Callable[[], float], stopping: asyncio.Event) -> None:
+        self.settings, self.training, self.ingest = settings, training, ingest
+        self.metrics, self.sinks, self._clock = metrics, sinks, clock
+        self.stopping = stopping  # the service's graceful stop, the one SIGTERM starts
         self.unsent: list[Eviction] = []   # evictions not yet taken by every sink
         self.undelivered: dict[str, Undelivered] = {}  # sink name → what it failed to take
         self._failure_log = Throttle(LOG_INTERVAL)
@@ -63,13 +62,9 @@ class Publisher:
         evictions = self.collect_evictions()                                            # 1.
         self.ingest.report_events()                                                     # 2.
         s = self.settings
-        pending = self._take() if final else None
-        labelled = self.ingest.labelled_rows()
-        names, named = list(self.keys.names_by_row), self.keys.live[: self.keys.n_rows].copy()
-        named[self.keys.peek_freed()] = False  # not reset yet (a checkpoint holds them): not the new key's state
-        publication, worst = await self._run(self._absorbed, pending, lambda: self.learner.publication(
-            names, named, evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
-            labelled=labelled))                                                          # 3.
+        publication, worst = await self.training.publication(                           # 3.
+            evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
+            labelled=self.ingest.labelled_rows(), final=final)
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
         gone = []
         if len(publication) or self.undelivered:
@@ -109,25 +104,19 @@ class Publisher:
         for sink in sinks:
             log.info("%s was closed by its reader: stopping", sink.name)
         self.sinks = [sink for sink in self.sinks if sink not in sinks]
-        self._stop()
+        self.stopping.set()
 
     def collect_evictions(self) -> list[Eviction]:
         """Expire idle keys; every eviction since the last publish, unsent ones first."""
         ttl = self.settings.model.key_ttl
         if ttl is not None and self.consuming:
-            self.keys.expire(self._clock(), ttl)
+            self.training.keys.expire(self._clock(), ttl)
         at = rfc3339(self._clock())
-        fresh = [Eviction(name, reason, at) for name, reason in self.keys.take_evicted()]
+        fresh = [Eviction(name, reason, at) for name, reason in self.training.keys.take_evicted()]
         for eviction in fresh:
             self.metrics.keys_evicted(eviction.reason)
         self.unsent = self.unsent + fresh  # until every sink took them (a cancelled publish keeps them)
         return list(self.unsent)
-
-    def _absorbed(self, pending, action):
-        """On the training thread: count ``pending`` (taken on the loop, if any) into the model, then ``action()``."""
-        if pending is not None:
-            self.learner.absorb(pending)
-        return action()
 
     def _encode(self, publication: Publication) -> list[dict]:
         """Encode for the sinks; returns the records of the keys with metric series of their own."""
@@ -141,7 +130,7 @@ class Publisher:
     # -- checkpoints --------------------------------------------------------------------------
     def state(self) -> list[dict]:
         """Evictions not yet delivered (including those not yet collected)."""
-        pending = self.unsent + [Eviction(n, r, rfc3339(self._clock())) for n, r in self.keys.peek_evicted()]
+        pending = self.unsent + [Eviction(n, r, rfc3339(self._clock())) for n, r in self.training.keys.peek_evicted()]
         return [e.record() for e in pending]
 
     def restore(self, records: list[dict]) -> None:

@@ -1,4 +1,4 @@
-"""Building the configured learner, key table, state topics, source, snapshot sinks and dead-letter sink."""
+"""Building the configured learner, key table, ingest, state topics, source, snapshot sinks and dead-letter sink."""
 from __future__ import annotations
 
 from gumbel_models import GumbelGAN
@@ -11,6 +11,7 @@ from .kafka.decode import RecordDecoder
 from .kafka.failures import KafkaFailures
 from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
 from .kafka.source import KafkaSource
+from .ingest import BadEventLog, Ingest
 from .keys import KeyTable
 from .learner import Learner
 from .open_learner import OpenLearner
@@ -32,8 +33,7 @@ def build_changelog(settings: GumbeldSettings, registry, failures: KafkaFailures
     return Changelog(k, codec, producer=producer, metrics=StateMetrics(registry))
 
 
-def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaFailures, clock, on_revoke, on_lost,
-                 changelog=None, restorer=None, categories=None):
+def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaFailures, clock, categories=None):
     """``categories``: the open :class:`~daemon.categories.CategoryTable` (``model.categories = "open"``)."""
     labels = [] if settings.model.open else settings.model.labels
     if settings.source.kind == "synthetic":
@@ -43,9 +43,7 @@ def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaF
     decoder = RecordDecoder(labels, value_format=k.value_format, value_framing=k.value_framing, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
                             max_message_bytes=k.max_message_bytes, table=categories)
-    return KafkaSource(k, decoder, health=health, metrics=metrics, failures=failures, on_revoke=on_revoke,
-                       on_lost=on_lost, clock=clock,
-                       prepare=changelog.prepare if changelog else None, restorer=restorer if changelog else None)
+    return KafkaSource(k, decoder, health=health, metrics=metrics, failures=failures, clock=clock)
 
 
 def build_learner(settings: GumbeldSettings, categories=None, *, clock) -> Learner | OpenLearner:
@@ -64,6 +62,14 @@ def build_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable
     m = settings.model
     return KeyTable(m.max_keys, m.max_keys_policy) if state is None else \
         KeyTable.from_state(state, m.max_keys, m.max_keys_policy)
+
+
+def build_ingest(settings: GumbeldSettings, keys: KeyTable, categories=None, *, metrics, dead_letters, clock) -> Ingest:
+    """Ingest into ``keys``, over the fixed categories or the open ``categories`` table."""
+    m = settings.model
+    return Ingest(keys, categories if m.open else m.labels, metrics=metrics, dead_letters=dead_letters,
+                  bad_log=BadEventLog(settings.dead_letter.log_interval, clock),
+                  clock=clock, open_width=m.max_categories if m.open else None)
 
 
 def _producer(settings: GumbeldSettings, failures: KafkaFailures, *, operation: str = "produce",

@@ -31,7 +31,6 @@ from ..loops import watch_loop_lag
 from ..metrics import Metrics
 from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticKey, SyntheticSettings
 from ..sinks import DeadLetterFile
-from ..timestamps import rfc3339
 
 LABELS = [str(i) for i in range(len(SEED_DISTRIBUTION))]
 LAG_PROBE_SECONDS = 0.005
@@ -45,7 +44,7 @@ class IngestPipeline:
         self.dead_letters = DeadLetterFile(dead_letter_dir / f"dead-letters-{value_format}.jsonl")
         self.ingest = Ingest(KeyTable(10_000), LABELS, metrics=Metrics(CollectorRegistry(), max_key_labels=100, clock=clock),
                              dead_letters=self.dead_letters, bad_log=BadEventLog(10.0, clock),
-                             now_rfc3339=lambda: rfc3339(clock()), clock=clock)
+                             clock=clock)
 
     def decode(self, records: list) -> EventBatch:
         return self.decoder.decode(records)

@@ -1,24 +1,27 @@
 """The Kafka source: consume events in a consumer group, at least once, nothing lost.
 
-Offsets travel with the state: each batch advances ``offsets`` (next offset per partition), the
-service saves them inside its checkpoint and commits them to the group only after that
+Offsets travel with the state: each batch advances the offsets (next offset per partition,
+:class:`~daemon.kafka.progress.SourceProgress`), the service saves them inside its checkpoint and commits them to the group only after that
 checkpoint is durable. On start, and whenever a partition is assigned, the consumer seeks to the
 checkpointed offset when there is one, so a crash re-counts at most what arrived after the last
 checkpoint — and usually nothing.
 
-Partitions own keys: a key is trained by the instance whose partitions carry it. When partitions
-are revoked, ``on_revoke(partitions)`` is awaited before they go (the service checkpoints and
-commits). A rebalance revokes every partition and then assigns the new set, so keys are dropped
-only then: ``on_lost(keys)`` names the keys none of whose partitions came back. aiokafka's
-``stop()`` does not call the listener: the service checkpoints and commits itself at shutdown.
+Partitions own keys: a key is trained by the instance whose partitions carry it. The service
+hears of every rebalance through its :class:`~daemon.kafka.rebalance.PartitionListener`. When
+partitions are revoked, ``listener.revoked(partitions)`` is awaited before they go (the service
+checkpoints and commits). A rebalance revokes every partition and then assigns the new set, so
+keys are dropped only then: ``listener.lost(keys)`` names the keys none of whose partitions came
+back. aiokafka's ``stop()`` does not call the listener: the service checkpoints and commits itself
+at shutdown.
 
-State hand-over (with a ``restorer``): a partition this process has not consumed since it was
+State hand-over (a listener that ``restores``): a partition this process has not consumed since it was
 assigned, or whose state came from the local checkpoint, is paused first thing in the assignment
-callback; a task then asks ``restorer(partition, local_offset)`` for the offset to resume at (the
-restorer checks the local state against the group's commit and restores from the state topic when
-it is stale), seeks there and resumes. The callback itself never waits for a restore, so heartbeats
-go on; a revocation cancels the restores of the partitions it takes away. ``replay`` skips the
-replayed events that a restored row already counts. ``/readyz`` says ``restoring`` meanwhile.
+callback; a task then asks ``listener.restore(partition, local_offset)`` for the offset to resume at
+(the listener checks the local state against the group's commit and restores from the state topic
+when it is stale), seeks there and resumes. The callback itself never waits for a restore, so heartbeats
+go on; a revocation cancels the restores of the partitions it takes away. The replayed events
+that a restored row already counts are skipped (:mod:`daemon.kafka.replay`). ``/readyz`` says
+``restoring`` meanwhile.
 
 Broker outages: ``start()`` is retried with backoff; while the broker cannot be reached,
 ``health`` reports the source not ready with the reason, and everything else keeps running.
@@ -36,9 +39,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Awaitable, Callable
+from typing import AsyncIterator, Callable
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from ..errors import StartupError
@@ -46,10 +49,11 @@ from ..events import EventBatch
 from ..settings import KafkaSourceSettings
 from .backoff import Backoff, retry
 from .connection import client_options, describe
-from ..changelog.restore import ReplayFilter
 from .decode import RecordDecoder
 from .failures import KafkaFailures
-from .key_owners import KeyOwners, partition_from_name, partition_name
+from .key_owners import partition_from_name, partition_name
+from .progress import SourceProgress
+from .rebalance import PartitionListener, RebalanceListener
 
 log = logging.getLogger("gumbeld.kafka")
 HEALTH = "source"
@@ -61,35 +65,29 @@ class KafkaSource:
     name = "kafka"
 
     def __init__(self, settings: KafkaSourceSettings, decoder: RecordDecoder, *, health, metrics,
-                 failures: KafkaFailures,
-                 on_revoke: Callable[[set], Awaitable[None]] | None = None,
-                 on_lost: Callable[[list[str]], Awaitable[None]] | None = None,
-                 prepare: Callable[[], Awaitable[None]] | None = None,
-                 restorer: Callable[[TopicPartition, int | None], Awaitable[int | None]] | None = None,
-                 replay: ReplayFilter | None = None,
-                 clock: Callable[[], float] = time.time, consumer_factory=AIOKafkaConsumer) -> None:
+                 failures: KafkaFailures, clock: Callable[[], float] = time.time,
+                 consumer_factory=AIOKafkaConsumer) -> None:
         self.settings, self.decoder = settings, decoder
         self._health, self._metrics, self._failures, self._clock = health, metrics, failures, clock
-        self.on_revoke, self.on_lost = on_revoke, on_lost
-        self.prepare, self.restorer, self.replay = prepare, restorer, replay or ReplayFilter()
+        self.listener: PartitionListener | None = None
+        self.progress = SourceProgress(settings.default_key)
         self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
         self.rebalancing = False                    # between a revocation and the next assignment
         self._refusal: str | None = None            # why consuming must stop (found in a rebalance callback)
         self._restores: dict[TopicPartition, asyncio.Task] = {}
         self._consumer_factory = consumer_factory
         self.consumer: AIOKafkaConsumer | None = None
-        self.offsets: dict[TopicPartition, int] = {}      # next offset to consume, per partition
-        self.owners = KeyOwners()                          # key → partitions it was seen on
-        self._last_timestamp: dict[TopicPartition, float] = {}
 
     # -- position, for checkpoints -----------------------------------------------------------
     def position(self) -> dict:
-        return {"offsets": {partition_name(tp): offset for tp, offset in self.offsets.items()},
-                "owners": self.owners.state()}
+        return self.progress.state()
 
     def restore(self, position: dict) -> None:
-        self.offsets = {partition_from_name(n): int(o) for n, o in position.get("offsets", {}).items()}
-        self.owners.load(position.get("owners", {}))
+        self.progress.load(position)
+
+    def listen(self, listener: PartitionListener) -> None:
+        """Tell ``listener`` of every rebalance, from the start of :meth:`batches` on."""
+        self.listener = listener
 
     # -- consuming ---------------------------------------------------------------------------
     async def batches(self) -> AsyncIterator[EventBatch]:
@@ -108,10 +106,8 @@ class KafkaSource:
                 self._failures.succeeded("fetch")
                 if not polled:
                     continue
-                records = self._unreplayed(polled) if self.replay else \
-                    [record for batch in polled.values() for record in batch]
-                batch = self.decoder.decode(records)
-                self._advance(polled)
+                batch = self.decoder.decode(self.progress.unreplayed(polled))
+                self.progress.advance(polled)
                 yield batch
         finally:
             probe.cancel()
@@ -119,26 +115,8 @@ class KafkaSource:
     def _held(self) -> str:
         """Where a fetch error holds the stream: the assigned partitions with records not yet read."""
         held = [partition_name(tp) for tp in sorted(self.consumer.assignment())
-                if (self.consumer.highwater(tp) or 0) > self.offsets.get(tp, 0)]
+                if (self.consumer.highwater(tp) or 0) > self.progress.offsets.get(tp, 0)]
         return f"partitions {', '.join(held)} (records not yet read)" if held else "the assigned partitions"
-
-    def _unreplayed(self, polled: dict) -> list:
-        """The records of ``polled`` whose events restored rows do not count yet (see :mod:`daemon.changelog.restore`)."""
-        kept = []
-        for tp, records in polled.items():
-            kept += [r for r in records if self.replay.keep(tp, r.key.decode("utf-8", "replace")
-                                                            if isinstance(r.key, bytes) else "", r.offset)]
-            self.replay.passed(tp, records[-1].offset + 1)
-        return kept
-
-    def _advance(self, polled: dict) -> None:
-        for tp, records in polled.items():
-            self.offsets[tp] = records[-1].offset + 1
-            self._last_timestamp[tp] = records[-1].timestamp / 1000.0
-            for key in {r.key for r in records}:
-                name = _key_text(key) if isinstance(key, bytes) else self.settings.default_key
-                if name is not None:  # a key that is not UTF-8 was dead-lettered: no key of ours
-                    self.owners.saw(name, tp)
 
     async def _start(self) -> None:
         s = self.settings
@@ -162,9 +140,9 @@ class KafkaSource:
 
         await retry(attempt, Backoff(maximum=s.retry_backoff_max), on_failure=unreachable)
         self._failures.succeeded("connect")
-        if self.prepare is not None:  # e.g. the state topics, before any partition is assigned
-            await self.prepare()
-        self.consumer.subscribe(s.topics, listener=_Listener(self))
+        if self.listener is not None:  # e.g. the state topics, before any partition is assigned
+            await self.listener.prepare()
+        self.consumer.subscribe(s.topics, listener=RebalanceListener(self))
         self._health.set_ready(HEALTH)
         log.info("consuming %s from %s as group %s", s.topics, describe(s), s.group_id)
 
@@ -186,9 +164,9 @@ class KafkaSource:
             for tp, end in ends.items():
                 # some brokers answer ListOffsets with the last batch's start; fetches know better
                 end = max(end, self.consumer.highwater(tp) or 0)
-                position = self.offsets.get(tp)
+                position, last = self.progress.offsets.get(tp), self.progress.timestamps.get(tp)
                 behind = max(0, end - position) if position is not None else end
-                seconds = max(0.0, now - self._last_timestamp[tp]) if behind and tp in self._last_timestamp else 0.0
+                seconds = max(0.0, now - last) if behind and last is not None else 0.0
                 self._metrics.set_lag(tp.topic, tp.partition, behind, seconds)
 
     async def commit(self, offsets: dict) -> None:
@@ -232,34 +210,28 @@ class KafkaSource:
             if task is not None:
                 task.cancel()
         self.current -= partitions
-        if self.on_revoke is not None:
-            await self.on_revoke(partitions)
+        if self.listener is not None:
+            await self.listener.revoked(partitions)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """Resume owned partitions at our own offsets; forget the partitions (and keys) that went."""
-        lost = (set(self.offsets) | self.owners.partitions()) - partitions
-        gone = self.owners.keep(partitions)
+        lost, gone = self.progress.keep(partitions)
         for tp in lost:
-            self.offsets.pop(tp, None)
-            self._last_timestamp.pop(tp, None)
             self._metrics.forget_lag(tp.topic, tp.partition)
-        for tp in lost:
-            self.replay.forget(tp)
         self._refuse_shared_keys(partitions)
-        fresh = partitions - self.current if self.restorer is not None else set()
+        fresh = partitions - self.current if self.listener is not None and self.listener.restores else set()
         if fresh:
             self.consumer.pause(*fresh)  # first thing: no record of theirs may arrive before the restore
         for tp in partitions - fresh:
-            if tp in self.offsets:
-                self.consumer.seek(tp, self.offsets[tp])
+            if tp in self.progress.offsets:
+                self.consumer.seek(tp, self.progress.offsets[tp])
         self.current |= partitions - fresh
         for tp in fresh:
             self._restores[tp] = asyncio.create_task(self._restore(tp), name=f"restore {partition_name(tp)}")
         log.info("assigned %s", sorted(partition_name(tp) for tp in partitions) or "no partitions")
         self.rebalancing = False
-        if gone and self.on_lost is not None:
-            await self.on_lost(gone)
-
+        if gone and self.listener is not None:
+            await self.listener.lost(gone)
 
     def _refuse_shared_keys(self, partitions: set[TopicPartition]) -> None:
         """With keys read from a message field, a key may be on any partition: another member of the
@@ -280,7 +252,7 @@ class KafkaSource:
         try:
             while True:
                 try:
-                    offset = await self.restorer(tp, self.offsets.get(tp))
+                    offset = await self.listener.restore(tp, self.progress.offsets.get(tp))
                     break
                 except (KafkaError, asyncio.TimeoutError, OSError) as error:  # still paused: nothing is lost
                     wait = backoff.next()
@@ -293,7 +265,7 @@ class KafkaSource:
                     self._refusal = f"restoring {partition_name(tp)} failed: {type(error).__name__}: {error}"
                     return
             if offset is not None:
-                self.offsets[tp] = offset
+                self.progress.offsets[tp] = offset
                 self.consumer.seek(tp, offset)
             self.current.add(tp)
             self.consumer.resume(tp)
@@ -310,21 +282,6 @@ class KafkaSource:
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
 
-
-def _key_text(key: bytes) -> str | None:
-    try:
-        return key.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-class _Listener(ConsumerRebalanceListener):
-    def __init__(self, source: KafkaSource) -> None:
-        self.source = source
-
-    async def on_partitions_revoked(self, revoked) -> None:
-        if revoked:
-            await self.source.revoked(set(revoked))
-
-    async def on_partitions_assigned(self, assigned) -> None:
-        await self.source.assigned(set(assigned))
+    def keys_of(self, tp: TopicPartition) -> list[str]:
+        """The keys seen on ``tp`` alone."""
+        return self.progress.owners.sole({tp})

@@ -92,6 +92,9 @@ class SyntheticSource:
     async def commit(self, offsets: dict) -> None:
         """Nothing to acknowledge: the position lives in the checkpoint alone."""
 
+    def listen(self, listener) -> None:
+        """One instance owns every key: nothing ever moves, so the listener hears nothing."""
+
     async def stop(self) -> None:
         """Nothing to close."""
 

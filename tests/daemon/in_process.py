@@ -52,6 +52,9 @@ class ScriptedSource:
     async def commit(self, offsets: dict) -> None:
         pass
 
+    def listen(self, listener) -> None:
+        pass
+
     async def stop(self) -> None:
         self.stopped += 1
 

@@ -25,8 +25,7 @@ def _ingest(tmp_path, max_keys=10, policy="evict_least_recent", max_key_labels=1
     metrics = Metrics(registry, max_key_labels=max_key_labels, clock=lambda: 0.0)
     dead = DeadLetterFile(tmp_path / "dead.jsonl")
     ingest = Ingest(KeyTable(max_keys, policy), LABELS, metrics=metrics, dead_letters=dead,
-                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), now_rfc3339=lambda: "2026-01-01T00:00:00Z",
-                    clock=clock or Clock())
+                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), clock=clock or Clock())
     return ingest, registry, dead
 
 
@@ -233,8 +232,7 @@ def test_open_categories_count_as_sparse_cells_and_a_freed_row_drops_its_own(tmp
     metrics = Metrics(CollectorRegistry(), max_key_labels=10, clock=lambda: 0.0)
     keys = KeyTable(2, "evict_least_recent")
     ingest = Ingest(keys, table, metrics=metrics, dead_letters=DeadLetterFile(tmp_path / "dead.jsonl"),
-                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), now_rfc3339=lambda: "2026-01-01T00:00:00Z",
-                    clock=Clock(), open_width=table.max_categories)
+                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), clock=Clock(), open_width=table.max_categories)
     assert ingest._pending.size == 0, "no [rows, K] array: K may be the whole catalogue"
     cats = table.indices(["x", "y", "z"])
     ingest.add(EventBatch(["k", "j"], np.array([0, 0, 1, 0]), cats[[0, 1, 2, 0]]))

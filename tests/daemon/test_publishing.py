@@ -22,7 +22,7 @@ async def test_a_snapshot_a_sink_failed_to_take_reaches_it_with_the_next_publish
     service = Service(settings, sinks=[good, flaky], source=source)
     task = asyncio.create_task(service.serve())
     try:
-        await until(task, lambda: service.keys is not None, 30, "startup")
+        await until(task, lambda: service.training is not None, 30, "startup")
         source.push("a", [0, 1, 2, 3, 4] * 40)
         await until(task, lambda: any(r["key"] == "a" for r in flaky.records), 30, "a at the flaky sink")
         assert failures, "the flaky sink never failed"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from daemon.checkpoint import CheckpointStore
 from daemon.service import Service, StartupError
 from daemon.settings import GumbeldSettings
 from tests.daemon.serving import until
@@ -81,7 +82,7 @@ async def test_learns_publishes_serves_and_drains(tmp_path):
 
 async def test_readyz_turns_503_while_draining(tmp_path):
     service = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(service, lambda: getattr(service, "http", None) is not None and service.learner.model.t > 0)
+    task = await _run_until(service, lambda: getattr(service, "http", None) is not None and service.training.learner.model.t > 0)
     service.health.draining()
     status, body = await asyncio.to_thread(_get, service.http.port, "/readyz")
     assert status == 503 and "draining" in body
@@ -91,24 +92,24 @@ async def test_readyz_turns_503_while_draining(tmp_path):
 
 async def test_restart_resumes_exactly_from_the_checkpoint(tmp_path):
     first = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(first, lambda: getattr(first, "learner", None) is not None and first.learner.model.t >= 500)
+    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.model.t >= 500)
     first.stopping.set()
     await asyncio.wait_for(task, timeout=10)
-    saved = first.store.load()
-    steps, events = first.learner.model.t, int(first.learner.model.histogram.events.sum())
+    saved = CheckpointStore(tmp_path / "state").load()
+    steps, events = first.training.learner.model.t, int(first.training.learner.model.histogram.events.sum())
     assert events > 0
 
     second = Service(_settings(tmp_path), sinks=[])
     await second.startup()
     try:
-        restored = second.learner.state_dict()
-        assert second.learner.model.t == steps
-        assert int(second.learner.model.histogram.events.sum()) == events
+        restored = second.training.learner.state_dict()
+        assert second.training.learner.model.t == steps
+        assert int(second.training.learner.model.histogram.events.sum()) == events
         _assert_equal_states(saved["learner"], restored)
-        assert second.keys.names == ["default"]
+        assert second.training.keys.names == ["default"]
     finally:
         await second.shutdown()
-    assert second.learner.model.t >= steps  # continued, never restarted from zero
+    assert second.training.learner.model.t >= steps  # continued, never restarted from zero
 
 
 async def test_corrupt_checkpoint_refuses_to_start_unless_told_to_start_fresh(tmp_path):
@@ -119,13 +120,13 @@ async def test_corrupt_checkpoint_refuses_to_start_unless_told_to_start_fresh(tm
         await Service(_settings(tmp_path), sinks=[]).startup()
     fresh = Service(_settings(tmp_path, checkpoint={"fresh_start": True}), sinks=[])
     await fresh.startup()
-    assert fresh.learner.model.t == 0
+    assert fresh.training.learner.model.t == 0
     await fresh.shutdown()
 
 
 async def test_checkpoint_of_other_categories_is_refused(tmp_path):
     first = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(first, lambda: getattr(first, "learner", None) is not None and first.learner.model.t > 0)
+    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.model.t > 0)
     first.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     other = _settings(tmp_path, model={"categories": ["a", "b", "c", "d", "e"]})
@@ -142,18 +143,18 @@ async def test_training_takes_new_counts_while_a_checkpoint_is_written(tmp_path)
         if not grown:
             held = int(state["learner"]["model"]["histogram"]["events"].sum())
             deadline = time.monotonic() + 10
-            while int(service.learner.model.histogram.events.sum()) <= held and time.monotonic() < deadline:
+            while int(service.training.learner.model.histogram.events.sum()) <= held and time.monotonic() < deadline:
                 time.sleep(0.01)
-            grown.append(int(service.learner.model.histogram.events.sum()) - held)
+            grown.append(int(service.training.learner.model.histogram.events.sum()) - held)
         return save(state)
 
-    task = await _run_until(service, lambda: service.store is not None)
-    save, service.store.save = service.store.save, save_when_counts_moved
+    task = await _run_until(service, lambda: service.checkpointer is not None)
+    save, service.checkpointer.store.save = service.checkpointer.store.save, save_when_counts_moved
     await until(task, lambda: bool(grown), 30, "a checkpoint save")
     service.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     assert grown[0] > 0
-    assert int(service.store.load()["learner"]["model"]["histogram"]["events"].sum()) > 0
+    assert int(service.checkpointer.store.load()["learner"]["model"]["histogram"]["events"].sum()) > 0
 
 
 async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path):
@@ -161,14 +162,14 @@ async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path)
     never_settles = {"settle_tolerance": 1e-9, "settle_floor": 1e-9, "max_steps_awake": 10**9}
     service = Service(_settings(tmp_path, source={"synthetic": {"rate": 0.0, "batch_size": 2000}},
                                 publish_interval=0.2, checkpoint={"interval": 1.0}, model=never_settles), sinks=[])
-    task = await _run_until(service, lambda: getattr(service, "learner", None) is not None and service.learner.model.t > 0)
+    task = await _run_until(service, lambda: getattr(service, "training", None) is not None and service.training.learner.model.t > 0)
     lags, loop = [], asyncio.get_running_loop()
     end = loop.time() + 3.0
     while loop.time() < end:
         before = loop.time()
         await asyncio.sleep(0.005)
         lags.append(loop.time() - before - 0.005)
-    steps = service.learner.model.t
+    steps = service.training.learner.model.t
     service.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     assert steps > 200, "training must have been running during the measurement"

@@ -54,7 +54,7 @@ async def test_shutdown_of_20000_keys_under_load_is_within_the_timeout_and_check
     streaming = time.monotonic()
     await until(task, lambda: time.monotonic() - streaming >= 5.0 and _metric(service, "gumbeld_training_steps_total"),
                  30, "5 s of streaming with training")
-    keys_seen = len(service.keys)
+    keys_seen = len(service.training.keys)
     assert keys_seen > 1_000, "the stream must have reached many keys"
 
     stopped_at = time.time()
@@ -67,8 +67,8 @@ async def test_shutdown_of_20000_keys_under_load_is_within_the_timeout_and_check
     checkpoint = tmp_path / "state" / "checkpoint.pt"
     assert checkpoint.exists()
     assert os.stat(checkpoint).st_mtime >= stopped_at - 0.01, "the final checkpoint is written after the stop"
-    assert service.store.saved_at >= stopped_at
-    saved = service.store.load()
+    assert service.checkpointer.store.saved_at >= stopped_at
+    saved = service.checkpointer.store.load()
     names = [n for n in saved["keys"]["names"] if n is not None]
     assert len(names) >= keys_seen and len(set(names)) == len(names)
     assert train_threads() == []
@@ -87,8 +87,8 @@ async def test_a_stop_while_work_waits_for_the_training_thread_loses_no_counted_
         source={"synthetic": {"generated_keys": {"count": 2_000}, "rate": 100_000.0, "batch_size": 1000}})
     service = Service(settings, sinks=[])
     task = asyncio.create_task(service.serve())
-    await until(task, lambda: _started(service) and service.learner.model.t > 0, 60, "training")
-    loop, train, calls = asyncio.get_running_loop(), service.learner.train, []
+    await until(task, lambda: _started(service) and service.training.learner.model.t > 0, 60, "training")
+    loop, train, calls = asyncio.get_running_loop(), service.training.learner.train, []
 
     def slow_round(pending):
         calls.append(pending)
@@ -98,9 +98,9 @@ async def test_a_stop_while_work_waits_for_the_training_thread_loses_no_counted_
             time.sleep(0.2)                                  # the main loop ends while they wait
         return train(pending)
 
-    service.learner.train = slow_round
+    service.training.learner.train = slow_round
     assert await asyncio.wait_for(task, timeout=SHUTDOWN_TIMEOUT + 5) == 0
-    saved = service.store.load()
+    saved = service.checkpointer.store.load()
     emitted = saved["source"]["emitted_total"]
     counted = int(saved["learner"]["model"]["histogram"]["events"].sum())
     assert counted == emitted, (f"the checkpoint's source position includes {emitted} events, "
@@ -134,15 +134,15 @@ async def test_a_settled_service_does_no_training(tmp_path):
         assert _metric(service, "gumbeld_active_keys") == 0
         assert _metric(service, "gumbeld_settled_keys") == 3
         assert _metric(service, "gumbeld_training_steps_total") > 0
-        t = service.learner.model.t
+        t = service.training.learner.model.t
         await asyncio.sleep(0.5)
-        assert service.learner.model.t == t
+        assert service.training.learner.model.t == t
         # nothing changes any more: a checkpoint finds the saved one current and writes nothing
         await service.checkpoint()
-        written, saved_at = _metric(service, "gumbeld_checkpoints_written_total"), service.store.path.stat().st_mtime
+        written, saved_at = _metric(service, "gumbeld_checkpoints_written_total"), service.checkpointer.store.path.stat().st_mtime
         await service.checkpoint()
         assert _metric(service, "gumbeld_checkpoints_written_total") == written
-        assert service.store.path.stat().st_mtime == saved_at
+        assert service.checkpointer.store.path.stat().st_mtime == saved_at
         assert _metric(service, "gumbeld_checkpoint_age_seconds") < 1.0
     finally:
         service.stopping.set()
@@ -178,7 +178,7 @@ async def test_json_lines_get_changed_keys_only_and_an_eviction_record_after_the
             assert time.time() - quiet_last_event < ttl + 10, "no eviction record"
             source.push("steady", rng.choice(3, size=50, p=[0.2, 0.2, 0.6]))
             await asyncio.sleep(0.1)
-        assert "quiet" not in service.keys
+        assert "quiet" not in service.training.keys
         assert _metric(service, "gumbeld_events_total", {"key": "quiet"}) is None, "its series are removed"
         assert _metric(service, "gumbeld_keys_evicted_total", {"reason": "ttl"}) == 1
         for _ in range(5):  # a few more intervals: nothing more of quiet
@@ -238,7 +238,7 @@ async def test_a_snapshot_holds_the_events_of_its_training_round_and_the_final_o
         await until(task, lambda: _started(service), 60, "startup")
         source.push("k", rng.choice(3, size=300, p=[0.5, 0.3, 0.2]))
         await until(task, lambda: any(r.get("events") == 300 for r in snapshots()), 30, "the first snapshot")
-        service._take = lambda: Pending(service.keys.n_rows, None, [])  # training takes no more counts
+        service.training.take = lambda: Pending(service.training.keys.n_rows, None, [])  # training takes no more counts
         source.push("k", rng.choice(3, size=200, p=[0.5, 0.3, 0.2]))
         await until(task, lambda: _metric(service, "gumbeld_events_total", {"key": "k"}) == 500, 30, "ingest")
         published = len(snapshots())
@@ -272,6 +272,6 @@ async def test_evictions_collected_by_a_publish_cut_short_by_the_stop_are_still_
     evicted = _metric(service, "gumbeld_keys_evicted_total", {"reason": "max_keys"})
     assert evicted and evicted > 0
     delivered = sum(1 for r in sink.records if r.get("evicted"))
-    pending = len(service.store.load()["evictions"])
+    pending = len(service.checkpointer.store.load()["evictions"])
     assert delivered + pending >= evicted, \
         f"{evicted:.0f} keys evicted, {delivered} eviction records delivered, {pending} kept for the next start"

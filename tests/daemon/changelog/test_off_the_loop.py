@@ -22,6 +22,7 @@ from daemon.ingest import Pending
 from daemon.keys import KeyTable
 from daemon.learner import Learner
 from daemon.settings import KafkaSourceSettings
+from daemon.training import Training
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import read_rows
 
@@ -80,32 +81,29 @@ def test_rows_are_packed_a_bounded_number_at_a_time(monkeypatch):
     assert packed == [4, 4, 2]
 
 
-def test_a_checkpoint_builds_its_state_messages_on_the_training_thread():
+def test_a_checkpoint_takes_its_rows_on_the_training_thread_and_builds_its_messages_off_the_loop():
     async def scenario():
         executor = ThreadPoolExecutor(1, thread_name_prefix="training")
-        loop = asyncio.get_running_loop()
-
-        async def run(fn, *args):
-            return await loop.run_in_executor(executor, fn, *args)
-
         keys, producer = KeyTable(10), RecordingProducer()
         keys.rows(["a", "b"], now=0.0)
         learner = Learner(GumbelGAN(GANConfig(n_categories=3), 0), LABELS)
         learner.absorb(Pending(2, np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]]), [], np.array([0, 1])))
         changelog = Changelog(KafkaSourceSettings(topics=["events"]), RowCodec(LABELS, value_bytes=4),
                               producer=producer, metrics=StateMetrics(CollectorRegistry()))
-        planned_on = []
-        plan = changelog.writer.plan
-        changelog.writer.plan = lambda *a, **k: planned_on.append(threading.current_thread().name) or plan(*a, **k)
-        handover = Handover(changelog, source=Source(), keys=lambda: keys, learner=lambda: learner, run=run,
-                            take=lambda: Pending(2, None, []), lock=asyncio.Lock())
+        planned_on, taken_on = [], []
+        plan, take = changelog.writer.plan, learner.take_changed_rows
+        changelog.writer.plan = lambda *a, **k: planned_on.append(threading.current_thread()) or plan(*a, **k)
+        learner.take_changed_rows = lambda: taken_on.append(threading.current_thread().name) or take()
+        training = Training(learner, keys, ingest=None, executor=executor, metrics=None, round_seconds=0.1)
+        handover = Handover(changelog, source=Source(), training=training)
         position = {"offsets": {"events:0": 7}, "owners": {"a": ["events:0"], "b": ["events:0"]}}
         await handover.write(keys.state()["names"], position)
         executor.shutdown()
-        return planned_on, producer.sent, changelog.writer.written_keys()
+        return taken_on, planned_on, producer.sent, changelog.writer.written_keys()
 
-    planned_on, sent, written = asyncio.run(scenario())
-    assert len(planned_on) == 1 and planned_on[0].startswith("training")
+    taken_on, planned_on, sent, written = asyncio.run(scenario())
+    assert len(taken_on) == 1 and taken_on[0].startswith("training")
+    assert len(planned_on) == 1 and planned_on[0] is not threading.main_thread()
     ((topic, messages),) = sent
     assert topic == "gumbeld.gumbeld.events.state" and sorted(m[0] for m in messages) == [b"a", b"b"]
     assert all(dict(m[2])["gumbeld-source-offset"] == b"7" for m in messages)  # the captured position's offsets

@@ -110,7 +110,7 @@ async def test_an_idle_key_gets_a_tombstone_and_stays_evicted_after_a_restart(ka
                      "a and b published")
         await until(task, lambda: any(r.get("evicted") and r["key"] == "b" for r in _lines(tmp_path / "first.jsonl")),
                      30, "b evicted")
-        assert "b" not in first.keys and "a" in first.keys
+        assert "b" not in first.training.keys and "a" in first.training.keys
         assert _evicted(first, "ttl") == 1
         await asyncio.sleep(2 * PUBLISH_INTERVAL)
         await _stop(first, task)
@@ -131,11 +131,11 @@ async def test_an_idle_key_gets_a_tombstone_and_stays_evicted_after_a_restart(ka
         second = Service(_settings(bootstrap, topics, "ttl", tmp_path, "second.jsonl", key_ttl=TTL))
         task = asyncio.create_task(second.serve())
         await until(task, lambda: getattr(second, "_started", False), 60, "restart")
-        assert "b" not in second.keys, "an evicted key is not restored from the checkpoint"
+        assert "b" not in second.training.keys, "an evicted key is not restored from the checkpoint"
         await until(task, lambda: any(r.get("key") == "a" and r.get("events") not in (None, a_events)
                                        for r in _lines(tmp_path / "second.jsonl")), 60, "a's new events counted")
         await asyncio.sleep(3 * TTL)  # several publishes, longer than the TTL
-        assert "b" not in second.keys and "a" in second.keys
+        assert "b" not in second.training.keys and "a" in second.training.keys
         a_evicted_after_restart = _evicted(second, "ttl")
         await _stop(second, task)
 
@@ -167,7 +167,7 @@ async def test_a_new_key_past_max_keys_evicts_the_least_recent_with_a_max_keys_t
         await produce(bootstrap, topics["events"], _messages("b", 300, 4))
         await until(task, lambda: any(r.get("key") == "b" and not r.get("evicted")
                                        for r in _lines(tmp_path / "out.jsonl")), 30, "b published")
-        assert service.keys.names == ["b"]
+        assert service.training.keys.names == ["b"]
         assert _evicted(service, "max_keys") == 1
         await asyncio.sleep(2 * PUBLISH_INTERVAL)
     finally:

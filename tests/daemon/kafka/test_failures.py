@@ -104,7 +104,7 @@ async def test_a_fetch_that_cannot_be_decoded_holds_its_partition_loudly_until_i
         assert _errors(registry, "fetch", "UnsupportedCodecError") >= 2
         monkeypatch.undo()  # the codec is back: the same records arrive, none skipped
         batch = await asyncio.wait_for(pending, 30)
-        assert len(batch) == 20 and source.offsets[next(iter(source.offsets))] == 20
+        assert len(batch) == 20 and source.progress.offsets[next(iter(source.progress.offsets))] == 20
         assert health.ready() == (True, [])
     finally:
         pending.cancel()

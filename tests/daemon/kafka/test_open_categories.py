@@ -104,7 +104,7 @@ async def test_new_categories_past_the_limit_fold_into_other_and_survive_a_resta
     restarted = Service(settings)
     await _run_until(restarted, lambda: any(r.get("key") == "j" for r in _lines(tmp_path / "out.jsonl")),
                      "j published after the restart")
-    assert restarted.categories.labels == ["teal", "plum", "__other__"]
+    assert restarted.training.learner.table.labels == ["teal", "plum", "__other__"]
     j = [r for r in _lines(tmp_path / "out.jsonl") if r.get("key") == "j"][-1]
     assert j["events"] == 40 and sorted(j["categories"]) == ["__other__", "plum", "teal"]
     empirical = _by_label(j, "empirical")

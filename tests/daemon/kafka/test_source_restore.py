@@ -42,10 +42,25 @@ class Metrics:
         pass
 
 
+class Listener:
+    """The service's side of a rebalance, as far as a restore goes."""
+    restores = True
+
+    def __init__(self, restore) -> None:
+        self.restore = restore
+
+    async def revoked(self, partitions) -> None:
+        pass
+
+    async def lost(self, keys) -> None:
+        pass
+
+
 def _source(restorer) -> tuple[KafkaSource, Consumer, Health]:
     health = Health()
     source = KafkaSource(KafkaSourceSettings(retry_backoff_max=0.01), RecordDecoder(["x", "y"]), health=health,
-                         metrics=Metrics(), failures=KafkaFailures(Metrics(), health), restorer=restorer)
+                         metrics=Metrics(), failures=KafkaFailures(Metrics(), health))
+    source.listen(Listener(restorer))
     source.consumer = Consumer()
     return source, source.consumer, health
 
@@ -65,7 +80,7 @@ async def test_a_new_partition_is_paused_first_restored_then_resumed_at_the_rest
     gate.set()
     await asyncio.sleep(0.01)
     assert consumer.calls == [("pause", TP), ("seek", TP, 42), ("resume", TP)]
-    assert source.offsets[TP] == 42 and TP in source.current and health.ready() == (True, [])
+    assert source.progress.offsets[TP] == 42 and TP in source.current and health.ready() == (True, [])
 
 
 async def test_a_partition_revoked_mid_restore_is_never_resumed():
@@ -94,7 +109,7 @@ async def test_a_failed_restore_is_retried_and_the_partition_stays_paused_meanwh
         return None  # resume at the group's committed offset
 
     source, consumer, _ = _source(restorer)
-    source.offsets[TP] = 7  # from the local checkpoint
+    source.progress.offsets[TP] = 7  # from the local checkpoint
     await source.assigned({TP})
     for _ in range(100):
         await asyncio.sleep(0.01)
