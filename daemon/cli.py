@@ -44,9 +44,9 @@ examples:
 
 EXIT_INVALID_CONFIG = 2
 PASSED_ON = {  # commands whose arguments all go to a module's main(), as bench's do
-             "produce": ("daemon.kafka.produce", "write synthetic events to a Kafka topic (load generator)"),
-             "report": ("daemon.report", "draw the pictures of a recorded run (PNG files and one HTML page)"),
-             "watch": ("daemon.watch.command", "a live terminal view of the learned distributions (topic or JSON lines)")}
+             "produce": ("daemon.tools.produce", "write synthetic events to a Kafka topic (load generator)"),
+             "report": ("daemon.tools.report", "draw the pictures of a recorded run (PNG files and one HTML page)"),
+             "watch": ("daemon.tools.watch.command", "a live terminal view of the learned distributions (topic or JSON lines)")}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command in ("bench", *PASSED_ON):
         from importlib import import_module
-        module = f"daemon.bench.{args.benchmark}" if args.command == "bench" else PASSED_ON[args.command][0]
+        module = f"daemon.tools.bench.{args.benchmark}" if args.command == "bench" else PASSED_ON[args.command][0]
         return import_module(module).main(list(args.args))
 
     try:

@@ -57,7 +57,7 @@ class EventCodec:
     (``table``, a :class:`~daemon.categories.CategoryTable`) any string or integer ``≥ 0`` names a
     category, added the first time it is seen; one the table refuses is ``category_limit``.
     Every check of a record's value lives here (:meth:`parse`, :meth:`event_object`, :meth:`object_category`,
-    :meth:`category_index`); :class:`daemon.kafka.decode.RecordDecoder` calls them for the records
+    :meth:`category_index`); :class:`daemon.sources.kafka.decode.RecordDecoder` calls them for the records
     its fast path cannot vouch for. ``loads`` parses JSON text (``json.loads``; the Kafka decoder
     passes ``orjson.loads``).
     """

@@ -4,7 +4,7 @@ Each ``publish_interval`` the :class:`Publisher`
 
 1. evicts the keys idle past ``model.key_ttl`` and collects every eviction since the last publish;
 2. adds the events counted since then to the per-key metrics;
-3. on the training thread (:meth:`~daemon.training.Training.publication`), picks the keys whose snapshot changed (new events, learned
+3. on the training thread (:meth:`~daemon.learning.training.Training.publication`), picks the keys whose snapshot changed (new events, learned
    probabilities moved by more than ``publish_tolerance``, or not published for
    ``publish_full_interval``), read from the device in one go;
 4. encodes them once, in a worker thread, and hands the same bytes to every sink;
@@ -21,7 +21,7 @@ full disk) goes to that sink again with its next publish, newest message per key
 (:class:`~daemon.snapshots.Undelivered`); a failure is counted and logged, once a minute per sink.
 Evictions not yet taken by every sink are also part of the checkpoint, so a tombstone is delivered
 at least once.
-A sink whose reader went away (:class:`~daemon.sinks.ReaderGone`: ``gumbeld run | head`` after
+A sink whose reader went away (:class:`~daemon.sinks.local.ReaderGone`: ``gumbeld run | head`` after
 ``head`` exits) is not a failure to retry: it is dropped, and the service stops as on SIGTERM
 (``stopping`` is set).
 """
@@ -33,15 +33,15 @@ from typing import Callable
 
 from aiokafka.errors import KafkaError
 
-from .ingest import Ingest
+from .learning.ingest import Ingest
+from .kafka.failures import LOG_INTERVAL, cause
+from .learning.training import Training
+from .logs import Throttle
 from .metrics import Metrics
 from .settings import GumbeldSettings
-from .sinks import ReaderGone
-from .kafka.failures import LOG_INTERVAL, cause
-from .logs import Throttle
+from .sinks.sink import ReaderGone
 from .snapshots import Eviction, Publication, Undelivered
 from .timestamps import rfc3339
-from .training import Training
 
 log = logging.getLogger("gumbeld")
 

@@ -2,9 +2,9 @@
 
 Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``, ``/livez``
 and ``/readyz``; with the Kafka source, keys of partitions assigned later are restored from the
-state topics (:mod:`daemon.handover`). Main loop, until SIGTERM/SIGINT or until stdout's reader goes
+state topics (:mod:`daemon.state.handover`). Main loop, until SIGTERM/SIGINT or until stdout's reader goes
 away (:mod:`daemon.publishing`): **pump** events from the source into the histograms (on the event
-loop), **train** in time-bounded rounds on the training thread (:mod:`daemon.training`: the keys
+loop), **train** in time-bounded rounds on the training thread (:mod:`daemon.learning.training`: the keys
 with something to learn; none at all once every key settled), **publish** the changed snapshots every ``publish_interval``,
 **checkpoint** every ``checkpoint.interval``, and **watch** the event loop's lag. Shutdown: the main
 loop's tasks are cancelled, so ingest and training stop; ``/readyz`` turns 503; the final publish
@@ -24,22 +24,28 @@ from prometheus_client import CollectorRegistry
 from gumbel_models import resolve_device
 
 from .categories import CategoryTable
-from .checkpoint import CheckpointStore
-from .checkpointing import Checkpointer
 from .errors import StartupError
-from .handover import Handover, Rebalance
 from .http import Health, HttpServer
 from .kafka.failures import KafkaFailures
+from .learning.training import Training
 from .loops import every, watch_loop_lag
 from .metrics import Metrics
 from .publishing import Publisher
-from .resume import resume
 from .settings import GumbeldSettings
-from .sinks import SnapshotSink
+from .sinks.sink import SnapshotSink
 from .sources.source import Source
+from .state.checkpoint import CheckpointStore
+from .state.checkpointing import Checkpointer
+from .state.handover import Handover, Rebalance
+from .state.resume import resume
 from .threads import background_executor
-from .training import Training
-from .wiring import build_changelog, build_dead_letters, build_ingest, build_sinks, build_source
+from .wiring import (
+    build_changelog,
+    build_dead_letters,
+    build_ingest,
+    build_sinks,
+    build_source,
+)
 
 log = logging.getLogger("gumbeld")
 
@@ -155,7 +161,7 @@ class Service:
             await self.publisher.publish(final)
 
     async def checkpoint(self, final: bool = False) -> bool:
-        """Save the whole state and commit its offsets (see :class:`~daemon.checkpointing.Checkpointer`)."""
+        """Save the whole state and commit its offsets (see :class:`~daemon.state.checkpointing.Checkpointer`)."""
         return await self.checkpointer.checkpoint(final)
 
     # -- shutdown -----------------------------------------------------------------------------

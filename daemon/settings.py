@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
-from gumbel_models.config import check_field, setting_fields
+from gumbel_models.fields import check_field, setting_fields
 from gumbel_models.temperature import check_floor
 
 from .field_path import FieldPath

@@ -1,23 +1,21 @@
-"""Building the configured learner, key table, ingest, state topics, source, snapshot sinks and dead-letter sink."""
+"""Building the configured ingest, state topics, source, snapshot sinks and dead-letter sink (the learner
+and key table: :mod:`daemon.learning.factory`)."""
 from __future__ import annotations
 
-from gumbel_models import GumbelGAN
-
-from .changelog.metrics import StateMetrics
-from .changelog.open_rows import OpenRowCodec
-from .changelog.rows import RowCodec
-from .changelog.store import Changelog
-from .kafka.decode import RecordDecoder
+from .learning.ingest import BadEventLog, Ingest
 from .kafka.failures import KafkaFailures
-from .kafka.producer import KafkaDeadLetters, KafkaSnapshotSink, Producer
-from .kafka.source import KafkaSource
-from .ingest import BadEventLog, Ingest
-from .keys import KeyTable
-from .learner import Learner
-from .open_learner import OpenLearner
+from .kafka.producer import Producer
+from .learning.keys import KeyTable
 from .settings import OPEN_SMALLEST_CLASS, GumbeldSettings
-from .sinks import DeadLetterFile, JsonLinesSink, StreamSink
+from .sinks.kafka import KafkaDeadLetters, KafkaSnapshotSink
+from .sinks.local import DeadLetterFile, JsonLinesSink, StreamSink
+from .sources.kafka.decode import RecordDecoder
+from .sources.kafka.source import KafkaSource
 from .sources.synthetic import SyntheticSource
+from .state.changelog.metrics import StateMetrics
+from .state.changelog.open_rows import OpenRowCodec
+from .state.changelog.rows import RowCodec
+from .state.changelog.store import Changelog
 
 
 def build_changelog(settings: GumbeldSettings, registry, failures: KafkaFailures, categories=None) -> Changelog | None:
@@ -44,24 +42,6 @@ def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaF
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
                             max_message_bytes=k.max_message_bytes, table=categories)
     return KafkaSource(k, decoder, health=health, metrics=metrics, failures=failures, clock=clock)
-
-
-def build_learner(settings: GumbeldSettings, categories=None, *, clock) -> Learner | OpenLearner:
-    """A learner afresh: over the fixed categories, or over the open ``categories`` table (emptied:
-    also after a checkpoint that did not fit)."""
-    m, t = settings.model, settings.training
-    options = dict(round_seconds=t.round_seconds, active_set=t.active_set, max_step_cells=t.max_step_cells, clock=clock)
-    if categories is not None:
-        categories.load_state_dict({"labels": []})
-        return OpenLearner(m.gan_config(), categories, seed=t.seed, device=t.device, **options)
-    return Learner(GumbelGAN(m.gan_config(), 0, seed=t.seed, device=t.device), m.labels, **options)
-
-
-def build_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable:
-    """The key table, afresh or from a checkpoint's ``state``."""
-    m = settings.model
-    return KeyTable(m.max_keys, m.max_keys_policy) if state is None else \
-        KeyTable.from_state(state, m.max_keys, m.max_keys_policy)
 
 
 def build_ingest(settings: GumbeldSettings, keys: KeyTable, categories=None, *, metrics, dead_letters, clock) -> Ingest:

@@ -18,24 +18,24 @@ schedule where it stopped. Every schedule is clipped below by ``minimum`` (τ_mi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
+
+from .fields import check_fields, checked
 
 
 @dataclass(frozen=True)
 class TemperatureSchedule:
-    """τ(t) of the ``schedule``; its fields are declared as :class:`~gumbel_models.config.GANConfig`'s are
-    (bounds and description in the metadata, checked by ``check_fields``) and are the daemon's
+    """τ(t) of the ``schedule``; its fields (:mod:`gumbel_models.fields`) are the daemon's
     ``model.temperature.*`` settings."""
-    schedule: Literal["constant", "exponential", "linear", "cosine"] = field(
-        default="exponential", metadata={"description": "how τ falls from initial to minimum over the training steps"})
-    initial: float = field(default=2.0, metadata={"description": "τ0", "gt": 0})
-    minimum: float = field(default=1.0, metadata={"description": "τ_min, the floor of every schedule", "gt": 0})
-    rate: float = field(default=1e-3, metadata={"description": "r of τ0·exp(−r·t), per step", "ge": 0})
-    steps: int = field(default=5000, metadata={"description": "T of the linear and cosine schedules", "gt": 0})
+    schedule: Literal["constant", "exponential", "linear", "cosine"] = checked(
+        "exponential", "how τ falls from initial to minimum over the training steps")
+    initial: float = checked(2.0, "τ0", gt=0)
+    minimum: float = checked(1.0, "τ_min, the floor of every schedule", gt=0)
+    rate: float = checked(1e-3, "r of τ0·exp(−r·t), per step", ge=0)
+    steps: int = checked(5000, "T of the linear and cosine schedules", gt=0)
 
     def __post_init__(self) -> None:
-        from .config import check_fields  # not at the top: config.py imports this module
         check_fields(self)
         check_floor(self.initial, self.minimum)
 

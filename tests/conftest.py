@@ -50,7 +50,7 @@ EXTERNAL_KAFKA_VARIABLE = "TEST_KAFKA_BOOTSTRAP_SERVERS"
 
 
 def _start_local_kafka():
-    from daemon.bench.tansu import TansuUnavailable
+    from daemon.tools.bench.tansu import TansuUnavailable
     from tests.kafka_broker import KafkaBroker
     try:
         return KafkaBroker.start_local()

@@ -1,6 +1,6 @@
 """A real Kafka-protocol broker for tests, and small async helpers to use it.
 
-By default a local Tansu broker (see :mod:`daemon.bench.tansu`) is started; it is memory-only
+By default a local Tansu broker (see :mod:`daemon.tools.bench.tansu`) is started; it is memory-only
 and lacks the idempotent producer, so producers here use ``enable_idempotence=False``. A local
 broker can be paused (SIGSTOP) and resumed (SIGCONT) to simulate an outage: a restart would lose
 its topics. An external cluster (Apache Kafka, Redpanda) can be used instead, without pause.
@@ -17,8 +17,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import for_code
 from aiokafka.structs import ConsumerRecord
 
-from daemon.bench.tansu import TansuBroker, start_tansu
 from daemon.kafka.read import read_to_end
+from daemon.tools.bench.tansu import TansuBroker, start_tansu
 
 
 class KafkaBroker:

@@ -8,7 +8,7 @@ the partition's end, yields the records poll by poll, and ends when every partit
 The end of a partition is fixed by the first fetch that answers for it: the larger of the end
 offset listed when reading starts and that fetch's high watermark. Some brokers (Tansu among
 them) list the first offset of the last record batch as the end offset; a fetch response carries
-the true high watermark (as :meth:`daemon.kafka.source.KafkaSource._probe_forever` also relies on).
+the true high watermark (as :meth:`daemon.sources.kafka.source.KafkaSource._probe_forever` also relies on).
 Records written after the end was fixed are left out, so a topic that is being written to still
 ends. A partition with no records needs one fetch round trip (``fetch_max_wait_ms``) to end::
 

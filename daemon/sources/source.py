@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import AsyncIterator, Protocol
 
 from ..events import EventBatch
-from ..kafka.rebalance import PartitionListener
+from .kafka.rebalance import PartitionListener
 
 
 class Source(Protocol):

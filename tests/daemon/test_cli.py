@@ -168,7 +168,7 @@ def test_run_logs_text_lines_by_default(capsys, fake_service):
 def test_bench_passes_its_arguments_through_untouched(monkeypatch):
     received: list[list[str]] = []
     fake = types.SimpleNamespace(main=lambda args: received.append(args) or 3)
-    monkeypatch.setitem(sys.modules, "daemon.bench.convergence", fake)
+    monkeypatch.setitem(sys.modules, "daemon.tools.bench.convergence", fake)
     argv = ["--json", "out.json", "--scenarios", "stationary,drift", "--help"]
     assert main(["bench", "convergence", *argv]) == 3
     assert received == [argv]

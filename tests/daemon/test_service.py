@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from daemon.checkpoint import CheckpointStore
 from daemon.service import Service, StartupError
 from daemon.settings import GumbeldSettings
+from daemon.state.checkpoint import CheckpointStore
 from tests.daemon.serving import until
 
 TRUTH = np.array([0.0, 0.0, 0.1, 0.3, 0.6])
@@ -177,7 +177,7 @@ async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path)
 
 
 def _stdout_like(stream: io.StringIO):
-    from daemon.sinks import StreamSink
+    from daemon.sinks.local import StreamSink
     return StreamSink(stream)
 
 

@@ -1,7 +1,7 @@
 """The service in-process at scale and through its key lifecycle: shutdown under load, settling,
 change-based publishing with evictions (startup failures: test_service_startup.py).
 
-No Kafka here (see ``tests/daemon/kafka/test_evictions.py``). The whole file runs in well under a
+No Kafka here (see ``tests/daemon/sources/kafka/test_evictions.py``). The whole file runs in well under a
 minute on 2 cores.
 """
 import asyncio
@@ -12,12 +12,16 @@ from datetime import datetime
 
 import numpy as np
 
-from daemon.ingest import Pending
+from daemon.learning.ingest import Pending
 from daemon.service import Service
-from tests.daemon.in_process import SHUTDOWN_TIMEOUT, RecordingSink, ScriptedSource, \
-    service_settings, train_threads
+from tests.daemon.in_process import (
+    SHUTDOWN_TIMEOUT,
+    RecordingSink,
+    ScriptedSource,
+    service_settings,
+    train_threads,
+)
 from tests.daemon.serving import until
-
 
 
 def _metric(service: Service, name: str, labels: dict | None = None) -> float | None:

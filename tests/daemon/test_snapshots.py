@@ -5,8 +5,8 @@ import re
 import numpy as np
 import pytest
 
-from daemon.ingest import Pending
-from daemon.learner import Learner
+from daemon.learning.ingest import Pending
+from daemon.learning.learner import Learner
 from daemon.snapshots import MODEL_NAME, Eviction, Publication, SnapshotBatch
 from gumbel_models import GANConfig, GumbelGAN
 

@@ -15,11 +15,11 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from daemon.http import Health
-from daemon.kafka.decode import RecordDecoder
 from daemon.kafka.failures import LOG_INTERVAL, KafkaFailures
-from daemon.kafka.source import KafkaSource
 from daemon.metrics import Metrics
 from daemon.settings import KafkaSourceSettings
+from daemon.sources.kafka.decode import RecordDecoder
+from daemon.sources.kafka.source import KafkaSource
 from tests.daemon.process import Daemon
 from tests.kafka_broker import create_topic, produce
 

@@ -1,0 +1,232 @@
+"""Ingest: count each batch of events into per-key histograms waiting for the trainer.
+
+Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate in
+one ``[rows, K]`` array until the trainer takes them — with open categories, as distinct
+``(row, category)`` cells (:class:`SparseCounts`), since K may be large — so memory stays bounded
+however far training falls behind, and no event is dropped: every good event is counted once,
+every bad one is dead-lettered and counted by reason.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..arrays import grown
+from ..events import BadEvent, EventBatch
+from .keys import KeyTable
+from ..metrics import OTHER_KEY
+from ..timestamps import rfc3339
+
+log = logging.getLogger("gumbeld.ingest")
+
+
+class BadEventLog:
+    """Logs bad events at most once per ``interval`` seconds, with counts by reason since the last line."""
+
+    def __init__(self, interval: float, clock: Callable[[], float]) -> None:
+        self.interval, self._clock = interval, clock
+        self._last: float | None = None
+        self._since: dict[str, int] = {}
+
+    def report(self, bad: list[BadEvent]) -> None:
+        for event in bad:
+            self._since[event.reason] = self._since.get(event.reason, 0) + 1
+        now = self._clock()
+        if self._last is None or now - self._last >= self.interval:
+            log.warning("bad events dead-lettered %s; latest: %s (%s)",
+                        dict(sorted(self._since.items())), bad[-1].reason, bad[-1].detail)
+            self._last, self._since = now, {}
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What ingest hands the model: rows in use, new counts per row and category, rows to reset."""
+
+    n_rows: int
+    counts: np.ndarray | None       # [n_rows, K] (or [len(rows), K]) events since the last take; None: none
+    reset_rows: list[int]           # rows freed since the last take: start them afresh before counting
+    rows: np.ndarray | None = None  # the rows of ``counts``, when only the rows with events are given
+    cells: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # open categories: (rows, categories,
+    #   counts) of the distinct cells with events, sorted by row then category; ``counts`` is then None
+
+    def dense(self) -> np.ndarray | None:
+        """The counts as ``[n_rows, K]``, zero for rows without events."""
+        if self.counts is None or self.rows is None:
+            return self.counts
+        dense = np.zeros((self.n_rows, self.counts.shape[1]))
+        dense[self.rows] = self.counts
+        return dense
+
+
+class SparseCounts:
+    """Events per distinct ``(row, category)`` cell, for open categories: memory follows the cells
+    with events, not rows × K. Batches are appended as they come and summed when taken, or when
+    ``compact_after`` batches have gathered (so memory stays bounded by the distinct cells).
+
+    >>> counts = SparseCounts(width=10)
+    >>> counts.add(np.array([1, 0, 1]), np.array([4, 2, 4])); counts.add(np.array([0]), np.array([2]))
+    >>> [a.tolist() for a in counts.take()]
+    [[0, 1], [2, 4], [2.0, 2.0]]
+    """
+
+    def __init__(self, width: int, compact_after: int = 64) -> None:
+        self.width, self.compact_after = width, compact_after
+        self._cells: list[np.ndarray] = []
+        self._counts: list[np.ndarray] = []
+        self._summed = True  # the one chunk left holds distinct cells
+
+    def add(self, rows: np.ndarray, categories: np.ndarray) -> None:
+        self._cells.append(rows * self.width + categories)
+        self._counts.append(np.ones(len(rows)))
+        self._summed = False
+        if len(self._cells) >= self.compact_after:
+            self._compact()
+
+    def drop_row(self, row: int) -> None:
+        """Forget the counts of ``row`` (its key left)."""
+        self._compact()
+        if self._cells:
+            keep = self._cells[0] // self.width != row
+            self._cells, self._counts = [self._cells[0][keep]], [self._counts[0][keep]]
+
+    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(rows, categories, counts)`` of the distinct cells, sorted; empties the counts."""
+        self._compact()
+        cells, counts = (self._cells[0], self._counts[0]) if self._cells else (np.zeros(0, np.int64), np.zeros(0))
+        self._cells, self._counts = [], []
+        return cells // self.width, cells % self.width, counts
+
+    def _compact(self) -> None:
+        if self._cells and not self._summed:
+            cells, inverse = np.unique(np.concatenate(self._cells), return_inverse=True)
+            self._cells, self._counts = [cells], [np.bincount(inverse, weights=np.concatenate(self._counts))]
+        self._summed = True
+
+
+class Ingest:
+    def __init__(self, keys: KeyTable, labels, *, metrics, dead_letters, bad_log: BadEventLog,
+                 clock: Callable[[], float], open_width: int | None = None) -> None:
+        """``labels``: the categories' labels (a list, or the open :class:`~daemon.categories.CategoryTable`,
+        whose ``labels`` grow); ``open_width``: open categories, at most this many (sparse counts)."""
+        self.keys, self.labels = keys, labels
+        self._metrics, self._dead_letters, self._bad_log = metrics, dead_letters, bad_log
+        self._clock = clock
+        self._sparse = SparseCounts(open_width) if open_width is not None else None
+        self._pending = np.zeros((0, 0 if open_width is not None else len(labels)), dtype=np.float64)
+        self._has_pending = False
+        self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
+        self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
+        self._other_unreported = 0                        # events of keys gone before report_events
+        self._touched = np.zeros(0, dtype=bool)           # rows with pending counts
+        keys.on_free = self._forget_row
+
+    def add(self, batch: EventBatch) -> int:
+        """Count the batch's good events, dead-letter its bad ones; returns the number counted."""
+        rows = self.keys.rows(batch.key_names, self._clock())[batch.keys] if len(batch) else np.zeros(0, np.int64)
+        bad = list(batch.bad)
+        refused = rows < 0
+        if refused.any():
+            bad += [BadEvent("key_limit", f"more than {self.keys.max_keys} keys (model.max_keys)",
+                             {"key": batch.key_names[k], "category": self._label(c)})
+                    for k, c in zip(batch.keys[refused], batch.categories[refused])]
+            rows, categories = rows[~refused], batch.categories[~refused]
+        else:
+            categories = batch.categories
+        counted = int(rows.shape[0])
+        if counted:
+            self._count(rows, categories)
+        if bad:
+            self._dead_letter(bad)
+        return counted
+
+    def _label(self, category: int) -> str:
+        return (self.labels.labels if self._sparse is not None else self.labels)[category]
+
+    def _count(self, rows: np.ndarray, categories: np.ndarray) -> None:
+        """Add to the pending counts in O(batch): a batch touches few of possibly many rows."""
+        self._grow(self.keys.n_rows)
+        if self._sparse is not None:
+            self._sparse.add(rows, categories)
+            self._touched[rows] = True
+            np.add.at(self._unreported, rows, 1)
+            self._has_pending = True
+            return
+        k = len(self.labels)
+        cells, per_cell = np.unique(rows * k + categories, return_counts=True)
+        self._pending.reshape(-1)[cells] += per_cell
+        self._touched[cells // k] = True
+        np.add.at(self._unreported, cells // k, per_cell)
+        self._has_pending = True
+
+    def _grow(self, n_rows: int) -> None:
+        if self._pending.shape[0] < n_rows:
+            size = max(n_rows, 2 * self._pending.shape[0])
+            for name in ("_pending", "_unreported", "_labelled", "_touched"):
+                setattr(self, name, grown(getattr(self, name), size))
+
+    def _forget_row(self, row: int, name: str) -> None:
+        """A key left the table: its pending counts go with it, and its metric series."""
+        if row < self._pending.shape[0]:
+            if self._sparse is not None and self._touched[row]:
+                self._sparse.drop_row(row)
+            self._pending[row] = 0.0
+            self._touched[row] = False
+            if not self._labelled[row]:  # counted already; its series is __other__, which stays
+                self._other_unreported += int(self._unreported[row])
+            self._unreported[row] = 0
+            self._labelled[row] = False
+        self._metrics.forget_key(name)
+
+    def _dead_letter(self, bad: list[BadEvent]) -> None:
+        self._dead_letters.write(bad, rfc3339(self._clock()))
+        reasons: dict[str, int] = {}
+        for event in bad:
+            reasons[event.reason] = reasons.get(event.reason, 0) + 1
+        for reason, n in reasons.items():
+            self._metrics.count_bad(reason, n)
+        self._metrics.dead_lettered(len(bad))
+        self._bad_log.report(bad)
+
+    def report_events(self) -> None:
+        """Add the events counted since the last call to the per-key metrics (bounded work per key label)."""
+        rows = np.flatnonzero(self._unreported)
+        gone, self._other_unreported = self._other_unreported, 0
+        if not rows.size and not gone:
+            return
+        names, counts = self.keys.names_by_row, self._unreported[rows]
+        own = self._labelled[rows]
+        room = self._metrics.label_room()
+        if room and not own.all():  # the first keys seen get their own series while there is room
+            for row in rows[~own][:room].tolist():
+                self._labelled[row] = self._metrics.claim_label(names[row])
+            own = self._labelled[rows]
+        by_key = {names[row]: n for row, n in zip(rows[own].tolist(), counts[own].tolist())}
+        others = int(counts[~own].sum()) + gone
+        if others:
+            by_key[OTHER_KEY] = by_key.get(OTHER_KEY, 0) + others
+        self._metrics.count_events(by_key)
+        self._unreported[rows] = 0
+
+    def labelled_rows(self) -> np.ndarray:
+        """``[rows]`` bool: rows whose key has metric series of its own (a copy)."""
+        return grown(self._labelled, self.keys.n_rows)[: self.keys.n_rows].copy()
+
+    def take(self) -> Pending:
+        """The pending counts and rows to reset since the last take; resets both."""
+        n_rows = self.keys.n_rows
+        reset = self.keys.take_freed()
+        if not self._has_pending:
+            return Pending(n_rows, None, reset)
+        rows = np.flatnonzero(self._touched[:n_rows])  # O(rows) flags, then O(touched) copies
+        if self._sparse is not None:
+            self._touched[rows] = False
+            self._has_pending = False
+            return Pending(n_rows, None, reset, cells=self._sparse.take())
+        counts = self._pending[rows]
+        self._pending[rows] = 0.0
+        self._touched[rows] = False
+        self._has_pending = False
+        return Pending(n_rows, counts, reset, rows)

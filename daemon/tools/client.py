@@ -1,0 +1,192 @@
+"""Reading what gumbeld publishes: a typed snapshot, the latest one per key, and live updates.
+
+For subscribers of the learned-distribution topic (``sinks.kafka.topic``) or of the JSON lines
+(:func:`parse_line` reads one line: a snapshot or an eviction record).
+:class:`Snapshot` validates the published contract (see the README): the three lists agree in
+length, both distributions sum to 1, divergences lie in their ranges. Its JSON Schema, for
+subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
+(``python -m daemon.tools.client`` prints it).
+
+>>> line = ('{"key": "a", "categories": ["x", "y"], "probabilities": [0.25, 0.75], '
+...         '"empirical": [0.2, 0.8], "divergence": {"tv": 0.05, "kl": 0.006, "js": 0.0015}, '
+...         '"temperature": 1.0, "step": 10, "events": 5, "published_at": "2026-01-01T00:00:00.000Z", '
+...         '"model": "gumbel-softmax-gan", "version": 3}')
+>>> snapshot = Snapshot.model_validate_json(line)
+>>> snapshot.key, snapshot.distribution()
+('a', {'x': 0.25, 'y': 0.75})
+>>> parse(None) is None  # a tombstone: the key was evicted
+True
+>>> parse_line('{"key": "a", "evicted": true, "reason": "ttl", "evicted_at": "2026-01-01T00:00:00.000Z"}')
+Update(key='a', snapshot=None)
+>>> latest_of([("a", line), ("b", line.replace('"a"', '"b"')), ("a", None)]).keys()
+dict_keys(['b'])
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..kafka.read import PartitionReader
+
+SUM_TOLERANCE = 1e-4  # float32 values, rounded once each: sums stay far closer to 1 than this
+
+
+class Divergence(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    tv: float = Field(ge=0, le=1, description="total variation between learned and empirical")
+    kl: float = Field(ge=0, description="KL(empirical ‖ learned), nats (smoothed by 1e-6: always finite)")
+    js: float = Field(ge=0, le=math.log(2) + 1e-6, description="Jensen–Shannon divergence, nats")
+
+
+class Snapshot(BaseModel):
+    """One key's learned distribution as gumbeld publishes it (unknown fields are ignored)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    key: str = Field(min_length=1, description="the distribution key")
+    categories: list[str] = Field(min_length=1, description="category labels, in the order of both distributions")
+    probabilities: list[float] = Field(description="the learned distribution")
+    empirical: list[float] = Field(description="the normalised histogram of the key's events")
+    divergence: Divergence
+    temperature: float = Field(gt=0, description="Gumbel-softmax temperature at this step")
+    step: int = Field(ge=0, description="generator updates applied to this key")
+    events: int = Field(ge=0, description="events counted for this key since it first appeared")
+    published_at: datetime = Field(description="RFC 3339, UTC")
+    model: Literal["gumbel-softmax-gan"] = "gumbel-softmax-gan"
+    version: int = Field(ge=1, description="per key, +1 with every snapshot, across restarts")
+
+    @model_validator(mode="after")
+    def _distributions(self) -> "Snapshot":
+        k = len(self.categories)
+        for name in ("probabilities", "empirical"):
+            values = getattr(self, name)
+            if len(values) != k:
+                raise ValueError(f"{name} has {len(values)} values for {k} categories")
+            if any(not 0.0 <= v <= 1.0 for v in values):
+                raise ValueError(f"{name} has a value outside [0, 1]")
+            if abs(math.fsum(values) - 1.0) > SUM_TOLERANCE:
+                raise ValueError(f"{name} sums to {math.fsum(values):.6g}, not 1")
+        return self
+
+    def distribution(self) -> dict[str, float]:
+        """Category → learned probability."""
+        return dict(zip(self.categories, self.probabilities))
+
+
+def parse(value: bytes | str | None) -> Snapshot | None:
+    """A message value as a :class:`Snapshot`; ``None`` for a tombstone. Raises ``ValueError`` if malformed."""
+    return None if value is None else Snapshot.model_validate_json(value)
+
+
+def latest_of(messages: Iterable[tuple[str, bytes | str | None]], malformed: list | None = None) -> dict[str, Snapshot]:
+    """The latest snapshot of each key among ``(key, value)`` messages in order; a tombstone removes its
+    key. Malformed values are skipped (and appended to ``malformed`` as ``(key, error)`` if given)."""
+    latest: dict[str, Snapshot] = {}
+    for key, value in messages:
+        try:
+            snapshot = parse(value)
+        except ValidationError as error:
+            if malformed is not None:
+                malformed.append((key, error))
+            continue
+        if snapshot is None:
+            latest.pop(key, None)
+        else:
+            latest[key] = snapshot
+    return latest
+
+
+async def latest(topic: str, *, bootstrap_servers: str, timeout: float = 60.0, malformed: list | None = None,
+                 **client_options) -> dict[str, Snapshot]:
+    """Key → latest :class:`Snapshot` of a learned-distribution topic, read to its current end."""
+    async with PartitionReader({"bootstrap_servers": bootstrap_servers, **client_options}, topic,
+                               timeout=timeout) as reader:
+        records = [r async for batch in reader for r in batch]
+    return latest_of(((_key(r.key), r.value) for r in records), malformed)
+
+
+@dataclass
+class Update:
+    key: str
+    snapshot: Snapshot | None    # None: the key was evicted
+
+
+def parse_line(line: bytes | str) -> Update:
+    """One line of gumbeld's JSON-lines output (stdout, ``sinks.jsonl_path``): a snapshot, or an eviction
+    record (``{"key", "evicted": true, ...}``) as an update without snapshot. Raises ``ValueError``
+    (pydantic's ``ValidationError``) if it is neither."""
+    try:
+        snapshot = Snapshot.model_validate_json(line)
+    except ValidationError:
+        key = _evicted_key(line)
+        if key is None:
+            raise
+        return Update(key, None)
+    return Update(snapshot.key, snapshot)
+
+
+def _evicted_key(line: bytes | str) -> str | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(record, dict) and record.get("evicted") is True and isinstance(record.get("key"), str) and record["key"]:
+        return record["key"]
+    return None
+
+
+@dataclass
+class Subscription:
+    """``async for update in Subscription(topic, bootstrap_servers=...)``: every snapshot and eviction
+    as it arrives (from the beginning of the topic unless ``from_end``), with :attr:`latest`, the
+    latest snapshot of each live key, kept up to date (tombstones remove keys). Malformed messages
+    are skipped and counted in :attr:`malformed`."""
+
+    topic: str
+    bootstrap_servers: str
+    from_end: bool = False
+    client_options: dict = field(default_factory=dict)
+    latest: dict[str, Snapshot] = field(default_factory=dict)
+    malformed: int = 0
+
+    async def __aiter__(self) -> AsyncIterator[Update]:
+        from aiokafka import (
+            AIOKafkaConsumer,  # the only module of this one that needs a live consumer
+        )
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="latest" if self.from_end else "earliest",
+                                    **self.client_options)
+        try:  # a consumer that failed to start is stopped too, or it would warn of being left open
+            await consumer.start()
+            async for record in consumer:
+                key = _key(record.key)
+                try:
+                    snapshot = parse(record.value)
+                except ValidationError:
+                    self.malformed += 1
+                    continue
+                if snapshot is None:
+                    self.latest.pop(key, None)
+                else:
+                    self.latest[key] = snapshot
+                yield Update(key, snapshot)
+        finally:
+            await consumer.stop()
+
+
+def _key(raw: bytes | None) -> str:
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def schema() -> dict:
+    """The JSON Schema of a snapshot (``docs/snapshot.schema.json``)."""
+    return Snapshot.model_json_schema()
+
+
+if __name__ == "__main__":
+    print(orjson.dumps(schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())

@@ -1,0 +1,153 @@
+"""The open-category learner: supports that grow, size-class moves, snapshots over each key's
+support, and its checkpoint state. Seeds are fixed; tolerances are stated per test."""
+import numpy as np
+import torch
+
+from daemon.categories import CategoryTable
+from daemon.learning.ingest import Pending, SparseCounts
+from daemon.learning.open_learner import OpenLearner
+from daemon.state.changelog.open_rows import OpenRowCodec
+from daemon.state.checkpoint import CheckpointStore
+from gumbel_models import GANConfig
+
+WIDTH = 8
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _learner(table=None, clock=None):
+    table = table or CategoryTable(max_categories=1000)
+    return OpenLearner(GANConfig(n_categories=WIDTH), table, seed=0, device="cpu", round_seconds=0.05,
+                       clock=clock or FakeClock()), table
+
+
+def _pending(table, events: dict[int, dict[str, int]]) -> Pending:
+    """``{key row: {label: count}}`` as the sparse cells ingest hands over."""
+    counts = SparseCounts(width=table.max_categories)
+    for row, by_label in events.items():
+        for label, n in by_label.items():
+            counts.add(np.full(n, row), np.full(n, table.index(label)))
+    return Pending(max(events) + 1, None, [], cells=counts.take())
+
+
+def _snapshots(learner, names, clock) -> dict[str, dict]:
+    clock.now += 100.0  # past publish_full_interval: every key is due
+    publication, _ = learner.publication(names, np.ones(len(names), bool), [], full_interval=10.0, tolerance=0.0,
+                                         labelled=np.zeros(len(names), bool))
+    return {r["key"]: r for r in publication.snapshots.records()}
+
+
+def _train(learner, pending, rounds):
+    learner.train(pending)
+    for _ in range(rounds):
+        learner.train(Pending(0, None, []))
+
+
+def test_a_new_category_mid_stream_appears_at_the_end_and_converges():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    _train(learner, _pending(table, {0: {"x": 600, "y": 300}, 1: {"z": 50, "x": 50}}), 60)
+    first = _snapshots(learner, ["k0", "k1"], clock)
+    assert first["k0"]["categories"] == ["x", "y"] and first["k1"]["categories"] == ["x", "z"]
+    _train(learner, _pending(table, {0: {"w": 100, "x": 0, "y": 0}}), 0)
+    for _ in range(200):  # the stream goes on, the new category with it (60 : 30 : 10)
+        _train(learner, _pending(table, {0: {"x": 60, "y": 30, "w": 10}}), 1)
+    snap = _snapshots(learner, ["k0", "k1"], clock)["k0"]
+    assert snap["categories"] == ["x", "y", "w"], "a key's list grows at its end"
+    assert len(snap["probabilities"]) == len(snap["empirical"]) == 3
+    p, e = np.array(snap["probabilities"]), np.array(snap["empirical"])
+    assert abs(p.sum() - 1) < 1e-5
+    # converged like any category: within 0.01 of the counts (counting noise here is ~0.005)
+    assert abs(p[2] - e[2]) < 0.01 and 0.5 * np.abs(p - e).sum() < 0.01, (p, e)
+
+
+def test_a_key_moving_to_a_wider_class_keeps_its_learned_probabilities():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    labels = [f"c{i}" for i in range(WIDTH)]
+    _train(learner, _pending(table, {0: {label: 100 * (i + 1) for i, label in enumerate(labels)}}), 40)
+    model = learner.classes[WIDTH].model
+    before = model.probabilities(rows=torch.tensor([0]))[0].double()
+    learner.absorb(_pending(table, {0: {"new": 1}}))          # a ninth category: the key moves to width 16
+    assert int(learner.supports.width[0]) == 16
+    after = learner.classes[16].model.probabilities(rows=torch.tensor([int(learner.supports.row[0])]))[0].double()
+    # the new category starts at logit 0; over the old support the distribution is the one it had
+    old = after[:WIDTH] / after[:WIDTH].sum()
+    assert torch.allclose(old, before, atol=1e-6), (old, before)
+    assert after[WIDTH + 1:].abs().max().item() == 0.0, "padding has probability exactly 0"
+    assert int(learner.classes[16].model.histogram.events[int(learner.supports.row[0])]) == 100 * 36 + 1
+    assert not bool(learner.classes[WIDTH].model.histogram.has_data()[0]), "the old row was reset"
+
+
+def test_a_checkpoint_round_trip_keeps_grown_supports(tmp_path):
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    rng = np.random.default_rng(0)
+    events = {row: {f"c{j}": int(n) for j, n in enumerate(rng.multinomial(500, rng.dirichlet(np.ones(s))))}
+              for row, s in enumerate([3, 9, 20, 40])}
+    _train(learner, _pending(table, events), 20)
+    store = CheckpointStore(tmp_path)
+    store.save({"learner": learner.state_dict()})
+    restored, restored_table = _learner(table=CategoryTable(max_categories=1000), clock=clock)
+    restored.load_state_dict(store.load()["learner"])
+    assert restored_table.labels == table.labels
+    names = ["a", "b", "c", "d"]
+    expected, got = _snapshots(learner, names, clock), _snapshots(restored, names, clock)
+    for name in names:
+        assert got[name]["categories"] == expected[name]["categories"]
+        assert np.allclose(got[name]["probabilities"], expected[name]["probabilities"], atol=1e-7)
+        assert got[name]["events"] == expected[name]["events"] == 500
+    assert set(restored.classes) == set(learner.classes) and len(learner.classes) >= 3
+    restored.absorb(_pending(restored_table, {1: {"c0": 5, "fresh": 5}}))   # supports keep growing after it
+    assert len(restored.supports.support(1)) == len(learner.supports.support(1)) + 1
+
+
+def test_released_keys_free_their_rows_and_are_not_published():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    _train(learner, _pending(table, {0: {"x": 10}, 1: {"y": 10}}), 2)
+    learner.absorb(Pending(2, None, [0]))
+    snapshots = _snapshots(learner, [None, "b"], clock)
+    assert list(snapshots) == ["b"]
+    learner.absorb(_pending(table, {2: {"z": 3}}))
+    assert int(learner.supports.row[2]) == 0, "a new key takes the freed row"
+    assert int(learner.classes[WIDTH].model.histogram.events[0]) == 3, "and starts afresh"
+
+
+def test_rows_through_the_state_topic_codec_land_in_another_table_under_their_labels():
+    """A key handed over: the receiving instance numbers the labels otherwise, probabilities go by label."""
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    rng = np.random.default_rng(1)
+    events = {row: {f"c{j}": int(n) for j, n in enumerate(rng.multinomial(400, rng.dirichlet(np.ones(s))))}
+              for row, s in enumerate([4, 12, 30])}
+    _train(learner, _pending(table, events), 20)
+    key_rows, rows, versions = learner.take_changed_rows()
+    assert sorted(key_rows.tolist()) == [0, 1, 2] and len(learner.take_changed_rows()[0]) == 0, "taken once"
+    learner.mark_changed(key_rows[:1])
+    assert learner.take_changed_rows()[0].tolist() == key_rows[:1].tolist(), "a failed write is taken again"
+
+    other_table = CategoryTable(max_categories=1000)
+    other_table.indices(["elsewhere", "c7", "c2"])   # the receiver met some labels first, in its own order
+    codec = OpenRowCodec(other_table)
+    decoded = codec.decode(codec.encode(rows, versions))
+    assert decoded.bad == []
+    local, refused = codec.localise(decoded.state)
+    assert refused == []
+    receiver, _ = _learner(table=other_table, clock=clock)
+    receiver.restore_rows(key_rows + 3, local, decoded.versions)   # key k at row k + 3 there
+    names = ["k0", "k1", "k2"]
+    sent = _snapshots(learner, names, clock)
+    got = _snapshots(receiver, [None, None, None, "k0", "k1", "k2"], clock)
+    for name in names:
+        assert got[name]["categories"] == sent[name]["categories"], "the key's own order is kept"
+        assert got[name]["probabilities"] == sent[name]["probabilities"], "bit for bit (float32 rows)"
+        assert got[name]["events"] == sent[name]["events"] == 400
+    receiver.absorb(_pending(other_table, {4: {"c0": 3, "new": 2}}))  # k1 grows on at the receiver
+    assert [other_table.labels[c] for c in receiver.supports.support(4)][-1] == "new"

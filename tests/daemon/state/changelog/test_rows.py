@@ -1,0 +1,63 @@
+"""State rows: exact round trips, and a clear refusal of anything else."""
+import numpy as np
+import pytest
+import torch
+
+from daemon.state.changelog.rows import RowCodec, labels_fingerprint, row_dtype
+from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models.rows import ROW_FIELDS, read_rows, write_rows
+
+LABELS = ["a", "b", "c", "d"]
+
+
+def trained(dtype: str = "float32", n_keys: int = 3) -> GumbelGAN:
+    model = GumbelGAN(GANConfig(n_categories=4, dtype=dtype, change_p_value=1e-3, change_window=500), n_keys)
+    model.observe(torch.arange(n_keys * 4, dtype=torch.float64).reshape(n_keys, 4) + 1)
+    model.step(20)
+    return model
+
+
+@pytest.mark.parametrize("dtype, value_bytes", [("float32", 4), ("float64", 8), ("bfloat16", 4)])
+def test_rows_round_trip_bit_for_bit(dtype, value_bytes):
+    model = trained(dtype)
+    codec = RowCodec(LABELS, value_bytes=value_bytes)
+    state = read_rows(model, torch.tensor([2, 0]))
+    decoded = codec.decode(codec.encode(state, versions=[5, 9]))
+    assert decoded.bad == [] and decoded.good == [0, 1] and decoded.versions.tolist() == [5, 9]
+    restored = GumbelGAN(GANConfig(n_categories=4, dtype=dtype, change_p_value=1e-3, change_window=500), 2)
+    write_rows(restored, torch.tensor([0, 1]), decoded.state)
+    for field in ROW_FIELDS:
+        assert torch.equal(read_rows(restored, torch.tensor([0, 1]))[field], state[field]), field
+
+
+def test_a_row_is_its_layout_size_and_the_layout_is_fixed():
+    codec = RowCodec(LABELS)
+    value = codec.encode(read_rows(trained(), torch.tensor([1])), versions=[1])[0]
+    k, v = 4, 4  # header 32 B, histogram and window 2·8·K, mask K, model values V·(7K + 5)
+    assert len(value) == row_dtype(k, v).itemsize == 32 + 16 * k + k + v * (7 * k + 5)
+    assert value[:4] == b"GBRW" and int.from_bytes(value[4:6], "little") == 1
+    assert int.from_bytes(value[12:16], "little") == labels_fingerprint(LABELS)
+
+
+def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
+    codec = RowCodec(LABELS)
+    good = codec.encode(read_rows(trained(), torch.arange(2)), versions=[1, 2])
+    other_labels = RowCodec(["a", "b", "c", "x"]).encode(read_rows(trained(), torch.tensor([0])), versions=[3])[0]
+    wide = RowCodec(LABELS, value_bytes=8).encode(read_rows(trained("float64"), torch.tensor([0])), versions=[4])[0]
+    future = bytearray(good[0]); future[4:6] = (2).to_bytes(2, "little")
+    values = [good[0], b"junk", other_labels, good[1][:-1], bytes(future), wide, b"XXXX" + good[1][4:], good[1]]
+    decoded = codec.decode(values)
+    assert decoded.good == [0, 7] and decoded.versions.tolist() == [1, 2]
+    reasons = dict(decoded.bad)
+    assert "too short" in reasons[1]
+    assert "other categories" in reasons[2]
+    assert "bytes, a row over 4 categories has" in reasons[3]
+    assert "row format 2" in reasons[4]
+    assert "8-byte values" in reasons[5]
+    assert "bad magic" in reasons[6]
+    assert decoded.state["counts"].shape == (2, 4)
+
+
+def test_nothing_to_decode_gives_empty_rows():
+    decoded = RowCodec(LABELS).decode([])
+    assert decoded.good == [] and decoded.state["logits"].shape == (0, 4) and decoded.versions.dtype == np.int64
