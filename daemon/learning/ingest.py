@@ -1,16 +1,16 @@
 """Ingest: count each batch of events into per-key histograms waiting for the trainer.
 
-Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate in
-one ``[rows, K]`` array until the trainer takes them — with open categories, as distinct
-``(row, category)`` cells (:class:`SparseCounts`), since K may be large — so memory stays bounded
-however far training falls behind, and no event is dropped: every good event is counted once,
-every bad one is dead-lettered and counted by reason.
+Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate as
+distinct ``(row, category)`` cells (:class:`SparseCounts`) until the trainer takes them
+(:class:`Pending`), so memory follows the cells with events — not rows × K, which may be a whole
+catalogue — however far training falls behind, and no event is dropped: every good event is
+counted once, every bad one is dead-lettered and counted by reason.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -41,30 +41,41 @@ class BadEventLog:
             self._last, self._since = now, {}
 
 
+class Cells(NamedTuple):
+    """Events per distinct ``(row, category)`` cell, sorted by row then category."""
+
+    rows: np.ndarray        # int64 [n]
+    categories: np.ndarray  # int64 [n]
+    counts: np.ndarray      # float64 [n]
+
+
 @dataclass(frozen=True)
 class Pending:
-    """What ingest hands the model: rows in use, new counts per row and category, rows to reset."""
+    """What ingest hands the model: the rows in use, the events counted since the last take, and the
+    rows to reset (freed since then: start them afresh before counting).
+
+    >>> Pending.of_counts(np.array([[0.0, 2.0], [0.0, 0.0], [1.0, 3.0]])).cells
+    Cells(rows=array([0, 2, 2]), categories=array([1, 0, 1]), counts=array([2., 1., 3.]))
+    """
 
     n_rows: int
-    counts: np.ndarray | None       # [n_rows, K] (or [len(rows), K]) events since the last take; None: none
-    reset_rows: list[int]           # rows freed since the last take: start them afresh before counting
-    rows: np.ndarray | None = None  # the rows of ``counts``, when only the rows with events are given
-    cells: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # open categories: (rows, categories,
-    #   counts) of the distinct cells with events, sorted by row then category; ``counts`` is then None
+    cells: Cells | None             # None: no events
+    reset_rows: list[int] = field(default_factory=list)
 
-    def dense(self) -> np.ndarray | None:
-        """The counts as ``[n_rows, K]``, zero for rows without events."""
-        if self.counts is None or self.rows is None:
-            return self.counts
-        dense = np.zeros((self.n_rows, self.counts.shape[1]))
-        dense[self.rows] = self.counts
-        return dense
+    @classmethod
+    def of_counts(cls, counts: np.ndarray, reset_rows: list[int] = ()) -> "Pending":
+        """The events of ``counts`` ``[rows, K]`` (tools and benches that count by themselves)."""
+        rows, categories = np.nonzero(counts)
+        return cls(counts.shape[0], Cells(rows, categories, counts[rows, categories].astype(np.float64)),
+                   list(reset_rows))
 
 
 class SparseCounts:
-    """Events per distinct ``(row, category)`` cell, for open categories: memory follows the cells
-    with events, not rows × K. Batches are appended as they come and summed when taken, or when
-    ``compact_after`` batches have gathered (so memory stays bounded by the distinct cells).
+    """Events per distinct ``(row, category)`` cell: memory follows the cells with events, not
+    rows × K (K may be a whole catalogue). Batches are appended as they come and summed when
+    taken, or when ``compact_after`` batches have gathered (so memory stays bounded by the
+    distinct cells). The counts of dropped rows (keys that left) are removed before the next
+    batch is added, in one pass however many rows left.
 
     >>> counts = SparseCounts(width=10)
     >>> counts.add(np.array([1, 0, 1]), np.array([4, 2, 4])); counts.add(np.array([0]), np.array([2]))
@@ -77,8 +88,10 @@ class SparseCounts:
         self._cells: list[np.ndarray] = []
         self._counts: list[np.ndarray] = []
         self._summed = True  # the one chunk left holds distinct cells
+        self._dropped: list[int] = []  # rows whose counts so far are to go
 
     def add(self, rows: np.ndarray, categories: np.ndarray) -> None:
+        self._drop()
         self._cells.append(rows * self.width + categories)
         self._counts.append(np.ones(len(rows)))
         self._summed = False
@@ -86,18 +99,24 @@ class SparseCounts:
             self._compact()
 
     def drop_row(self, row: int) -> None:
-        """Forget the counts of ``row`` (its key left)."""
-        self._compact()
-        if self._cells:
-            keep = self._cells[0] // self.width != row
-            self._cells, self._counts = [self._cells[0][keep]], [self._counts[0][keep]]
+        """Forget the counts of ``row`` (its key left) — those added so far; a new key may take the row."""
+        self._dropped.append(row)
 
-    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(rows, categories, counts)`` of the distinct cells, sorted; empties the counts."""
+    def take(self) -> Cells:
+        """The distinct cells, sorted; empties the counts."""
+        self._drop()
         self._compact()
         cells, counts = (self._cells[0], self._counts[0]) if self._cells else (np.zeros(0, np.int64), np.zeros(0))
         self._cells, self._counts = [], []
-        return cells // self.width, cells % self.width, counts
+        return Cells(cells // self.width, cells % self.width, counts)
+
+    def _drop(self) -> None:
+        if self._dropped:
+            self._compact()
+            if self._cells:
+                keep = ~np.isin(self._cells[0] // self.width, self._dropped)
+                self._cells, self._counts = [self._cells[0][keep]], [self._counts[0][keep]]
+            self._dropped = []
 
     def _compact(self) -> None:
         if self._cells and not self._summed:
@@ -114,8 +133,8 @@ class Ingest:
         self.keys, self.labels = keys, labels
         self._metrics, self._dead_letters, self._bad_log = metrics, dead_letters, bad_log
         self._clock = clock
-        self._sparse = SparseCounts(open_width) if open_width is not None else None
-        self._pending = np.zeros((0, 0 if open_width is not None else len(labels)), dtype=np.float64)
+        self._open = open_width is not None
+        self._counts = SparseCounts(open_width if self._open else len(labels))
         self._has_pending = False
         self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
         self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
@@ -143,36 +162,27 @@ class Ingest:
         return counted
 
     def _label(self, category: int) -> str:
-        return (self.labels.labels if self._sparse is not None else self.labels)[category]
+        return (self.labels.labels if self._open else self.labels)[category]
 
     def _count(self, rows: np.ndarray, categories: np.ndarray) -> None:
         """Add to the pending counts in O(batch): a batch touches few of possibly many rows."""
         self._grow(self.keys.n_rows)
-        if self._sparse is not None:
-            self._sparse.add(rows, categories)
-            self._touched[rows] = True
-            np.add.at(self._unreported, rows, 1)
-            self._has_pending = True
-            return
-        k = len(self.labels)
-        cells, per_cell = np.unique(rows * k + categories, return_counts=True)
-        self._pending.reshape(-1)[cells] += per_cell
-        self._touched[cells // k] = True
-        np.add.at(self._unreported, cells // k, per_cell)
+        self._counts.add(rows, categories)
+        self._touched[rows] = True
+        np.add.at(self._unreported, rows, 1)
         self._has_pending = True
 
     def _grow(self, n_rows: int) -> None:
-        if self._pending.shape[0] < n_rows:
-            size = max(n_rows, 2 * self._pending.shape[0])
-            for name in ("_pending", "_unreported", "_labelled", "_touched"):
+        if self._touched.shape[0] < n_rows:
+            size = max(n_rows, 2 * self._touched.shape[0])
+            for name in ("_unreported", "_labelled", "_touched"):
                 setattr(self, name, grown(getattr(self, name), size))
 
     def _forget_row(self, row: int, name: str) -> None:
         """A key left the table: its pending counts go with it, and its metric series."""
-        if row < self._pending.shape[0]:
-            if self._sparse is not None and self._touched[row]:
-                self._sparse.drop_row(row)
-            self._pending[row] = 0.0
+        if row < self._touched.shape[0]:
+            if self._touched[row]:
+                self._counts.drop_row(row)
             self._touched[row] = False
             if not self._labelled[row]:  # counted already; its series is __other__, which stays
                 self._other_unreported += int(self._unreported[row])
@@ -220,13 +230,6 @@ class Ingest:
         reset = self.keys.take_freed()
         if not self._has_pending:
             return Pending(n_rows, None, reset)
-        rows = np.flatnonzero(self._touched[:n_rows])  # O(rows) flags, then O(touched) copies
-        if self._sparse is not None:
-            self._touched[rows] = False
-            self._has_pending = False
-            return Pending(n_rows, None, reset, cells=self._sparse.take())
-        counts = self._pending[rows]
-        self._pending[rows] = 0.0
-        self._touched[rows] = False
+        self._touched[:] = False
         self._has_pending = False
-        return Pending(n_rows, counts, reset, rows)
+        return Pending(n_rows, self._counts.take(), reset)

@@ -79,32 +79,47 @@ class Learner:
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
         """Grow to the rows in use, reset reused rows, count new events."""
-        if pending.n_rows > self.model.n_keys:  # grow by half at least: copying every row is O(rows)
-            extra = max(pending.n_rows, self.model.n_keys + self.model.n_keys // 2) - self.model.n_keys
-            self.model.add_keys(extra)
-            rows = self.model.n_keys
-            self.versions, self._published_events = grown(self.versions, rows), grown(self._published_events, rows)
-            self._published_time = grown(self._published_time, rows, fill=-np.inf)
-            self._divergence = {measure: grown(values, rows) for measure, values in self._divergence.items()}
-            self._published_learned = torch.cat([self._published_learned,
-                                                 self._published_learned.new_zeros(extra, self.model.config.n_categories)])
-            self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
-            self._unwritten = torch.cat([self._unwritten, self._unwritten.new_zeros(extra)])
+        self.grow(pending.n_rows)
         if pending.reset_rows:
-            rows = sorted(set(pending.reset_rows))
-            self.model.reset_keys(rows)
-            self._unwritten[rows] = True
-            self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
-        if pending.counts is not None or pending.reset_rows:
-            self._changed, self.revision = True, self.revision + 1
-        if pending.counts is not None and pending.rows is not None:
-            if len(pending.rows):
-                rows = torch.from_numpy(pending.rows)
-                self.model.observe(pending.counts, rows)
-                self._unwritten.index_fill_(0, rows.to(self._unwritten.device), True)
-        elif pending.counts is not None:
-            self.model.observe(pending.counts, torch.arange(pending.counts.shape[0]))
-            self._unwritten[: pending.counts.shape[0]] = True
+            self.reset(sorted(set(pending.reset_rows)))
+        if pending.cells is not None and len(pending.cells.rows):
+            cells = pending.cells
+            rows, inverse = np.unique(cells.rows, return_inverse=True)
+            counts = np.zeros((len(rows), self.model.config.n_categories))
+            counts[inverse, cells.categories] = cells.counts  # distinct cells: no two add up
+            self.observe(rows, counts)
+
+    def grow(self, n_rows: int) -> None:
+        """Room for ``n_rows`` rows; grows by half at least, as copying every row is O(rows)."""
+        if n_rows <= self.model.n_keys:
+            return
+        extra = max(n_rows, self.model.n_keys + self.model.n_keys // 2) - self.model.n_keys
+        self.model.add_keys(extra)
+        rows = self.model.n_keys
+        self.versions, self._published_events = grown(self.versions, rows), grown(self._published_events, rows)
+        self._published_time = grown(self._published_time, rows, fill=-np.inf)
+        self._divergence = {measure: grown(values, rows) for measure, values in self._divergence.items()}
+        self._published_learned = torch.cat([self._published_learned,
+                                             self._published_learned.new_zeros(extra, self.model.config.n_categories)])
+        self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
+        self._unwritten = torch.cat([self._unwritten, self._unwritten.new_zeros(extra)])
+
+    def reset(self, rows: Sequence[int]) -> None:
+        """Start ``rows`` afresh (their keys left; new keys take them)."""
+        rows = list(rows)
+        if not rows:
+            return
+        self.model.reset_keys(rows)
+        self._unwritten[rows] = True
+        self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
+        self._changed, self.revision = True, self.revision + 1
+
+    def observe(self, rows: np.ndarray, counts: np.ndarray) -> None:
+        """Count ``counts`` ``[len(rows), K]`` new events into the distinct ``rows``."""
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        self.model.observe(counts, index)
+        self._unwritten.index_fill_(0, index.to(self._unwritten.device), True)
+        self._changed, self.revision = True, self.revision + 1
 
     def train(self, pending: Pending) -> RoundStats:
         """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
@@ -230,8 +245,8 @@ class Learner:
     def restore_rows(self, rows: np.ndarray, state: dict[str, torch.Tensor], versions: np.ndarray) -> None:
         """Set ``rows`` to restored key states (as :meth:`take_changed_rows` gives) and snapshot versions;
         they are published at the next publication."""
-        if len(rows) and int(rows.max()) >= self.model.n_keys:
-            self.absorb(Pending(int(rows.max()) + 1, None, []))
+        if len(rows):
+            self.grow(int(rows.max()) + 1)
         index = torch.from_numpy(rows).to(self.model.device)
         write_rows(self.model, index, state)
         self.versions[rows] = versions
@@ -242,9 +257,7 @@ class Learner:
         return {"model": self.model.state_dict(), "versions": torch.from_numpy(self.versions.copy())}
 
     def load_state_dict(self, state: dict) -> None:
-        n_keys = state["model"]["d_params"].shape[0]
-        if n_keys > self.model.n_keys:
-            self.absorb(Pending(n_keys, None, []))
+        self.grow(state["model"]["d_params"].shape[0])
         self.model.load_state_dict(state["model"])
         self.versions = state["versions"].numpy().astype(np.int64).copy()
         self._unwritten.fill_(True)  # this state may never have been written as rows

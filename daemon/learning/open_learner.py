@@ -77,18 +77,16 @@ class OpenLearner:
     def _learner(self, width: int) -> Learner:
         """The learner of class ``width``, made if new, with a model row for every row of the class."""
         learner = self.classes[width] if width in self.classes else self._new_class(width)
-        rows = len(self.supports.classes[width].owner)
-        if rows > learner.model.n_keys:
-            learner.absorb(Pending(rows, None, []))
+        learner.grow(len(self.supports.classes[width].owner))
         return learner
 
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
         if pending.reset_rows:                                                           # 1.
             for width, rows in self.supports.release(sorted(set(pending.reset_rows))).items():
-                self._learner(width).absorb(Pending(0, None, rows.tolist()))
+                self._learner(width).reset(rows.tolist())
             self._moves += 1
-        if pending.cells is None or not len(pending.cells[0]):
+        if pending.cells is None or not len(pending.cells.rows):
             return
         placed = self.supports.place(*pending.cells)                                     # 2.
         for move in placed.moves:
@@ -100,14 +98,13 @@ class OpenLearner:
             local, inverse = np.unique(cells.rows, return_inverse=True)
             counts = np.zeros((len(local), width))
             np.add.at(counts, (inverse, cells.columns), cells.counts)
-            learner = self._learner(width)
-            learner.absorb(Pending(learner.model.n_keys, counts, [], local))
+            self._learner(width).observe(local, counts)
 
     def _move(self, move: Move) -> None:
         old, new = self.classes[move.width], self._learner(move.new_width)
         state = read_rows(old.model, torch.from_numpy(move.rows).to(old.model.device))
         new.restore_rows(move.new_rows, widen(state, move.new_width), old.versions[move.rows].copy())
-        old.absorb(Pending(0, None, move.rows.tolist()))
+        old.reset(move.rows.tolist())
         self._moves += 1
 
     def train(self, pending: Pending) -> RoundStats:

@@ -21,7 +21,7 @@ def _publication(evictions=()) -> Publication:
     model = GumbelGAN(GANConfig(n_categories=3, samples_per_step=32), 0, seed=11, device="cpu")
     learner = Learner(model, LABELS, round_seconds=10.0, active_set=False, clock=lambda: 1_767_225_600.25)
     counts = np.array([[90.0, 10.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 7.0], [0.0, 0.0, 0.0]])
-    learner.absorb(Pending(4, counts, []))
+    learner.absorb(Pending.of_counts(counts))
     model.set_mask([0], np.array([[True, True, False]]))
     model.step(20)
     publication, _ = learner.publication(["shop", "ünïcode key", "blue-only", "quiet"], np.ones(4, dtype=bool), list(evictions),

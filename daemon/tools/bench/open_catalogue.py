@@ -62,7 +62,7 @@ def run_open_catalogue(device: torch.device, seed: int = 0, scale: float = 1.0, 
         ranks = (rng.random(len(rows))[:, None] >= cdf[rows]).sum(axis=1)
         ids, inverse = np.unique(subsets[rows, ranks], return_inverse=True)
         counts.add(rows, table.indices(f"c{i}" for i in ids.tolist())[inverse])
-        stats = learner.train(Pending(keys, None, [], cells=counts.take()))
+        stats = learner.train(Pending(keys, counts.take()))
         rounds, key_steps = rounds + 1, key_steps + stats.key_steps
     streamed = time.perf_counter() - start
     while time.perf_counter() - start < budget_seconds:

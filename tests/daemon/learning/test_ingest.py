@@ -4,7 +4,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from daemon.events import EventBatch, EventCodec
-from daemon.learning.ingest import BadEventLog, Ingest
+from daemon.learning.ingest import BadEventLog, Ingest, Pending
 from daemon.learning.keys import KeyTable
 from daemon.metrics import OTHER_KEY, Metrics
 from daemon.sinks.local import DeadLetterFile
@@ -18,6 +18,14 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def _dense(pending: Pending) -> np.ndarray:
+    """The pending counts as ``[n_rows, K]``."""
+    counts = np.zeros((pending.n_rows, len(LABELS)))
+    if pending.cells is not None:
+        counts[pending.cells.rows, pending.cells.categories] = pending.cells.counts
+    return counts
 
 
 def _ingest(tmp_path, max_keys=10, policy="evict_least_recent", max_key_labels=10, clock=None):
@@ -45,9 +53,9 @@ def test_bad_events_are_counted_and_dead_lettered_while_good_ones_in_the_batch_c
     dead.close()
     assert counted == 3
     pending = ingest.take()
-    assert pending.n_rows == 2 and pending.dense().tolist() == [[2, 0, 0], [0, 0, 1]]
+    assert pending.n_rows == 2 and _dense(pending).tolist() == [[2, 0, 0], [0, 0, 1]]
     assert pending.reset_rows == []
-    assert ingest.take().counts is None  # taken once
+    assert ingest.take().cells is None  # taken once
     letters = _dead_letters(tmp_path)
     assert [d["reason"] for d in letters] == ["not_json", "unknown_category", "wrong_type"]
     assert letters[0]["raw"] == "{oops" and letters[1]["raw"] == {"key": "k1", "category": "zzz"}
@@ -67,7 +75,7 @@ def test_keys_past_the_limit_are_dead_lettered_not_trained(tmp_path):
     ingest.add(EventCodec(LABELS).decode([{"key": "third", "category": "c"}, {"key": "first", "category": "a"}]))
     dead.close()
     pending = ingest.take()
-    assert pending.n_rows == 1 and pending.dense().tolist() == [[2, 0, 0]]
+    assert pending.n_rows == 1 and _dense(pending).tolist() == [[2, 0, 0]]
     letters = _dead_letters(tmp_path)
     assert [d["reason"] for d in letters] == ["key_limit", "key_limit"]
     assert [d["raw"] for d in letters] == [{"key": "second", "category": "b"}, {"key": "third", "category": "c"}]
@@ -86,7 +94,7 @@ def test_a_new_key_past_the_limit_evicts_the_least_recent_one(tmp_path):
     pending = ingest.take()
     assert pending.reset_rows == [1] and ingest.keys.names_by_row == ["x", "z"]
     # y's pending event left with it; row 1 now holds only z's
-    assert pending.dense().tolist() == [[1, 0, 1], [0, 0, 1]]
+    assert _dense(pending).tolist() == [[1, 0, 1], [0, 0, 1]]
     assert not (tmp_path / "dead.jsonl").read_text()
 
 
@@ -96,7 +104,7 @@ def test_counts_accumulate_across_batches_and_new_keys(tmp_path):
     ingest.add(codec.decode([{"key": "x", "category": "a"}]))
     ingest.add(codec.decode([{"key": "y", "category": "c"}, {"key": "x", "category": "a"}]))
     pending = ingest.take()
-    assert pending.n_rows == 2 and np.array_equal(pending.dense(), [[2, 0, 0], [0, 0, 1]])
+    assert pending.n_rows == 2 and np.array_equal(_dense(pending), [[2, 0, 0], [0, 0, 1]])
 
 
 def test_counting_is_exact_over_many_batches_and_10000_keys(tmp_path):
@@ -119,15 +127,15 @@ def test_counting_is_exact_over_many_batches_and_10000_keys(tmp_path):
             pending = ingest.take()
             assert pending.reset_rows == []
             for row, name in enumerate(ingest.keys.names_by_row[: pending.n_rows]):
-                taken[name] = taken.get(name, 0) + pending.dense()[row]
+                taken[name] = taken.get(name, 0) + _dense(pending)[row]
         if b % 11 == 5:
             ingest.report_events()
     ingest.add(EventBatch(["key-0"], np.zeros(1, np.int64), np.zeros(1, np.int64)))
     truth[0, 0] += 1
     pending = ingest.take()
     for row, name in enumerate(ingest.keys.names_by_row[: pending.n_rows]):
-        taken[name] = taken.get(name, 0) + pending.dense()[row]
-    assert ingest.take().counts is None
+        taken[name] = taken.get(name, 0) + _dense(pending)[row]
+    assert ingest.take().cells is None
     got = np.zeros_like(truth)
     for name, counts in taken.items():
         got[int(name.split("-")[1])] = counts
@@ -148,13 +156,13 @@ def test_a_freed_rows_pending_counts_are_dropped_and_the_row_is_reset(tmp_path):
     ingest, _, _ = _ingest(tmp_path, max_keys=3, clock=clock)
     codec = EventCodec(LABELS)
     ingest.add(codec.decode([{"key": "old", "category": "a"}] * 5 + [{"key": "keep", "category": "b"}]))
-    assert ingest.take().dense().tolist() == [[5, 0, 0], [0, 1, 0]]
+    assert _dense(ingest.take()).tolist() == [[5, 0, 0], [0, 1, 0]]
     clock.now = 150.0
     ingest.add(codec.decode([{"key": "old", "category": "c"}] * 4 + [{"key": "keep", "category": "b"}]))
     assert ingest.keys.remove(["old"], reason="ttl") == [0]
     pending = ingest.take()
     assert pending.reset_rows == [0]
-    assert pending.dense().tolist() == [[0, 0, 0], [0, 1, 0]]  # old's 4 pending events went with it
+    assert _dense(pending).tolist() == [[0, 0, 0], [0, 1, 0]]  # old's 4 pending events went with it
     # a new key reuses row 0, and only its own events are counted there
     ingest.add(codec.decode([{"key": "new", "category": "b"}] * 2))
     ingest.keys.remove(["keep"], reason="ttl")
@@ -162,7 +170,7 @@ def test_a_freed_rows_pending_counts_are_dropped_and_the_row_is_reset(tmp_path):
     pending = ingest.take()
     assert ingest.keys.names_by_row == ["new", "newer"]
     assert sorted(pending.reset_rows) == [1]
-    assert pending.dense().tolist() == [[0, 2, 0], [1, 0, 0]]
+    assert _dense(pending).tolist() == [[0, 2, 0], [1, 0, 0]]
     assert ingest.take().reset_rows == []  # reported once
 
 
@@ -175,7 +183,7 @@ def test_expired_keys_lose_their_pending_counts(tmp_path):
     ingest.add(codec.decode([{"key": "busy", "category": "c"}]))
     assert ingest.keys.expire(now=10.0, ttl=5.0) == ["idle"]
     pending = ingest.take()
-    assert pending.reset_rows == [0] and pending.dense().tolist() == [[0, 0, 0], [0, 0, 1]]
+    assert pending.reset_rows == [0] and _dense(pending).tolist() == [[0, 0, 0], [0, 0, 1]]
 
 
 def test_events_reach_labelled_keys_counters_and_the_rest_add_to_other(tmp_path):
@@ -233,13 +241,11 @@ def test_open_categories_count_as_sparse_cells_and_a_freed_row_drops_its_own(tmp
     keys = KeyTable(2, "evict_least_recent")
     ingest = Ingest(keys, table, metrics=metrics, dead_letters=DeadLetterFile(tmp_path / "dead.jsonl"),
                     bad_log=BadEventLog(10.0, clock=lambda: 0.0), clock=Clock(), open_width=table.max_categories)
-    assert ingest._pending.size == 0, "no [rows, K] array: K may be the whole catalogue"
     cats = table.indices(["x", "y", "z"])
     ingest.add(EventBatch(["k", "j"], np.array([0, 0, 1, 0]), cats[[0, 1, 2, 0]]))
     ingest.add(EventBatch(["k"], np.array([0]), cats[[2]]))
     pending = ingest.take()
     rows, categories, counts = pending.cells
-    assert pending.counts is None
     assert list(zip(rows.tolist(), categories.tolist(), counts.tolist())) == [(0, 0, 2.0), (0, 1, 1.0), (0, 2, 1.0),
                                                                              (1, 2, 1.0)]
     ingest.add(EventBatch(["j"], np.array([0]), cats[[1]]))

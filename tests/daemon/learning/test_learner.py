@@ -38,7 +38,7 @@ def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_
     model.step = timed_step
     learner = Learner(model, LABELS, round_seconds=round_seconds, active_set=active_set,
                       max_step_cells=max_step_cells, clock=clock or FakeTime(1000.0), timer=timer)
-    learner.absorb(Pending(len(rows), np.array(rows, dtype=np.float64), []))
+    learner.absorb(Pending.of_counts(np.array(rows, dtype=np.float64)))
     return learner, timer, stepped
 
 
@@ -72,7 +72,7 @@ def test_active_set_steps_only_unsettled_keys():
     assert learner.model.key_steps().tolist() == [0, 3 * BLOCK_STEPS, 0]
     assert (stats.steps, stats.key_steps, stats.active, stats.settled) == (3 * BLOCK_STEPS, 3 * BLOCK_STEPS, 1, 1)
     # news that move the settled key's histogram wake it
-    learner.train(Pending(3, np.array([SKEWED, [0.0] * 4, [0.0] * 4]), []))
+    learner.train(Pending.of_counts(np.array([SKEWED, [0.0] * 4, [0.0] * 4])))
     assert learner.model.key_steps()[0].item() > 0
 
 
@@ -160,7 +160,7 @@ def test_publication_selects_exactly_the_changed_keys_and_versions_go_up_by_one(
 
     assert _publish(learner, names)[1] == {}                    # nothing changed: nothing published
 
-    learner.absorb(Pending(5, np.array([[0.0] * 4, [1.0, 0, 0, 0], [0.0] * 4, [0.0] * 4, [0.0] * 4]), []))
+    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0, 0, 0], [0.0] * 4, [0.0] * 4, [0.0] * 4])))
     publication, versions, _ = _publish(learner, names)
     assert versions == {"b": 2} and publication.snapshots.events.tolist() == [101]
     assert _publish(learner, names)[1] == {}
@@ -211,10 +211,10 @@ def test_reset_rows_restart_their_version_and_counts():
     names = ["a", "b"]
     learner.train(Pending(2, None, []))
     assert _publish(learner, names)[1] == {"a": 1, "b": 1}
-    learner.absorb(Pending(2, np.array([[0.0] * 4, [1.0, 0.0, 0.0, 0.0]]), []))
+    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0.0, 0.0, 0.0]])))
     assert _publish(learner, names)[1] == {"b": 2}
     # b left, "new" took its row, with events of its own
-    learner.absorb(Pending(2, np.array([[0.0] * 4, [0.0, 0.0, 3.0, 0.0]]), [1]))
+    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [0.0, 0.0, 3.0, 0.0]]), [1]))
     publication, versions, _ = _publish(learner, ["a", "new"])
     assert versions == {"new": 1}
     assert publication.snapshots.events.tolist() == [3] and publication.snapshots.steps.tolist() == [0]

@@ -33,7 +33,7 @@ def _pending(table, events: dict[int, dict[str, int]]) -> Pending:
     for row, by_label in events.items():
         for label, n in by_label.items():
             counts.add(np.full(n, row), np.full(n, table.index(label)))
-    return Pending(max(events) + 1, None, [], cells=counts.take())
+    return Pending(max(events) + 1, counts.take())
 
 
 def _snapshots(learner, names, clock) -> dict[str, dict]:

@@ -87,7 +87,7 @@ def test_a_checkpoint_takes_its_rows_on_the_training_thread_and_builds_its_messa
         keys, producer = KeyTable(10), RecordingProducer()
         keys.rows(["a", "b"], now=0.0)
         learner = Learner(GumbelGAN(GANConfig(n_categories=3), 0), LABELS)
-        learner.absorb(Pending(2, np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]]), [], np.array([0, 1])))
+        learner.absorb(Pending.of_counts(np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]])))
         changelog = Changelog(KafkaSourceSettings(topics=["events"]), RowCodec(LABELS, value_bytes=4),
                               producer=producer, metrics=StateMetrics(CollectorRegistry()))
         planned_on, taken_on = [], []
