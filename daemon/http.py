@@ -26,6 +26,7 @@ import gzip
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -50,22 +51,28 @@ protocol_log = logging.getLogger(f"{__name__}.protocol")  # aiohttp's own report
 protocol_log.addFilter(_NoBadRequests())
 
 
+class ReadinessGauge(Protocol):
+    """What :class:`Health` keeps in step with the overall readiness, e.g. :class:`~daemon.metrics.Metrics`."""
+
+    def set_ready(self, ready: bool) -> None: ...
+
+
 class Health:
     """Named readiness conditions; ready when none is failing and not draining. Thread-safe.
 
-    ``on_change(ready)`` is called at once and then whenever the overall readiness flips, e.g. to
-    keep the ``gumbeld_ready`` gauge in step; it runs under the lock, so it must not call back
+    ``metrics.set_ready(ready)`` is called at once and then whenever the overall readiness flips,
+    keeping the ``gumbeld_ready`` gauge in step; it runs under the lock, so it must not call back
     into this object.
     """
 
-    def __init__(self, on_change: Callable[[bool], None] | None = None) -> None:
+    def __init__(self, metrics: ReadinessGauge | None = None) -> None:
         self._lock = threading.Lock()
         self._not_ready: dict[str, str] = {}
         self._draining = False
-        self._on_change = on_change
+        self._metrics = metrics
         self._was_ready = True
-        if on_change is not None:
-            on_change(True)
+        if metrics is not None:
+            metrics.set_ready(True)
 
     def set_not_ready(self, name: str, reason: str) -> None:
         with self._lock:
@@ -83,10 +90,6 @@ class Health:
             self._draining = True
             self._notify()
 
-    @property
-    def is_draining(self) -> bool:
-        return self._draining
-
     def ready(self) -> tuple[bool, list[str]]:
         """``(ready, reasons)``, reasons as ``"name: reason"`` sorted by name, or ``["draining"]``."""
         with self._lock:
@@ -99,12 +102,12 @@ class Health:
         return not reasons, reasons
 
     def _notify(self) -> None:
-        # Called with the lock held, so concurrent changes reach on_change in the order they happened.
+        # Called with the lock held, so concurrent changes reach the metrics in the order they happened.
         ready, _ = self._state()
         if ready != self._was_ready:
             self._was_ready = ready
-            if self._on_change is not None:
-                self._on_change(ready)
+            if self._metrics is not None:
+                self._metrics.set_ready(ready)
 
 
 def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: str,

@@ -39,13 +39,7 @@ from .state.checkpointing import Checkpointer
 from .state.handover import Handover, Rebalance
 from .state.resume import resume
 from .threads import background_executor
-from .wiring import (
-    build_changelog,
-    build_dead_letters,
-    build_ingest,
-    build_sinks,
-    build_source,
-)
+from .wiring import build_changelog, build_dead_letters, build_ingest, build_sinks, build_source
 
 log = logging.getLogger("gumbeld")
 
@@ -73,7 +67,7 @@ class Service:
         categories = CategoryTable(s.model.max_categories, s.model.category_overflow) if s.model.open else None
         self.metrics = Metrics(self.registry, max_key_labels=s.metrics.max_key_labels, clock=self._clock,
                                device=str(resolve_device(s.training.device)))
-        self.health = Health(on_change=self.metrics.set_ready)
+        self.health = Health(self.metrics)
         self.health.set_not_ready("model", "starting")
         failures = KafkaFailures(self.metrics, self.health)
         store = CheckpointStore(s.checkpoint.directory, clock=self._clock)

@@ -7,56 +7,26 @@ line, environment, file, defaults. This module only declares and validates; read
 lives in :mod:`daemon.config`.
 
 The learning core's settings (``model.temperature.*``, ``model.*`` but keys and categories) are declared
-and bounded once, by the dataclasses of :mod:`gumbel_models.config`: :func:`settings_of` makes their
-sections, each value checked by the core's own rule. Consumers trust the settings and do not re-check them.
+and bounded once, by the dataclasses of :mod:`gumbel_models.config`, and made into sections by
+:mod:`daemon.setting_sections`. Consumers trust the settings and do not re-check them.
 """
 from __future__ import annotations
 
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, create_model, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
-from gumbel_models.fields import check_field, setting_fields
 from gumbel_models.temperature import check_floor
 
 from .field_path import FieldPath
+from .setting_sections import Section, core_rule, settings_of
 
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
 OPEN_SMALLEST_CLASS = 8  # open categories: the narrowest size class (gumbel_models.size_classes)
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class CoreSettings(Section):
-    """A section whose settings a dataclass of the learning core declares (see :func:`settings_of`)."""
-    core: ClassVar[type]
-
-    def build(self, **others: Any) -> Any:
-        """The core's dataclass with these settings; ``others`` gives its fields that are not settings."""
-        values = {name: getattr(self, name) for name in setting_fields(self.core)}
-        return self.core(**{k: v.build() if isinstance(v, CoreSettings) else v for k, v in values.items()}, **others)
-
-
-def settings_of(core: type, **sections: type[CoreSettings]) -> type[CoreSettings]:
-    """A :class:`CoreSettings` with the setting fields of the dataclass ``core`` (name, type, default and
-    description), each checked by :func:`core_rule`; ``sections`` holds the section of a dataclass field."""
-    declared = {name: (sections[name], sections[name]()) if name in sections else
-                (Annotated[hint, core_rule(core, name)], Field(default, description=description))
-                for name, (hint, default, description) in setting_fields(core).items()}
-    section = create_model(f"{core.__name__}Settings", __base__=CoreSettings, __module__=__name__, **declared)
-    section.core = core
-    return section
-
-
-def core_rule(core: type, name: str) -> AfterValidator:
-    """Checks a setting by the core's rule for its field ``name``; None passes where the setting's type admits it."""
-    return AfterValidator(lambda value: value if value is None else check_field(core, name, value))
 
 
 class TemperatureSettings(settings_of(TemperatureSchedule)):

@@ -60,8 +60,8 @@ class GANConfig:
         falls as ``1/K`` and its logit's gradient noise grows relative to its signal. Above the
         reference, the learning rates scale by ``1/√f`` and the averaging window
         ``1/(1 − ema_decay)`` by ``f``, which keeps a category's samples per window as at the
-        reference. Measured at K = 1,000 (Zipf(1.1), 2 M events, README "Large K"): unscaled, the
-        learner ended at TV 0.014 from counting; scaled, 0.0023.
+        reference. Unscaled, the logits of a large K's rare categories wander and the learner ends
+        several times further from counting (docs/benchmarks.md, "Measurements behind the code").
         """
         return 1.0 if self.reference_categories is None else max(1.0, self.n_categories / self.reference_categories)
 
@@ -77,9 +77,8 @@ class GANConfig:
         sizes and reaches the scaled ones after ``T·(f − 1)`` updates (1.0 at or below the reference,
         or with ``young_steps`` None: nothing changes).
 
-        The scaled rates suit a key near its fit, not one still travelling from the uniform start:
-        ``zipf10000`` (K = 10,000) after 2,000 updates was at TV 0.074 from counting without this,
-        0.023 with it (0.028 with 100 updates instead of 30); ``zipf1000`` ended as before (0.0023).
+        The scaled rates suit a key near its fit, not one still travelling from the uniform start,
+        which gets there sooner at the reference's sizes (docs/benchmarks.md, "Measurements behind the code").
         """
         f = self.category_factor
         if f == 1.0 or self.young_steps is None:
@@ -91,14 +90,10 @@ class GANConfig:
         """Share ``s`` of a key's updates its averaged logits span until the ``ema_decay`` window
         caps it (:mod:`.generator`): ``min(1/9, f/60)``.
 
-        A key whose events keep arriving lags them by that share. Measured in ``gumbeld bench
-        scale`` at 100,000 keys × K = 16, p99 TV(learned, empirical) of keys with ≥ 100 events
-        while streaming: 0.055 with ``s = 1/9``, 0.039 with ``1/29``, 0.030 with ``1/60`` and 32
-        samples per step at least (README, "Many keys"); ``drift`` back on target in 20,000 events
-        (35,000 with ``1/29``), no convergence row worse. Like
-        the window, it grows with ``f`` above the reference categories, where noise, not lag,
-        limits — up to 1/9: a longer share holds on to the key's path from its uniform start
-        (``zipf10000`` after 2,000 updates: TV 0.25 from counting with the whole path, 0.074 with 1/9).
+        A key whose events keep arriving lags them by that share, so a short one keeps streaming
+        keys close to their histograms. Like the window, it grows with ``f`` above the reference
+        categories, where noise, not lag, limits — up to 1/9: a longer share holds on to the key's
+        path from its uniform start (docs/benchmarks.md, "Measurements behind the code").
         """
         return min(1 / 9, self.category_factor / 60)
 

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import torch
 
+from .row_tensors import RowTensors
 
-class CategoricalGenerator:
+
+class CategoricalGenerator(RowTensors):
+    ROW_STATE = ("logits", "average", "mask")
+
     def __init__(self, n_keys: int, n_categories: int, *, ema_decay: float, average_share: float,
                  logit_range: float, dtype: torch.dtype, device: torch.device) -> None:
         self.ema_decay, self.average_share, self.logit_range = ema_decay, average_share, logit_range
@@ -64,17 +68,6 @@ class CategoricalGenerator:
         self.average = torch.cat([self.average, self.average.new_zeros(n_keys, self.average.shape[1])])
         self.mask = torch.cat([self.mask, self.mask.new_ones(n_keys, self.mask.shape[1])])
 
-    def keep(self, rows: torch.Tensor) -> None:
-        self.logits, self.average, self.mask = self.logits[rows], self.average[rows], self.mask[rows]
-
-    def take(self, index: torch.Tensor) -> "CategoricalGenerator":
-        """A copy holding only rows ``index`` ``[A]``, to step on its own and :meth:`put` back."""
-        part = object.__new__(CategoricalGenerator)
-        part.ema_decay, part.average_share, part.logit_range = self.ema_decay, self.average_share, self.logit_range
-        for name in _STATE:
-            setattr(part, name, getattr(self, name).index_select(0, index))
-        return part
-
     def put(self, index: torch.Tensor, part: "CategoricalGenerator") -> None:
         """Write back the rows taken by :meth:`take` (the mask does not change in a step)."""
         self.logits.index_copy_(0, index, part.logits)
@@ -85,13 +78,3 @@ class CategoricalGenerator:
         self.logits.index_fill_(0, index, 0.0)
         self.average.index_fill_(0, index, 0.0)
         self.mask.index_fill_(0, index, True)
-
-    def state_dict(self) -> dict:
-        return {name: getattr(self, name).clone() for name in _STATE}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in _STATE:
-            setattr(self, name, state[name].to(getattr(self, name)).clone())
-
-
-_STATE = ("logits", "average", "mask")

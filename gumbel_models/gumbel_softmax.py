@@ -45,7 +45,7 @@ NOISE_RANGE = _noise_range()  # ≈ 20.4: g lies in [−4.47, 15.9]
 def gumbel_noise(shape: torch.Size | tuple[int, ...], *, generator: torch.Generator | None,
                  device: torch.device | str | None = None) -> torch.Tensor:
     """Standard Gumbel noise in float32, finite by construction."""
-    # torch.rand beats exponential_() 3× on CPU; the clamp keeps both logs finite
+    # torch.rand is faster than exponential_() on CPU; the clamp keeps both logs finite
     u = torch.rand(shape, generator=generator, device=device, dtype=torch.float32)
     finfo = torch.finfo(torch.float32)
     return u.clamp_(min=finfo.tiny, max=1.0 - finfo.eps).log_().neg_().log_().neg_()
@@ -58,8 +58,7 @@ def perturbed_logits(logits: torch.Tensor, temperature: float, n_samples: int, *
     Its argmax is an exact categorical sample of each row; its softmax is the relaxed sample.
     One noise draw ``g`` ``[M, K]`` serves every row: rows are independent problems, so each row's
     samples are exactly as distributed as with noise of its own, and noise costs O(M·K), not
-    O(B·M·K) — it was half of a step's time. A row's samples therefore do not depend on which
-    other rows share the batch.
+    O(B·M·K). A row's samples therefore do not depend on which other rows share the batch.
     """
     tau = check_temperature(temperature)
     k = logits.shape[-1]

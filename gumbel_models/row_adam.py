@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import torch
 
+from .row_tensors import RowTensors
 
-class RowAdam:
+
+class RowAdam(RowTensors):
+    ROW_STATE = ("exp_avg", "exp_avg_sq", "steps")
+
     def __init__(self, param: torch.Tensor, *, lr: float, betas: tuple[float, float] = (0.5, 0.999),
                  eps: float = 1e-8) -> None:
         if lr <= 0 or not (0 <= betas[0] < 1 and 0 <= betas[1] < 1) or eps <= 0:
@@ -49,33 +53,7 @@ class RowAdam:
         self.exp_avg_sq = torch.cat([self.exp_avg_sq, self.exp_avg_sq.new_zeros(n_rows, self.exp_avg_sq.shape[1])])
         self.steps = torch.cat([self.steps, self.steps.new_zeros(n_rows, 1)])
 
-    def keep(self, rows: torch.Tensor) -> None:
-        self.exp_avg, self.exp_avg_sq, self.steps = self.exp_avg[rows], self.exp_avg_sq[rows], self.steps[rows]
-
-    def take(self, index: torch.Tensor) -> "RowAdam":
-        """A copy holding only rows ``index`` ``[A]``, to step on its own and :meth:`put` back."""
-        part = object.__new__(RowAdam)
-        part.lr, part.betas, part.eps = self.lr, self.betas, self.eps
-        for name in _STATE:
-            setattr(part, name, getattr(self, name).index_select(0, index))
-        return part
-
-    def put(self, index: torch.Tensor, part: "RowAdam") -> None:
-        """Write back the rows taken by :meth:`take`."""
-        for name in _STATE:
-            getattr(self, name).index_copy_(0, index, getattr(part, name))
-
     def reset(self, index: torch.Tensor) -> None:
         """Rows ``index`` start afresh (a new key reuses them)."""
-        for name in _STATE:
+        for name in self.ROW_STATE:
             getattr(self, name).index_fill_(0, index, 0.0)
-
-    def state_dict(self) -> dict:
-        return {name: getattr(self, name).clone() for name in _STATE}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name in _STATE:
-            setattr(self, name, state[name].to(getattr(self, name)).clone())
-
-
-_STATE = ("exp_avg", "exp_avg_sq", "steps")

@@ -16,7 +16,7 @@ and every contraction the GAN's gradients need is a matrix product with the shar
 so a step costs O(B·M·K) multiply-adds in BLAS instead of a dozen passes over a ``[B, M, K]``
 tensor. The hard sample ``z_bm = argmax_k (θ_bk + g_mk)`` is one comparison pass over the
 perturbed logits laid out ``[B, K, M]``: their maximum is then a reduction over a middle axis,
-~5× faster on CPU than over a last axis of 16. In float32 two categories can tie for the maximum
+faster on CPU than over a short last axis. In float32 two categories can tie for the maximum
 (about once in 10⁶ samples at K = 16): the tie is split evenly, the sample counting as the mean
 of the tied vertices.
 
@@ -115,7 +115,7 @@ def draw(logits: torch.Tensor, temperature: float, n_samples: int, *, hard: bool
     tau = check_temperature(temperature)
     if dense or tau < FACTORED_MIN_TEMPERATURE:
         perturbed = perturbed_logits(logits, tau, n_samples, generator=generator)
-        # max(dim).indices is the argmax, and on CPU a quarter faster than argmax itself
+        # max(dim).indices is the argmax, and on CPU faster than argmax itself
         return DenseSamples(torch.softmax(perturbed, dim=-1), perturbed.max(dim=-1).indices if hard else None)
     noise = gumbel_noise((n_samples, logits.shape[-1]), generator=generator, device=logits.device)
     return FactoredSamples(logits, noise, tau, hard)

@@ -23,9 +23,8 @@ tolerance, per unit of step cost, largest first::
 Training takes a key at most down to its tolerance, and a step of ``M_b`` samples costs ``∝ M_b``:
 when there is not time for every key, the keys where a step removes the most misattributed events
 go first. (Ordered by ``n·TV``, the heaviest keys, woken by every batch and stepping with up to
-8× the samples, came first however close to their tolerance; in ``gumbeld bench scale`` at
-100,000 keys, with the rounds' first chunks taking the most steps, the p99 TV of keys with ≥ 100
-events while streaming was 0.021–0.025 with that order and 0.017–0.022 with this one.)
+8× the samples, came first however close to their tolerance, and streaming keys stayed further
+from their histograms: docs/benchmarks.md, "Measurements behind the code".)
 
 Samples per step follow the precision a key needs: the generator gradient's noise falls as
 ``1/sqrt(M)``, and a key's tolerance sets the precision worth paying for, so ``M ∝ 1/tol²``::
@@ -33,13 +32,12 @@ Samples per step follow the precision a key needs: the generator gradient's nois
     M_b = clamp(M_max · (floor / tol_b)², M_min, M_max), rounded down to a power of two
 
 A key with a few events (``tol`` ≥ 2.8× the floor) steps with ``M_min`` samples, 8× fewer than one
-learned to the floor; measured on 2,000 keys × K = 16 of Zipf-distributed sizes, every key settled
-in the same number of steps either way, at a fraction of the cost. Its step size grows as its
-precision may: the learning rates scale by ``sqrt(M_max / M_b)`` (up to 2.8× with the defaults), which
-on 3,000 such keys settled them in 44 % of the key-steps, with the same final accuracy. ``M_min``
-is 32, not 16: on 2 CPU cores a key-step of 32 samples costs 1.14× one of 16 (K = 16), and the
-quieter gradient of keys with few events, with a shorter average (:mod:`.generator`), took p99
-TV(learned, empirical) while streaming in ``gumbeld bench scale`` at 100,000 keys from 0.038 to 0.030.
+learned to the floor: it settles in as many steps as with ``M_max``, at a fraction of the cost. Its
+step size grows as its precision may: the learning rates scale by ``sqrt(M_max / M_b)`` (up to 2.8×
+with the defaults), which settles such keys in fewer key-steps with the same final accuracy.
+``M_min`` is 32, not 16: a key-step of 32 samples costs little more than one of 16, and the quieter
+gradient of keys with few events, with a shorter average (:mod:`.generator`), keeps streaming keys
+closer to their histograms. (The measurements: docs/benchmarks.md, "Measurements behind the code".)
 
 >>> import torch
 >>> s = Settling(2, tolerance=0.02, floor=0.002, max_steps_awake=100, max_samples=256, min_samples=32)

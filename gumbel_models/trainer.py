@@ -238,7 +238,7 @@ class GumbelGAN:
     def _skip_nonfinite(self, p: Players, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero the rows whose gradient is not finite and count them; returns ``(grad, on [B, 1])``."""
         # a row's sum is finite iff its entries are (or, rarely, finite entries overflow the sum,
-        # which skips a harmless update): 8× cheaper than isfinite(grad).all(-1)
+        # which skips a harmless update): cheaper than isfinite(grad).all(-1)
         finite = torch.isfinite(grad.sum(dim=-1, keepdim=True))
         on = p.has_data * finite
         self.nonfinite += (p.has_data - on).sum()

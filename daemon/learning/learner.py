@@ -1,269 +1,236 @@
-"""The learner: the one owner of the model, called only from the training thread.
+"""The learner of open categories: one :class:`~daemon.learning.learner.Learner` per size class.
 
-Every method runs on a single-thread executor, so training rounds, publications and checkpoint
-states never interleave and need no locks. A round is bounded in time, not steps: it trains the
-keys that still had something to learn when it started (see :mod:`gumbel_models.settling`), in
-chunks of at most ``max_step_cells`` keys × samples × categories, highest priority first, in passes
-over a growing prefix of the plan — its first chunk, then two, four, … and then all of it, over and
-over — until ``round_seconds`` have passed; when no key has anything to learn it returns at once.
-The keys that gain most from a step take the most steps: with one pass over every chunk per turn,
-the keys of ``gumbeld bench scale`` at 100,000 keys with 100–400 events took 4 steps per round
-(~31 steps/s in seconds 5–10) whatever their priority; with the doubling prefix, ~56 steps/s.
-A chunk of 2^21 cells is the default: on 2 cores of an Intel Xeon (2 MiB of L2 each; K = 16,
-16–256 samples) a key-step cost 6–22 % less than with 2^20 cells, while 2^22 (16 MB sample
-tensors) cost 1.4–2.4× as much as 2^21. Values cross to the host a few times per round (the
-active set, losses, counters) and once per publication — never inside the training steps.
+Keys are grouped by the width of their support (:mod:`daemon.learning.supports`), each width a dense
+batched model of that many categories, so state memory follows Σ over keys of the categories
+each has seen, not keys × the catalogue. Each absorb
+
+1. frees the rows of keys that left;
+2. places the counted cells: a category new to a key takes its next column, and a key whose
+   support outgrows its width moves to the next class with its whole state (padding masked, so
+   its probabilities do not change, :func:`gumbel_models.size_classes.widen`);
+3. unmasks the new columns (a new category starts at logit 0, as any category of a new key);
+4. counts the cells into their classes.
+
+A training round gives the classes equal shares of ``round_seconds`` in turn; a class with
+nothing to learn hands its share on. A snapshot lists the key's support in column order, so its
+lists only grow at their end. Like :class:`~daemon.learning.learner.Learner`, every method runs on the
+training thread.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from gumbel_models import GumbelGAN, divergences, total_variation
-from gumbel_models.rows import read_rows, write_rows
+from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models.rows import read_rows
+from gumbel_models.size_classes import widen
 
 from ..arrays import grown
+from ..categories import CategoryTable
 from .ingest import Pending
 from ..snapshots import Eviction, Publication, SnapshotBatch
+from ..state.changelog.open_rows import OpenRows
 from ..timestamps import rfc3339
-
-BLOCK_STEPS = 4  # steps per chunk between clock reads: gathering a chunk costs ~2% of 4 steps
-
-
-@dataclass(frozen=True)
-class RoundStats:
-    steps: int             # step calls (each trains one chunk of keys)
-    key_steps: int         # Σ over steps of the keys stepped
-    seconds: float
-    nonfinite: int         # skipped updates so far
-    g_loss: float
-    d_loss: float
-    temperature: float
-    active: int            # keys with something to learn when the round started
-    settled: int           # keys with events and nothing to learn
+from .learner import Learner, RoundStats
+from .supports import Move, Supports
 
 
-class Learner:
-    def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
-                 active_set: bool = True, max_step_cells: int = 1 << 21,
+class OpenLearner:
+    def __init__(self, config: GANConfig, table: CategoryTable, *, seed: int = 0, device="auto",
+                 round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
-        self.model, self.labels = model, list(labels)
-        self.round_seconds, self.active_set, self.max_step_cells = round_seconds, active_set, max_step_cells
-        self._clock, self._timer = clock, timer
-        self.versions = np.zeros(model.n_keys, dtype=np.int64)
-        self._published_events = np.zeros(model.n_keys, dtype=np.int64)
-        self._published_time = np.full(model.n_keys, -np.inf)
-        self._published_learned = torch.zeros(model.n_keys, model.config.n_categories, device=model.device)
-        self._changed = True   # counts or training since the last publication
-        self.revision = 0      # counts, resets or training so far: equal revisions, equal state
-        self._trained = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since its last publication
-        self._unwritten = torch.zeros(model.n_keys, dtype=torch.bool, device=model.device)  # since last taken as rows
-        self._divergence = {m: np.zeros(model.n_keys) for m in ("tv", "kl", "js")}   # as last published
-        self._worst: dict[str, float] = {}
+        """``config``: the model settings; its ``n_categories`` is the narrowest class's width."""
+        self.config, self.table, self.seed, self.device = config, table, seed, device
+        self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
+        self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer)
+        self.supports = Supports(smallest=config.n_categories)
+        self.classes: dict[int, Learner] = {}
+        self._moves = 0  # part of the revision: a move changes state without a class counting it
+        self._labels = np.zeros(0, dtype=object)
+
+    @property
+    def revision(self) -> int:
+        """Equal revisions, equal state (each part only ever counts up)."""
+        return self._moves + sum(learner.revision for learner in self.classes.values())
 
     @property
     def steps_taken(self) -> int:
-        return self.model.t
+        return max((learner.steps_taken for learner in self.classes.values()), default=0)
 
     def nonfinite_total(self) -> int:
-        """Row-updates skipped as non-finite so far (reads the device)."""
-        return int(self.model.nonfinite.item())
+        return sum(learner.nonfinite_total() for learner in self.classes.values())
 
     def describe(self) -> str:
-        return f"device {self.model.device}, {self.model!r}"
+        widths = ", ".join(f"{w}: {int((self.supports.classes[w].owner >= 0).sum())}" for w in sorted(self.classes))
+        return f"open categories ({len(self.table)} of at most {self.table.max_categories}), keys per width {{{widths}}}"
+
+    def _new_class(self, width: int) -> Learner:
+        model = GumbelGAN(replace(self.config, n_categories=width), 0, seed=self.seed + width, device=self.device)
+        self.classes[width] = Learner(model, [str(i) for i in range(width)], round_seconds=self.round_seconds,
+                                      **self._learner_options)
+        return self.classes[width]
+
+    def _learner(self, width: int) -> Learner:
+        """The learner of class ``width``, made if new, with a model row for every row of the class."""
+        learner = self.classes[width] if width in self.classes else self._new_class(width)
+        learner.grow(len(self.supports.classes[width].owner))
+        return learner
 
     # -- training -----------------------------------------------------------------------------
     def absorb(self, pending: Pending) -> None:
-        """Grow to the rows in use, reset reused rows, count new events."""
-        self.grow(pending.n_rows)
-        if pending.reset_rows:
-            self.reset(sorted(set(pending.reset_rows)))
-        if pending.cells is not None and len(pending.cells.rows):
-            cells = pending.cells
-            rows, inverse = np.unique(cells.rows, return_inverse=True)
-            counts = np.zeros((len(rows), self.model.config.n_categories))
-            counts[inverse, cells.categories] = cells.counts  # distinct cells: no two add up
-            self.observe(rows, counts)
-
-    def grow(self, n_rows: int) -> None:
-        """Room for ``n_rows`` rows; grows by half at least, as copying every row is O(rows)."""
-        if n_rows <= self.model.n_keys:
+        if pending.reset_rows:                                                           # 1.
+            for width, rows in self.supports.release(sorted(set(pending.reset_rows))).items():
+                self._learner(width).reset(rows.tolist())
+            self._moves += 1
+        if pending.cells is None or not len(pending.cells.rows):
             return
-        extra = max(n_rows, self.model.n_keys + self.model.n_keys // 2) - self.model.n_keys
-        self.model.add_keys(extra)
-        rows = self.model.n_keys
-        self.versions, self._published_events = grown(self.versions, rows), grown(self._published_events, rows)
-        self._published_time = grown(self._published_time, rows, fill=-np.inf)
-        self._divergence = {measure: grown(values, rows) for measure, values in self._divergence.items()}
-        self._published_learned = torch.cat([self._published_learned,
-                                             self._published_learned.new_zeros(extra, self.model.config.n_categories)])
-        self._trained = torch.cat([self._trained, self._trained.new_zeros(extra)])
-        self._unwritten = torch.cat([self._unwritten, self._unwritten.new_zeros(extra)])
+        placed = self.supports.place(*pending.cells)                                     # 2.
+        for move in placed.moves:
+            self._move(move)
+        for width, rows in placed.grown.items():                                         # 3.
+            sizes = torch.from_numpy(self.supports.classes[width].size[rows])
+            self._learner(width).model.set_mask(rows, torch.arange(width) < sizes[:, None])
+        for width, cells in placed.cells.items():                                        # 4.
+            local, inverse = np.unique(cells.rows, return_inverse=True)
+            counts = np.zeros((len(local), width))
+            np.add.at(counts, (inverse, cells.columns), cells.counts)
+            self._learner(width).observe(local, counts)
 
-    def reset(self, rows: Sequence[int]) -> None:
-        """Start ``rows`` afresh (their keys left; new keys take them)."""
-        rows = list(rows)
-        if not rows:
-            return
-        self.model.reset_keys(rows)
-        self._unwritten[rows] = True
-        self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
-        self._changed, self.revision = True, self.revision + 1
-
-    def observe(self, rows: np.ndarray, counts: np.ndarray) -> None:
-        """Count ``counts`` ``[len(rows), K]`` new events into the distinct ``rows``."""
-        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        self.model.observe(counts, index)
-        self._unwritten.index_fill_(0, index.to(self._unwritten.device), True)
-        self._changed, self.revision = True, self.revision + 1
+    def _move(self, move: Move) -> None:
+        old, new = self.classes[move.width], self._learner(move.new_width)
+        state = read_rows(old.model, torch.from_numpy(move.rows).to(old.model.device))
+        new.restore_rows(move.new_rows, widen(state, move.new_width), old.versions[move.rows].copy())
+        old.reset(move.rows.tolist())
+        self._moves += 1
 
     def train(self, pending: Pending) -> RoundStats:
-        """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
+        """Take ``pending``, then train every class in turn within ``round_seconds``."""
         self.absorb(pending)
-        start = self._timer()
-        deadline, steps, key_steps = start + self.round_seconds, 0, 0
-        plan = self._plan()  # once per round: a key that settles mid-round trains on until the round ends
-        # chunks in this pass, doubling: the first in line take the most steps (all keys: every step)
-        reach = 1 if self.active_set else len(plan.chunks)
-        while plan.chunks and self._timer() < deadline:
-            for rows, samples, lr_scale in plan.chunks[:reach]:
-                self.model.step(BLOCK_STEPS, rows=rows, samples=samples, lr_scale=lr_scale)
-                self._trained.index_fill_(0, rows, True)
-                self._unwritten.index_fill_(0, rows, True)
-                steps, key_steps = steps + BLOCK_STEPS, key_steps + BLOCK_STEPS * rows.numel()
-                if self._timer() >= deadline:
-                    break
-            reach *= 2
-        active = plan.active
-        if steps:
-            self._changed, self.revision = True, self.revision + 1
-        model = self.model
-        has_data = model.histogram.has_data()
-        losses = torch.stack([model.g_loss[has_data].mean(), model.d_loss[has_data].mean()]) if bool(has_data.any()) \
-            else torch.zeros(2)
-        g_loss, d_loss, nonfinite, with_data = torch.cat([losses.float().cpu(), model.nonfinite.float().cpu().view(1),
-                                                          has_data.sum().float().cpu().view(1)]).tolist()
-        return RoundStats(steps, key_steps, self._timer() - start, int(nonfinite), g_loss, d_loss, model.temperature,
-                          active, int(with_data) - active)
-
-    def _plan(self) -> "_Plan":
-        """The keys to train now, as ``(rows, samples, lr factor)`` chunks, highest priority first."""
-        model = self.model
-        if self.active_set:
-            rows, samples = model.active_keys()
-        else:  # the baseline: every key with events, every step
-            rows = torch.nonzero(model.histogram.has_data()).squeeze(-1)
-            samples = torch.full_like(rows, model.config.samples_per_step)
-        if rows.numel() == 0:
-            return _Plan(0, [])
-        position, k, chunks = torch.arange(rows.numel(), device=rows.device), model.config.n_categories, []
-        for m in torch.unique(samples).tolist():
-            chosen = samples == m
-            of_class, first = rows[chosen], position[chosen]
-            per_step = max(1, self.max_step_cells // (m * k))
-            starts = list(range(0, of_class.numel(), per_step))
-            order = first[starts].tolist() if starts else []
-            chunks += [(order[i], of_class[s:s + per_step], m) for i, s in enumerate(starts)]
-        chunks.sort(key=lambda chunk: chunk[0])
-        return _Plan(rows.numel(), [(chunk_rows, m, model.settling.step_scale(m) if self.active_set else 1.0)
-                                    for _, chunk_rows, m in chunks])
+        start, stats = self._timer(), []
+        widths = sorted(self.classes)
+        for i, width in enumerate(widths):
+            learner = self.classes[width]
+            learner.round_seconds = max(0.0, self.round_seconds - (self._timer() - start)) / (len(widths) - i)
+            stats.append(learner.train(Pending(0, None, [])))
+        if not stats:
+            return RoundStats(0, 0, 0.0, 0, 0.0, 0.0, self.config.temperature(0), 0, 0)
+        busiest = max(stats, key=lambda s: s.active + s.settled)
+        weights = np.array([s.active + s.settled for s in stats], dtype=np.float64) + 1e-12
+        return RoundStats(sum(s.steps for s in stats), sum(s.key_steps for s in stats), self._timer() - start,
+                          sum(s.nonfinite for s in stats),
+                          float(np.average([s.g_loss for s in stats], weights=weights)),
+                          float(np.average([s.d_loss for s in stats], weights=weights)), busiest.temperature,
+                          sum(s.active for s in stats), sum(s.settled for s in stats))
 
     # -- publishing ---------------------------------------------------------------------------
     def publication(self, names_by_row: Sequence[str | None], named: np.ndarray, evictions: list[Eviction], *,
                     full_interval: float, tolerance: float,
                     labelled: np.ndarray) -> tuple[Publication, dict[str, float]]:
-        """Snapshots of the keys that changed since their last publish, and the evictions.
+        """As :meth:`Learner.publication`, each snapshot over its key's support."""
+        n = len(self.supports.width)
+        named, labelled = grown(named, n)[:n], grown(labelled, n)[:n]
+        parts, worst = [], {}
+        for width, learner in self.classes.items():
+            size_class = self.supports.classes[width]
+            owner = grown(size_class.owner, learner.model.n_keys, fill=-1)[: learner.model.n_keys]
+            mine = owner >= 0
+            publication, class_worst = learner.publication(
+                range(learner.model.n_keys), mine & named[owner.clip(0)], [], full_interval=full_interval,
+                tolerance=tolerance, labelled=mine & labelled[owner.clip(0)])
+            for measure, value in class_worst.items():
+                worst[measure] = max(worst.get(measure, value), value)
+            if len(publication.snapshots):
+                parts.append((size_class, publication.snapshots))
+        return Publication(self._merged(parts, names_by_row), evictions), worst
 
-        A key is published when it has new events, when its learned probabilities moved by more
-        than ``tolerance`` — and, while it is still learning, than its own settle tolerance (less is
-        within its counting noise, and it would otherwise be republished every interval) — or when it was
-        last published ``full_interval`` seconds ago or more. Only keys trained since their last
-        publication can have moved, so only they are compared. Also returns, per measure, the worst
-        published divergence among keys without metric series of their own (``labelled`` False).
-        """
-        model, now, n = self.model, self._clock(), self.model.n_keys
-        named = grown(named[:n], n)  # ``[rows]`` rows whose key is in the table
-        due = named & (self._published_events > 0) & (now - self._published_time >= full_interval)
-        if not self._changed and not due.any() and not bool(self._trained.any()):  # idle: nothing to read
-            return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
-        self._changed = False
-        events = model.histogram.events.cpu().numpy()
-        live = named & (events > 0)
-        due &= live
-        chosen = due | (live & (events != self._published_events))
-        trained = torch.nonzero(self._trained).squeeze(-1)
-        if trained.numel():
-            # a key still learning moves every round: republish it when it moved past its own
-            # tolerance; a key that settled publishes its final state
-            awake = model.settling.awake.index_select(0, trained)
-            self._trained.index_copy_(0, trained, awake)  # a settled key's state is final once compared
-            own = torch.where(awake, model.settling.tol.index_select(0, trained).clamp(min=tolerance),
-                              torch.full_like(model.settling.tol.index_select(0, trained), tolerance))
-            moved = total_variation(model.probabilities(rows=trained), self._published_learned.index_select(0, trained))
-            chosen[trained[moved > own].cpu().numpy()] = True
-        chosen &= live
-        rows = np.flatnonzero(chosen)
-        rows_t = torch.from_numpy(rows).to(model.device)
-        # an awake key trained but not published stays a candidate: it may settle without another
-        # step, and its final state must go out
-        self._trained.index_fill_(0, rows_t, False)
-        learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
-        divergence = {m: v.cpu().numpy() for m, v in divergences(empirical, learned).items()}
-        self._published_learned.index_copy_(0, rows_t, learned)
-        self.versions[rows] += 1
-        self._published_events[rows], self._published_time[rows] = events[rows], now
-        for measure, values in divergence.items():
-            self._divergence[measure][rows] = values
-        others = live & ~labelled[:n] if len(labelled) >= n else live & ~np.pad(labelled, (0, n - len(labelled)))
-        self._worst = {m: float(v[others].max()) for m, v in self._divergence.items()} if others.any() else {}
-        probabilities = learned.double().cpu().numpy()
-        probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
-        batch = SnapshotBatch(
-            [names_by_row[r] for r in rows.tolist()], self.labels, probabilities,
-            empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
-            model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
-            self.versions[rows].copy(), rfc3339(now))
-        return Publication(batch, evictions), self._worst
+    def _merged(self, parts: list, names_by_row: Sequence[str | None]) -> SnapshotBatch:
+        """One batch of per-key snapshots, truncated to each key's support, from the classes' batches."""
+        keys, categories, learned, empirical, temperatures, columns = [], [], [], [], [], []
+        labels = self._label_array()
+        for size_class, batch in parts:
+            local = np.asarray(batch.keys, dtype=np.int64)
+            sizes, supports = size_class.size[local].tolist(), size_class.categories[local]
+            for j, (row, size) in enumerate(zip(size_class.owner[local].tolist(), sizes)):
+                keys.append(names_by_row[row])
+                categories.append(labels[supports[j, :size]].tolist())
+                learned.append(batch.learned[j, :size])
+                empirical.append(batch.empirical[j, :size])
+            temperatures.append(np.full(len(local), batch.temperature))
+            columns.append(batch)
+        if not parts:
+            return SnapshotBatch.empty([], self.config.temperature(0), rfc3339(self._clock()))
+        joined = {name: np.concatenate([getattr(b, name) for b in columns])
+                  for name in ("tv", "kl", "js", "steps", "events", "versions")}
+        return SnapshotBatch(keys, categories, learned, empirical, temperature=np.concatenate(temperatures),
+                             published_at=columns[0].published_at, per_key=True, **joined)
 
-    # -- state --------------------------------------------------------------------------------
-    def take_changed_rows(self) -> tuple[np.ndarray, dict[str, torch.Tensor], np.ndarray]:
-        """Rows changed (events, resets, training) since the last call, their whole state
-        (:func:`~gumbel_models.rows.read_rows`) and snapshot versions; they count as unchanged after."""
-        rows = torch.nonzero(self._unwritten).squeeze(-1)
-        self._unwritten.index_fill_(0, rows, False)
-        index = rows.cpu().numpy()
-        return index, read_rows(self.model, rows), self.versions[index].copy()
+    # -- state topics -------------------------------------------------------------------------
+    def take_changed_rows(self) -> tuple[np.ndarray, OpenRows, np.ndarray]:
+        """As :meth:`Learner.take_changed_rows`, by key row: each key's state over its support, with the
+        support's labels (:class:`~daemon.state.changelog.open_rows.OpenRows`)."""
+        key_rows, widths, supports, states, versions = [], [], [], {}, []
+        labels = self._label_array()
+        for width, learner in self.classes.items():
+            rows, state, class_versions = learner.take_changed_rows()
+            size_class = self.supports.classes[width]
+            owner = grown(size_class.owner, learner.model.n_keys, fill=-1)[rows]
+            held = np.flatnonzero(owner >= 0)  # the others were freed: their keys left or moved
+            if not len(held):
+                continue
+            index = torch.from_numpy(held)
+            states[width] = {f: v.index_select(0, index.to(v.device)) for f, v in state.items()}
+            for row in rows[held].tolist():
+                supports.append(labels[size_class.categories[row, : size_class.size[row]]].tolist())
+            key_rows.append(owner[held])
+            widths.append(np.full(len(held), width))
+            versions.append(class_versions[held])
+        if not key_rows:
+            return np.zeros(0, np.int64), OpenRows(np.zeros(0, np.int64), [], {}), np.zeros(0, np.int64)
+        return np.concatenate(key_rows), OpenRows(np.concatenate(widths), supports, states), np.concatenate(versions)
 
-    def mark_changed(self, rows: np.ndarray) -> None:
+    def _label_array(self) -> np.ndarray:
+        """The table's labels as an array, to index by category (renewed when the table grew)."""
+        if len(self._labels) != len(self.table):  # the event loop appends to it; read, never changed, here
+            self._labels = np.array(self.table.labels, dtype=object)
+        return self._labels
+
+    def mark_changed(self, key_rows: np.ndarray) -> None:
         """Rows taken by :meth:`take_changed_rows` that could not be written: taken again next time."""
-        self._unwritten[torch.from_numpy(rows).to(self._unwritten.device)] = True
+        key_rows = np.asarray(key_rows, dtype=np.int64)
+        key_rows = key_rows[self.supports.width[key_rows] > 0]
+        for width in np.unique(self.supports.width[key_rows]).tolist():
+            of = key_rows[self.supports.width[key_rows] == width]
+            self.classes[width].mark_changed(self.supports.row[of])
 
-    def restore_rows(self, rows: np.ndarray, state: dict[str, torch.Tensor], versions: np.ndarray) -> None:
-        """Set ``rows`` to restored key states (as :meth:`take_changed_rows` gives) and snapshot versions;
-        they are published at the next publication."""
-        if len(rows):
-            self.grow(int(rows.max()) + 1)
-        index = torch.from_numpy(rows).to(self.model.device)
-        write_rows(self.model, index, state)
-        self.versions[rows] = versions
-        self._published_events[rows], self._published_time[rows] = 0, -np.inf
-        self._changed, self.revision = True, self.revision + 1
+    def restore_rows(self, key_rows: np.ndarray, rows: OpenRows, versions: np.ndarray) -> None:
+        """Set ``key_rows`` to restored key states (:meth:`OpenRowCodec.localise
+        <daemon.state.changelog.open_rows.OpenRowCodec.localise>` has put their supports in this table)."""
+        key_rows = np.asarray(key_rows, dtype=np.int64)
+        placed = key_rows[key_rows < len(self.supports.width)]
+        if (self.supports.width[placed] > 0).any():  # not expected (their rows were freed): free them now
+            self.absorb(Pending(0, None, placed[self.supports.width[placed] > 0].tolist()))
+        for width in rows.states:
+            at = rows.positions(width)
+            class_rows = self.supports.restore(key_rows[at], width, rows.categories[width])
+            self._learner(width).restore_rows(class_rows, rows.states[width], versions[at])
+        self._moves += 1
 
+    # -- checkpoint ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "versions": torch.from_numpy(self.versions.copy())}
+        return {"open": True, "table": self.table.state_dict(), "supports": self.supports.state_dict(),
+                "classes": {width: learner.state_dict() for width, learner in self.classes.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.grow(state["model"]["d_params"].shape[0])
-        self.model.load_state_dict(state["model"])
-        self.versions = state["versions"].numpy().astype(np.int64).copy()
-        self._unwritten.fill_(True)  # this state may never have been written as rows
-
-
-@dataclass(frozen=True)
-class _Plan:
-    active: int
-    chunks: list[tuple[torch.Tensor, int, float]]   # (rows, samples per step, learning-rate factor)
+        if not state.get("open"):
+            raise ValueError("the checkpoint holds fixed categories; the configuration has open ones")
+        self.table.load_state_dict(state["table"])
+        self.supports.load_state_dict(state["supports"])
+        if set(state["classes"]) != set(self.supports.classes):
+            raise ValueError("the checkpoint's size classes and supports disagree")
+        self.classes = {}
+        for width, learner_state in state["classes"].items():
+            self._new_class(int(width)).load_state_dict(learner_state)

@@ -156,16 +156,6 @@ class CheckpointStore:
             self.saved_at = payload["saved_at"]
             return payload["state"]
 
-    def set_aside(self) -> Path | None:
-        """Rename an unusable checkpoint so a fresh start neither reads nor overwrites it."""
-        with self._lock:
-            if not self.path.exists():
-                return None
-            aside = self.path.with_name(f"{CHECKPOINT_NAME}.rejected-{int(self.clock())}")
-            os.replace(self.path, aside)
-            _fsync_directory(self.directory)
-            return aside
-
     # -- helpers ------------------------------------------------------------------------------
     def _read(self, file) -> dict:
         # torch.save writes a zip archive with a CRC-32 per member, but torch.load does not check

@@ -1,18 +1,18 @@
 """``gumbeld produce``: write synthetic events to a Kafka topic at a given rate.
 
-A load generator for demos and benchmarks. Events are drawn in NumPy batches by
-:class:`daemon.sources.synthetic.SyntheticSource` (the same per-key distributions and drift as
-``source.synthetic``; ``--generated-keys`` takes ``source.synthetic.generated_keys``, for many
-keys), encoded in one of the ``source.kafka.value_format`` formats, and written
-with the distribution key as the message key:
+A load generator for demos and benchmarks. Events are drawn as ``source.synthetic`` draws them
+(the same per-key distributions and drift; ``--generated-keys`` takes
+``source.synthetic.generated_keys``, for many keys), encoded in one of the
+``source.kafka.value_format`` formats, and written with the distribution key as the message key
+(:mod:`.produce_plan`):
 
 - ``json``: ``{"category": "<label>"}``;  ``scalar``: ``"<label>"``;  ``text``: ``<label>``;
 - ``array``: one message per ``--batch`` events of one key, ``["<label>", ...]``.
 
-Values are precomputed per label, and messages go out in record batches built per partition
-(``create_batch``/``send_batch``): ``AIOKafkaProducer.send`` is a coroutine per message, about
-6× slower. ``--compression-type`` compresses each record batch (the builder ``create_batch``
-returns applies the producer's codec); snappy, lz4 and zstd need ``cramjam``. Partitions are chosen by aiokafka's default partitioner, so a key lands where
+Messages go out in record batches built per partition (``create_batch``/``send_batch``), because
+``AIOKafkaProducer.send`` is a coroutine per message and much slower. ``--compression-type``
+compresses each record batch (the builder ``create_batch`` returns applies the producer's codec);
+snappy, lz4 and zstd need ``cramjam``. Partitions are chosen by aiokafka's default partitioner, so a key lands where
 ``send`` would put it. Pacing is by deadline (no drift); ``--rate 0`` sends as fast as the
 broker takes it. A summary line goes to stderr at the end, also after SIGINT or SIGTERM.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import sys
 import time
@@ -30,7 +29,6 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Sequence
 
 import numpy as np
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
@@ -38,104 +36,14 @@ from pydantic import ValidationError
 
 from ..kafka.backoff import Backoff, retry
 from ..kafka.connection import client_options
-from ..settings import SEED_DISTRIBUTION, KafkaSourceSettings, SyntheticSettings
+from ..settings import KafkaSourceSettings
 from ..sources.kafka.decode import FORMATS
-from ..sources.synthetic import SyntheticSource
+from .produce_plan import EventMessages, ProducePlan, UsageError
 
 EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE = 0, 1, 2
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 MAX_CHUNK_EVENTS = 20_000   # events drawn, sent and acknowledged per round
 RECORD_BATCH_BYTES = 512 * 1024  # below the brokers' default message.max.bytes of 1 MiB
-
-
-class UsageError(ValueError):
-    """Options that make no sense together; the message says which."""
-
-
-@dataclass(frozen=True)
-class ProducePlan:
-    topic: str
-    value_format: str
-    synthetic: SyntheticSettings  # keys (listed or generated), distributions, drift and seed of the events
-    labels: list[str]
-    rate: float = 0.0             # events/s; 0 = as fast as possible
-    events: int | None = None     # stop after this many; None = until stopped
-    batch: int = 1000             # events per message, array format
-
-    @classmethod
-    def from_options(cls, topic: str, value_format: str, keys_json: str | None, categories_json: str | None,
-                     rate: float = 0.0, events: int | None = None, batch: int = 1000, seed: int = 0,
-                     generated_json: str | None = None) -> "ProducePlan":
-        if rate < 0 or (events is not None and events < 0) or batch < 1:
-            raise UsageError("--rate and --events must be >= 0 and --batch >= 1")
-        if keys_json and generated_json:
-            raise UsageError("give --keys or --generated-keys, not both")
-        if generated_json and value_format == "array":
-            raise UsageError("--generated-keys works with --format json, scalar or text, not array")
-        option, field, text = (("--generated-keys", "generated_keys", generated_json) if generated_json
-                               else ("--keys", "keys", keys_json))
-        try:
-            synthetic = SyntheticSettings(**({field: json.loads(text)} if text else {}), seed=seed, rate=0)
-        except (ValueError, TypeError, ValidationError) as error:
-            raise UsageError(f"{option}: {error}") from None
-        try:
-            labels = json.loads(categories_json) if categories_json else None
-        except ValueError as error:
-            raise UsageError(f"--categories: {error}") from None
-        if synthetic.generated_keys is not None:  # K is the labels', as the model's: "0".."4" by default
-            n = len(labels) if isinstance(labels, list) else len(SEED_DISTRIBUTION)
-        else:
-            widths = {len(spec.probabilities) for spec in synthetic.keys.values()}
-            widths |= {len(spec.drift.probabilities) for spec in synthetic.keys.values() if spec.drift}
-            if len(widths) != 1:
-                raise UsageError(f"every key needs the same number of probabilities, got {sorted(widths)}")
-            n = widths.pop()
-        if labels is None:
-            labels = [str(i) for i in range(n)]
-        if not (isinstance(labels, list) and all(isinstance(x, str) for x in labels) and len(set(labels)) == len(labels)):
-            raise UsageError("--categories must be a JSON list of distinct strings")
-        if len(labels) < 2:
-            raise UsageError("--categories must name at least two categories")
-        if len(labels) != n:
-            raise UsageError(f"--categories names {len(labels)} categories but the keys have {n} probabilities")
-        return cls(topic, value_format, synthetic, labels, rate, events, batch)
-
-
-class EventMessages:
-    """Draws events and encodes them as ``(key, value)`` messages; each label is encoded once."""
-
-    def __init__(self, plan: ProducePlan, rng: np.random.Generator, chunk_events: int) -> None:
-        self.plan, self._rng = plan, rng
-        self.key_names = list(plan.synthetic.keys)
-        self._key_bytes = [k.encode() for k in self.key_names]
-        encode = {"json": lambda label: orjson.dumps({"category": label}), "scalar": orjson.dumps,
-                  "text": str.encode, "array": orjson.dumps}[plan.value_format]
-        self._values = [encode(label) for label in plan.labels]
-        self._labels = np.array(plan.labels, dtype=object)
-        if plan.value_format == "array":  # one source per key: every array carries a single key
-            self._sources = [SyntheticSource(plan.synthetic.model_copy(update={"keys": {name: spec}, "batch_size": plan.batch}),
-                                             clock=time.monotonic) for name, spec in plan.synthetic.keys.items()]
-        else:
-            self._source = SyntheticSource(plan.synthetic.model_copy(update={"batch_size": chunk_events}),
-                                           clock=time.monotonic, n_categories=len(plan.labels))
-
-    def draw(self, events: int) -> tuple[list[tuple[bytes, bytes]], int]:
-        """Messages carrying ``events`` events (at most ``chunk_events``), and how many they carry.
-
-        Only the last draw of a run may want fewer events than a batch: it is cut short.
-        """
-        if self.plan.value_format != "array":
-            batch = self._source.batch(self._rng, events)  # names only the keys it draws
-            keys, values = [name.encode() for name in batch.key_names], self._values
-            messages = [(keys[k], values[c]) for k, c in zip(batch.keys.tolist(), batch.categories.tolist())]
-            return messages, len(messages)
-        messages, carried = [], 0
-        while carried < events:
-            key = int(self._rng.integers(len(self._sources)))
-            categories = self._sources[key].batch(self._rng).categories[: events - carried]
-            messages.append((self._key_bytes[key], orjson.dumps(self._labels[categories].tolist())))
-            carried += len(categories)
-        return messages, carried
 
 
 @dataclass

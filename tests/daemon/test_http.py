@@ -164,8 +164,15 @@ async def test_port_before_start_is_an_error(registry, health):
 
 
 def test_health_reports_readiness_changes_once_each():
-    changes = []
-    health = Health(on_change=changes.append)
+    class Gauge:
+        def __init__(self):
+            self.changes = []
+
+        def set_ready(self, ready):
+            self.changes.append(ready)
+
+    gauge = Gauge()
+    health = Health(gauge)
     health.set_not_ready("a", "x")
     health.set_not_ready("b", "y")
     health.set_ready("a")
@@ -173,5 +180,5 @@ def test_health_reports_readiness_changes_once_each():
     health.set_ready("b")
     health.draining()
     health.draining()
-    assert changes == [True, False, True, False]
-    assert health.is_draining
+    assert gauge.changes == [True, False, True, False]
+    assert health.ready() == (False, ["draining"])

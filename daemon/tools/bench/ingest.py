@@ -22,7 +22,6 @@ idempotence (Tansu lacks it).
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import tempfile
@@ -49,7 +48,7 @@ from .ingest_pass import (
     profile_decode,
 )
 from .machine import describe_machine
-from .tansu import bench_broker
+from .tansu import bench_broker, kafka_bench_parser
 
 JSON_TO_RAW_TARGET = 0.75
 BATCHED_EVENTS_PER_SECOND_TARGET = 5_000_000
@@ -127,9 +126,7 @@ def format_report(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gumbeld bench ingest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap-servers", help="Kafka to use (default: start a local Tansu broker)")
+    parser = kafka_bench_parser("gumbeld bench ingest", __doc__)
     parser.add_argument("--messages", type=int, default=1_000_000, help="single-event JSON messages (default 1,000,000)")
     parser.add_argument("--batched-messages", type=int, default=20_000, help="array messages (default 20,000)")
     parser.add_argument("--batch", type=int, default=1000, help="events per array message (default 1,000)")

@@ -35,7 +35,8 @@ from ...settings import (
 )
 from ...sinks.local import DeadLetterFile
 from ...sources.kafka.decode import RecordDecoder
-from ..produce import ProducePlan, compression_option, produce_events, start_producer
+from ..produce import compression_option, produce_events, start_producer
+from ..produce_plan import ProducePlan
 
 LABELS = [str(i) for i in range(len(SEED_DISTRIBUTION))]
 LAG_PROBE_SECONDS = 0.005

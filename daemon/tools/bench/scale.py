@@ -21,10 +21,8 @@ stop, keys that never settle), leaves its fields null and says why in ``notes``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,21 +32,9 @@ from .machine import describe_machine
 from .scale_catchup import CATCH_UP_TABLE, add_catch_up_arguments, run_catch_ups
 from .scale_embedded import run_embedded
 from .scale_probe import (
-    CPU_WINDOW,
-    MIB,
-    WATCHED,
-    LivenessProber,
-    cpu_seconds,
-    finite,
-    format_table,
-    lag_percentile,
-    lag_worst,
-    percentile,
-    rounded,
-    rss_bytes,
-    scrape,
-    start_daemon,
-)
+    CPU_WINDOW, MIB, WATCHED, LivenessProber, cpu_seconds, finite, format_table, lag_percentile, lag_worst,
+    percentile, rounded, rss_bytes, scrape, start_daemon)
+from .scale_runs import measure_row, workdir_for
 from .scale_snapshots import SnapshotReader
 
 CATEGORIES = 16
@@ -100,8 +86,7 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
     try:
         while True:
             tick = time.monotonic()
-            if child.proc.poll() is not None:
-                raise RuntimeError(f"gumbeld exited {child.proc.returncode} during the run:\n{child.log_tail()}")
+            child.check_running()
             metrics = scrape(port) or {}
             now, wall, cpu = time.monotonic(), time.time(), cpu_seconds(child.pid)
             rss_max = max(rss_max, rss_bytes(child.pid) or 0)
@@ -215,19 +200,6 @@ def run_scale(mode: str, keys: int, args, workdir: Path) -> dict:
     }
 
 
-@contextlib.contextmanager
-def workdir_for(keep: Path | None, name: str):
-    if keep is None:
-        with tempfile.TemporaryDirectory(prefix=f"gumbeld-bench-scale-{name}-") as path:
-            yield Path(path)
-        return
-    path = keep / name
-    if path.exists() and any(path.iterdir()):
-        raise RuntimeError(f"{path} is not empty (its checkpoint would be resumed): remove it or use another --keep")
-    path.mkdir(parents=True, exist_ok=True)
-    yield path
-
-
 def _keys(text: str) -> list[int]:
     return [int(k) for k in text.split(",") if k.strip()]
 
@@ -266,18 +238,13 @@ def main(argv: list[str] | None = None) -> int:
     plan = [("active", k) for k in args.keys] + [("all_keys", k) for k in args.baseline_keys]
     report, failed = {"machine": describe_machine(resolve_device("auto")), "runs": []}, False
     if args.catch_up:
-        plan, failed = [], run_catch_ups(args, parser, report["runs"], workdir_for)
+        plan, failed = [], run_catch_ups(args, parser, report["runs"])
     for mode, keys in plan:
         print(f"-- {mode}, {keys:,} keys: {events_target(args):,} events at {args.rate:g}/s", flush=True)
-        try:
-            with workdir_for(args.keep, f"{mode}-{keys}") as workdir:
-                row = run_scale(mode, keys, args, workdir)
-        except RuntimeError as error:
-            failed, row = True, {**dict.fromkeys(REQUIRED), "mode": mode, "keys": keys, "error": str(error)}
-            print(f"   failed: {error}", flush=True)
+        row, run_failed = measure_row(args.keep, f"{mode}-{keys}", lambda workdir: run_scale(mode, keys, args, workdir),
+                                      REQUIRED, mode=mode, keys=keys)
         report["runs"].append(row)
-        for note in row.get("notes", []):
-            print(f"   note: {note}", flush=True)
+        failed = failed or run_failed
     if args.embedded:
         try:
             with workdir_for(args.keep, "embedded") as workdir:

@@ -32,20 +32,12 @@ import numpy as np
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from ...settings import GeneratedKeys, SyntheticSettings
-from ..produce import ProducePlan, produce_events, start_producer
+from ..produce import produce_events, start_producer
+from ..produce_plan import ProducePlan
 from .ingest_pass import delete_topics
 from .scale_probe import (
-    MIB,
-    LivenessProber,
-    finite,
-    lag_percentile,
-    lag_worst,
-    percentile,
-    rounded,
-    rss_bytes,
-    scrape,
-    start_daemon,
-)
+    MIB, LivenessProber, finite, lag_percentile, lag_worst, percentile, rounded, rss_bytes, scrape, start_daemon)
+from .scale_runs import measure_row
 from .tansu import bench_broker
 
 SAMPLE_SECONDS = 0.25
@@ -128,8 +120,7 @@ def run_catch_up(keys: int, args, bootstrap: str, workdir: Path) -> dict:
         try:
             while True:
                 tick = time.monotonic()
-                if child.proc.poll() is not None:
-                    raise RuntimeError(f"gumbeld exited {child.proc.returncode} during the run:\n{child.log_tail()}")
+                child.check_running()
                 metrics = scrape(port) or {}
                 samples.append((time.monotonic(), metrics))
                 rss_max = max(rss_max, rss_bytes(child.pid) or 0)
@@ -171,7 +162,7 @@ def run_catch_up(keys: int, args, bootstrap: str, workdir: Path) -> dict:
     return row
 
 
-def run_catch_ups(args, parser, runs: list[dict], workdir_for) -> bool:
+def run_catch_ups(args, parser, runs: list[dict]) -> bool:
     """A catch-up run per ``--keys``, appended to ``runs``; returns whether one failed."""
     if min(args.backlog, args.partitions) < 1 or args.after_seconds < 0:
         parser.error("--backlog and --partitions must be >= 1, --after-seconds >= 0")
@@ -179,16 +170,11 @@ def run_catch_ups(args, parser, runs: list[dict], workdir_for) -> bool:
     with bench_broker(args.bootstrap_servers, parser) as (bootstrap, broker):
         for keys in args.keys:
             print(f"-- catch-up, {keys:,} keys: {args.backlog:,} events already in the topic ({broker})", flush=True)
-            try:
-                with workdir_for(args.keep, f"catch-up-{keys}") as workdir:
-                    row = run_catch_up(keys, args, bootstrap, workdir)
-            except RuntimeError as error:
-                failed, row = True, {**dict.fromkeys(CATCH_UP_REQUIRED), "mode": "catch_up", "keys": keys,
-                                     "error": str(error)}
-                print(f"   failed: {error}", flush=True)
+            row, run_failed = measure_row(args.keep, f"catch-up-{keys}",
+                                          lambda workdir: run_catch_up(keys, args, bootstrap, workdir),
+                                          CATCH_UP_REQUIRED, mode="catch_up", keys=keys)
             runs.append(row)
-            for note in row.get("notes", []):
-                print(f"   note: {note}", flush=True)
+            failed = failed or run_failed
     return failed
 
 

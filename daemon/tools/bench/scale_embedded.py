@@ -16,8 +16,7 @@ def run_embedded(args, workdir: Path) -> dict:
         for at in (args.embedded_seconds - CPU_WINDOW, args.embedded_seconds):
             time.sleep(max(0.0, child.started + at - time.monotonic()))
             marks.append((time.monotonic(), cpu_seconds(child.pid), (scrape(port) or {}).get("gumbeld_events_total")))
-            if child.proc.poll() is not None:
-                raise RuntimeError(f"gumbeld exited {child.proc.returncode} during the run:\n{child.log_tail()}")
+            child.check_running()
         code, shutdown_seconds, _ = child.terminate(args.shutdown_timeout)
     finally:
         child.kill()

@@ -32,8 +32,8 @@ WATCHED = ("gumbeld_events_total", "gumbeld_training_steps_total", "gumbeld_trai
            "gumbeld_active_keys", "gumbeld_settled_keys", "gumbeld_keys_tracked", "gumbeld_checkpoints_written_total",
            "gumbeld_checkpoints_failed_total")
 LAG_BUCKET = "gumbeld_event_loop_lag_seconds_bucket"
-# Only the families read are asked for (``name[]``): the whole exposition at 100,000 keys costs the
-# daemon ~40 ms of CPU, 4 % of a core at one scrape a second, which would be the probe's own load.
+# Only the families read are asked for (``name[]``): rendering the whole exposition of many keys
+# every second would add the probe's own load to the daemon it measures.
 SCRAPED = "/metrics?" + "&".join(f"name[]={name}" for name in (*WATCHED, LAG_BUCKET))
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -163,6 +163,11 @@ class Child:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+    def check_running(self) -> None:
+        """RuntimeError, with the log's tail, once gumbeld has exited."""
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"gumbeld exited {self.proc.returncode} during the run:\n{self.log_tail()}")
 
     def wait_live(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

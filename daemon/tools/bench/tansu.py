@@ -10,6 +10,7 @@ check works the same with or without a running event loop.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -131,6 +132,14 @@ def start_tansu(*, binary: str | None = None, host: str = "127.0.0.1", timeout: 
         if not exited:
             break  # running but silent: another port will not help
     raise RuntimeError(f"Tansu ({binary}) did not become ready within {timeout:g}s:\n" + "\n".join(failures))
+
+
+def kafka_bench_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """The command line of a benchmark run against Kafka: ``doc`` as its help, and the
+    ``--bootstrap-servers`` that :func:`bench_broker` takes."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap-servers", help="Kafka to use (default: start a local Tansu broker)")
+    return parser
 
 
 @contextlib.contextmanager

@@ -1,243 +1,153 @@
+"""The open-category learner: supports that grow, size-class moves, snapshots over each key's
+support, and its checkpoint state. Seeds are fixed; tolerances are stated per test."""
 import numpy as np
-import pytest
 import torch
 
-from daemon.learning.ingest import Pending
-from daemon.learning.learner import BLOCK_STEPS, Learner
-from daemon.snapshots import Eviction
-from daemon.timestamps import rfc3339
-from gumbel_models import GANConfig, GumbelGAN, total_variation
+from daemon.categories import CategoryTable
+from daemon.learning.ingest import Pending, SparseCounts
+from daemon.learning.open_learner import OpenLearner
+from daemon.state.changelog.open_rows import OpenRowCodec
+from daemon.state.checkpoint import CheckpointStore
+from gumbel_models import GANConfig
 
-LABELS = ["a", "b", "c", "d"]
-UNIFORM = [250.0, 250.0, 250.0, 250.0]      # learned starts uniform: settled from the start
-SKEWED = [9000.0, 1000.0, 0.0, 0.0]         # far from uniform: something to learn
+WIDTH = 8
 
 
-class FakeTime:
-    def __init__(self, now: float = 0.0) -> None:
-        self.now = now
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
 
     def __call__(self) -> float:
         return self.now
 
 
-def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_step_cells=1 << 20,
-             samples_per_step=64, clock=None):
-    """A learner over ``rows`` (event counts per key), whose model takes ``step_seconds`` of fake time per
-    step call (one chunk of ``BLOCK_STEPS`` steps); returns it, the timer and a list of the stepped rows."""
-    timer, stepped = FakeTime(), []
-    model = GumbelGAN(GANConfig(n_categories=len(LABELS), samples_per_step=samples_per_step), 0, seed=3,
-                      device="cpu")
-    step = model.step
-
-    def timed_step(n_steps=1, rows=None, samples=None, lr_scale=1.0):
-        timer.now += step_seconds
-        stepped.append(None if rows is None else rows.tolist())
-        return step(n_steps, rows=rows, samples=samples, lr_scale=lr_scale)
-
-    model.step = timed_step
-    learner = Learner(model, LABELS, round_seconds=round_seconds, active_set=active_set,
-                      max_step_cells=max_step_cells, clock=clock or FakeTime(1000.0), timer=timer)
-    learner.absorb(Pending.of_counts(np.array(rows, dtype=np.float64)))
-    return learner, timer, stepped
+def _learner(table=None, clock=None):
+    table = table or CategoryTable(max_categories=1000)
+    return OpenLearner(GANConfig(n_categories=WIDTH), table, seed=0, device="cpu", round_seconds=0.05,
+                       clock=clock or FakeClock()), table
 
 
-def test_a_round_passes_over_a_doubling_prefix_of_the_plan_until_its_time_budget():
-    # one key per chunk, so a plan has three chunks: passes over the first one, two, then three
-    counts = [SKEWED, SKEWED[::-1], [5000.0, 0.0, 5000.0, 0.0]]
-    learner, timer, stepped = _learner(counts, round_seconds=6.0, max_step_cells=1)
-    order = [rows.tolist() for rows, _, _ in learner._plan().chunks]
-    stats = learner.train(Pending(3, None, []))
-    first, second, third = order
-    assert stepped == [first, first, second, first, second, third]
-    assert stats.steps == 6 * BLOCK_STEPS and stats.key_steps == 6 * BLOCK_STEPS
-    assert stats.seconds == 6.0 and timer.now == 6.0
-    assert learner.model.key_steps().sum().item() == 6 * BLOCK_STEPS
-    # the budget runs out inside a pass
-    learner, timer, stepped = _learner(counts, round_seconds=4.0, max_step_cells=1)
-    stats = learner.train(Pending(3, None, []))
-    assert stepped == [first, first, second, first] and stats.seconds == 4.0 == timer.now
+def _pending(table, events: dict[int, dict[str, int]]) -> Pending:
+    """``{key row: {label: count}}`` as the sparse cells ingest hands over."""
+    counts = SparseCounts(width=table.max_categories)
+    for row, by_label in events.items():
+        for label, n in by_label.items():
+            counts.add(np.full(n, row), np.full(n, table.index(label)))
+    return Pending(max(events) + 1, counts.take())
 
 
-def test_a_step_longer_than_the_budget_ends_the_round_after_it():
-    learner, _, stepped = _learner([SKEWED, SKEWED], round_seconds=0.5, step_seconds=10.0, max_step_cells=1)
-    stats = learner.train(Pending(2, None, []))
-    assert len(stepped) == 1 and stats.steps == BLOCK_STEPS and stats.seconds == 10.0
+def _snapshots(learner, names, clock) -> dict[str, dict]:
+    clock.now += 100.0  # past publish_full_interval: every key is due
+    publication, _ = learner.publication(names, np.ones(len(names), bool), [], full_interval=10.0, tolerance=0.0,
+                                         labelled=np.zeros(len(names), bool))
+    return {r["key"]: r for r in publication.snapshots.records()}
 
 
-def test_active_set_steps_only_unsettled_keys():
-    learner, _, stepped = _learner([UNIFORM, SKEWED, [0.0] * 4])
-    stats = learner.train(Pending(3, None, []))
-    assert stepped == [[1], [1], [1]]
-    assert learner.model.key_steps().tolist() == [0, 3 * BLOCK_STEPS, 0]
-    assert (stats.steps, stats.key_steps, stats.active, stats.settled) == (3 * BLOCK_STEPS, 3 * BLOCK_STEPS, 1, 1)
-    # news that move the settled key's histogram wake it
-    learner.train(Pending.of_counts(np.array([SKEWED, [0.0] * 4, [0.0] * 4])))
-    assert learner.model.key_steps()[0].item() > 0
+def _train(learner, pending, rounds):
+    learner.train(pending)
+    for _ in range(rounds):
+        learner.train(Pending(0, None, []))
 
 
-def test_a_settled_model_does_zero_steps():
-    learner, timer, stepped = _learner([UNIFORM, [100.0, 100.0, 100.0, 100.0]])
-    stats = learner.train(Pending(2, None, []))
-    assert stepped == [] and timer.now == 0.0
-    assert (stats.steps, stats.key_steps, stats.active, stats.settled) == (0, 0, 0, 2)
-    assert learner.model.t == 0 and learner.model.key_steps().tolist() == [0, 0]
-    # nor does one without any events
-    empty, _, stepped = _learner([[0.0] * 4])
-    assert empty.train(Pending(1, None, [])).steps == 0 and stepped == []
+def test_a_new_category_mid_stream_appears_at_the_end_and_converges():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    _train(learner, _pending(table, {0: {"x": 600, "y": 300}, 1: {"z": 50, "x": 50}}), 60)
+    first = _snapshots(learner, ["k0", "k1"], clock)
+    assert first["k0"]["categories"] == ["x", "y"] and first["k1"]["categories"] == ["x", "z"]
+    _train(learner, _pending(table, {0: {"w": 100, "x": 0, "y": 0}}), 0)
+    for _ in range(200):  # the stream goes on, the new category with it (60 : 30 : 10)
+        _train(learner, _pending(table, {0: {"x": 60, "y": 30, "w": 10}}), 1)
+    snap = _snapshots(learner, ["k0", "k1"], clock)["k0"]
+    assert snap["categories"] == ["x", "y", "w"], "a key's list grows at its end"
+    assert len(snap["probabilities"]) == len(snap["empirical"]) == 3
+    p, e = np.array(snap["probabilities"]), np.array(snap["empirical"])
+    assert abs(p.sum() - 1) < 1e-5
+    # converged like any category: within 0.01 of the counts (counting noise here is ~0.005)
+    assert abs(p[2] - e[2]) < 0.01 and 0.5 * np.abs(p - e).sum() < 0.01, (p, e)
 
 
-def test_all_keys_mode_steps_every_key_with_events():
-    learner, _, stepped = _learner([UNIFORM, SKEWED, [0.0] * 4], active_set=False)
-    stats = learner.train(Pending(3, None, []))
-    assert stepped == [[0, 1]] * 3
-    assert learner.model.key_steps().tolist() == [3 * BLOCK_STEPS, 3 * BLOCK_STEPS, 0]
-    assert (stats.key_steps, stats.active, stats.settled) == (6 * BLOCK_STEPS, 2, 0)
+def test_a_key_moving_to_a_wider_class_keeps_its_learned_probabilities():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    labels = [f"c{i}" for i in range(WIDTH)]
+    _train(learner, _pending(table, {0: {label: 100 * (i + 1) for i, label in enumerate(labels)}}), 40)
+    model = learner.classes[WIDTH].model
+    before = model.probabilities(rows=torch.tensor([0]))[0].double()
+    learner.absorb(_pending(table, {0: {"new": 1}}))          # a ninth category: the key moves to width 16
+    assert int(learner.supports.width[0]) == 16
+    after = learner.classes[16].model.probabilities(rows=torch.tensor([int(learner.supports.row[0])]))[0].double()
+    # the new category starts at logit 0; over the old support the distribution is the one it had
+    old = after[:WIDTH] / after[:WIDTH].sum()
+    assert torch.allclose(old, before, atol=1e-6), (old, before)
+    assert after[WIDTH + 1:].abs().max().item() == 0.0, "padding has probability exactly 0"
+    assert int(learner.classes[16].model.histogram.events[int(learner.supports.row[0])]) == 100 * 36 + 1
+    assert not bool(learner.classes[WIDTH].model.histogram.has_data()[0]), "the old row was reset"
 
 
-def _counts(n_keys, seed):
-    rng = np.random.default_rng(seed)
-    sizes = [10, 100, 1000, 10**6]  # masses that need 16 to 256 samples per step
-    return [rng.multinomial(sizes[i % len(sizes)], rng.dirichlet(np.ones(len(LABELS)) * 0.5)).astype(float)
-            for i in range(n_keys)]
+def test_a_checkpoint_round_trip_keeps_grown_supports(tmp_path):
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    rng = np.random.default_rng(0)
+    events = {row: {f"c{j}": int(n) for j, n in enumerate(rng.multinomial(500, rng.dirichlet(np.ones(s))))}
+              for row, s in enumerate([3, 9, 20, 40])}
+    _train(learner, _pending(table, events), 20)
+    store = CheckpointStore(tmp_path)
+    store.save({"learner": learner.state_dict()})
+    restored, restored_table = _learner(table=CategoryTable(max_categories=1000), clock=clock)
+    restored.load_state_dict(store.load()["learner"])
+    assert restored_table.labels == table.labels
+    names = ["a", "b", "c", "d"]
+    expected, got = _snapshots(learner, names, clock), _snapshots(restored, names, clock)
+    for name in names:
+        assert got[name]["categories"] == expected[name]["categories"]
+        assert np.allclose(got[name]["probabilities"], expected[name]["probabilities"], atol=1e-7)
+        assert got[name]["events"] == expected[name]["events"] == 500
+    assert set(restored.classes) == set(learner.classes) and len(learner.classes) >= 3
+    restored.absorb(_pending(restored_table, {1: {"c0": 5, "fresh": 5}}))   # supports keep growing after it
+    assert len(restored.supports.support(1)) == len(learner.supports.support(1)) + 1
 
 
-@pytest.mark.parametrize("active_set", [True, False])
-@pytest.mark.parametrize("max_step_cells", [1, 3 * 64 * 4, 1000, 1 << 20])
-def test_max_step_cells_bounds_the_keys_per_chunk(active_set, max_step_cells):
-    learner, _, _ = _learner(_counts(23, seed=5) + [[0.0] * 4], active_set=active_set,
-                             max_step_cells=max_step_cells, samples_per_step=64)
-    plan = learner._plan()
-    k = len(LABELS)
-    assert plan.chunks
-    for rows, samples, _ in plan.chunks:
-        assert rows.numel() == 1 or rows.numel() * samples * k <= max_step_cells
-        assert rows.numel() == max(1, min(rows.numel(), max_step_cells // (samples * k)))
-    chosen = torch.cat([rows for rows, _, _ in plan.chunks]).tolist()
-    assert len(chosen) == len(set(chosen)) == plan.active   # every planned key once
-    assert 23 not in chosen                                 # never a key without events
-    if not active_set:
-        assert sorted(chosen) == list(range(23)) and {m for _, m, _ in plan.chunks} == {64}
-    if max_step_cells == 3 * 64 * 4 and not active_set:
-        assert [rows.numel() for rows, _, _ in plan.chunks] == [3] * 7 + [2]
-
-
-def test_active_set_samples_follow_the_needed_precision():
-    learner, _, _ = _learner(_counts(8, seed=1), samples_per_step=256)
-    plan = learner._plan()
-    by_row = {row: m for rows, m, _ in plan.chunks for row in rows.tolist()}
-    assert by_row and set(by_row.values()) <= {32, 64, 128, 256}
-    assert by_row.get(3, 256) == 256 and by_row.get(0, 32) == 32   # 10**6 events vs 10 events (min_samples_per_step)
-
-
-# -- publication ------------------------------------------------------------------------------
-def _publish(learner, names, tolerance=1e-3, full_interval=60.0, labelled=None, evictions=()):
-    labelled = np.ones(len(names), dtype=bool) if labelled is None else labelled
-    named = np.array([name is not None for name in names], dtype=bool)
-    publication, worst = learner.publication(names, named, list(evictions), full_interval=full_interval,
-                                             tolerance=tolerance, labelled=labelled)
-    batch = publication.snapshots
-    return publication, dict(zip(batch.keys, batch.versions.tolist())), worst
-
-
-def test_publication_selects_exactly_the_changed_keys_and_versions_go_up_by_one():
-    clock = FakeTime(1000.0)
-    rows = [UNIFORM, [25.0] * 4, [0.0, 0.0, 5.0, 5.0], [1.0] * 4, [0.0] * 4]
-    learner, _, stepped = _learner(rows, clock=clock, round_seconds=1.0)
-    names = ["a", "b", "c", None, "e"]   # row 3 is free (its key left), e has no events yet
-    learner.train(Pending(5, None, []))  # one chunk of steps, on c: a, b and row 3 are settled
-    assert stepped == [[2]]
-    publication, versions, _ = _publish(learner, names, evictions=[Eviction("gone", "ttl", "x")])
-    assert versions == {"a": 1, "b": 1, "c": 1}
-    batch = publication.snapshots
-    assert publication.evictions == [Eviction("gone", "ttl", "x")]
-    assert batch.events.tolist() == [1000, 100, 10]
-    assert batch.steps.tolist() == [0, 0, BLOCK_STEPS]
-    assert batch.published_at == rfc3339(1000.0) == "1970-01-01T00:16:40.000Z"
-    assert np.allclose(batch.learned, learner.model.probabilities()[:3].double().numpy(), atol=1e-6)
-    assert np.allclose(batch.learned.sum(axis=1), 1.0, atol=1e-12)
-    assert np.allclose(batch.empirical, [[0.25] * 4, [0.25] * 4, [0, 0, 0.5, 0.5]])
-
-    assert _publish(learner, names)[1] == {}                    # nothing changed: nothing published
-
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0, 0, 0], [0.0] * 4, [0.0] * 4, [0.0] * 4])))
-    publication, versions, _ = _publish(learner, names)
-    assert versions == {"b": 2} and publication.snapshots.events.tolist() == [101]
-    assert _publish(learner, names)[1] == {}
-
-    clock.now = 1059.9
-    assert _publish(learner, names)[1] == {}
-    clock.now = 1060.0                                          # a, b and c were published at 1000
-    assert _publish(learner, names)[1] == {"a": 2, "b": 3, "c": 2}
-    clock.now = 1119.9
-    assert _publish(learner, names)[1] == {}
-    assert _publish(learner, names, full_interval=59.9)[1] == {"a": 3, "b": 4, "c": 3}
-    assert learner.versions.tolist() == [3, 4, 3, 0, 0]
-
-
-def _moved_after_publish():
-    """A learner whose key "b" trained one chunk after its first publish, and how far (TV) it moved."""
-    learner, _, stepped = _learner([UNIFORM, [0.0, 0.0, 5.0, 5.0]], round_seconds=1.0)
-    assert _publish(learner, ["a", "b"])[1] == {"a": 1, "b": 1}
-    before = learner.model.probabilities().clone()
-    learner.train(Pending(2, None, []))
-    assert stepped == [[1]]
-    moved = total_variation(learner.model.probabilities(), before).tolist()
-    assert moved[0] == 0 and moved[1] > 0
-    return learner, moved[1]
-
-
-def test_publication_republishes_a_key_whose_learned_probabilities_moved_more_than_the_tolerance():
-    learner, moved = _moved_after_publish()
-    assert _publish(learner, ["a", "b"], tolerance=1.01 * moved)[1] == {}
-    learner, again = _moved_after_publish()
-    assert again == moved  # fixed seed: the same move
-    assert _publish(learner, ["a", "b"], tolerance=0.99 * moved)[1] == {"b": 2}
-    assert _publish(learner, ["a", "b"], tolerance=0.0)[1] == {}  # not moved since: nothing
-
-
-def test_a_move_too_small_to_publish_stays_a_candidate_until_published():
-    """A key may settle with no step after a publication that found it moved too little: its final
-    state must still go out, so it is compared again at the next publication."""
-    learner, moved = _moved_after_publish()
-    assert _publish(learner, ["a", "b"], tolerance=1.01 * moved)[1] == {}
-    assert _publish(learner, ["a", "b"], tolerance=0.99 * moved)[1] == {"b": 2}  # no training in between
-    assert _publish(learner, ["a", "b"], tolerance=0.0)[1] == {}
-
-
-def test_reset_rows_restart_their_version_and_counts():
-    clock = FakeTime(1000.0)
-    learner, _, _ = _learner([SKEWED, SKEWED], clock=clock)
-    names = ["a", "b"]
-    learner.train(Pending(2, None, []))
-    assert _publish(learner, names)[1] == {"a": 1, "b": 1}
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0.0, 0.0, 0.0]])))
-    assert _publish(learner, names)[1] == {"b": 2}
-    # b left, "new" took its row, with events of its own
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [0.0, 0.0, 3.0, 0.0]]), [1]))
-    publication, versions, _ = _publish(learner, ["a", "new"])
-    assert versions == {"new": 1}
-    assert publication.snapshots.events.tolist() == [3] and publication.snapshots.steps.tolist() == [0]
-    assert publication.snapshots.empirical.tolist() == [[0.0, 0.0, 1.0, 0.0]]
-    # a freed row that no key took yet is reset and never published
+def test_released_keys_free_their_rows_and_are_not_published():
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    _train(learner, _pending(table, {0: {"x": 10}, 1: {"y": 10}}), 2)
     learner.absorb(Pending(2, None, [0]))
-    clock.now += 3600.0
-    assert _publish(learner, [None, "new"])[1] == {"new": 2}
-    assert learner.versions.tolist() == [0, 2]
+    snapshots = _snapshots(learner, [None, "b"], clock)
+    assert list(snapshots) == ["b"]
+    learner.absorb(_pending(table, {2: {"z": 3}}))
+    assert int(learner.supports.row[2]) == 0, "a new key takes the freed row"
+    assert int(learner.classes[WIDTH].model.histogram.events[0]) == 3, "and starts afresh"
 
 
-@pytest.mark.parametrize("labelled, worst_of", [([True, False, False, False, False], [1, 2]),
-                                                ([True, True, False, False, False], [2]),
-                                                ([False, False, False, False, False], [0, 1, 2]),
-                                                ([True, True, True, False, False], [])])
-def test_worst_divergence_is_over_live_keys_without_series_of_their_own(labelled, worst_of):
-    # row 3 is free (with the events of the key that left), row 4 has no events: neither counts
-    learner, _, _ = _learner([SKEWED, [10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 5.0, 5.0], [0.0, 9.0, 0.0, 1.0],
-                              [0.0] * 4], round_seconds=2.0)
-    learner.train(Pending(5, None, []))
-    divergence = learner.model.divergences()
-    _, _, worst = _publish(learner, ["a", "b", "c", None, "e"], labelled=np.array(labelled))
-    if not worst_of:
-        assert worst == {}
-    for measure in ("tv", "kl", "js") if worst_of else ():
-        assert worst[measure] == pytest.approx(max(divergence[measure][worst_of].tolist()))
+def test_rows_through_the_state_topic_codec_land_in_another_table_under_their_labels():
+    """A key handed over: the receiving instance numbers the labels otherwise, probabilities go by label."""
+    clock = FakeClock()
+    learner, table = _learner(clock=clock)
+    rng = np.random.default_rng(1)
+    events = {row: {f"c{j}": int(n) for j, n in enumerate(rng.multinomial(400, rng.dirichlet(np.ones(s))))}
+              for row, s in enumerate([4, 12, 30])}
+    _train(learner, _pending(table, events), 20)
+    key_rows, rows, versions = learner.take_changed_rows()
+    assert sorted(key_rows.tolist()) == [0, 1, 2] and len(learner.take_changed_rows()[0]) == 0, "taken once"
+    learner.mark_changed(key_rows[:1])
+    assert learner.take_changed_rows()[0].tolist() == key_rows[:1].tolist(), "a failed write is taken again"
+
+    other_table = CategoryTable(max_categories=1000)
+    other_table.indices(["elsewhere", "c7", "c2"])   # the receiver met some labels first, in its own order
+    codec = OpenRowCodec(other_table)
+    decoded = codec.decode(codec.encode(rows, versions))
+    assert decoded.bad == []
+    local, refused = codec.localise(decoded.state)
+    assert refused == []
+    receiver, _ = _learner(table=other_table, clock=clock)
+    receiver.restore_rows(key_rows + 3, local, decoded.versions)   # key k at row k + 3 there
+    names = ["k0", "k1", "k2"]
+    sent = _snapshots(learner, names, clock)
+    got = _snapshots(receiver, [None, None, None, "k0", "k1", "k2"], clock)
+    for name in names:
+        assert got[name]["categories"] == sent[name]["categories"], "the key's own order is kept"
+        assert got[name]["probabilities"] == sent[name]["probabilities"], "bit for bit (float32 rows)"
+        assert got[name]["events"] == sent[name]["events"] == 400
+    receiver.absorb(_pending(other_table, {4: {"c0": 3, "new": 2}}))  # k1 grows on at the receiver
+    assert [other_table.labels[c] for c in receiver.supports.support(4)][-1] == "new"

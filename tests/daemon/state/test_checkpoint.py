@@ -238,16 +238,6 @@ def test_saves_from_several_threads(store):
     assert temp_files(store.directory) == []
 
 
-def test_set_aside_moves_an_unusable_checkpoint(store):
-    assert store.set_aside() is None
-    store.directory.mkdir()
-    store.path.write_bytes(b"junk")
-    aside = store.set_aside()
-    assert aside == store.directory / "checkpoint.pt.rejected-1234"
-    assert aside.read_bytes() == b"junk"
-    assert store.load() is None
-
-
 def test_checkpoint_that_cannot_be_opened_raises(store):
     store.path.mkdir(parents=True)  # a directory where the file should be
     with pytest.raises(CheckpointError, match="cannot be opened"):
