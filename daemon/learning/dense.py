@@ -1,18 +1,15 @@
-"""The learner: the one owner of the model, called only from the training thread.
+"""One width's learner: keys × W, dense and batched on the device, trained in time-bounded rounds.
 
-Every method runs on a single-thread executor, so training rounds, publications and checkpoint
-states never interleave and need no locks. A round is bounded in time, not steps: it trains the
-keys that still had something to learn when it started (see :mod:`gumbel_models.settling`), in
-chunks of at most ``max_step_cells`` keys × samples × categories, highest priority first, in passes
-over a growing prefix of the plan — its first chunk, then two, four, … and then all of it, over and
-over — until ``round_seconds`` have passed; when no key has anything to learn it returns at once.
-The keys that gain most from a step take the most steps: with one pass over every chunk per turn,
-the keys of ``gumbeld bench scale`` at 100,000 keys with 100–400 events took 4 steps per round
-(~31 steps/s in seconds 5–10) whatever their priority; with the doubling prefix, ~56 steps/s.
-A chunk of 2^21 cells is the default: on 2 cores of an Intel Xeon (2 MiB of L2 each; K = 16,
-16–256 samples) a key-step cost 6–22 % less than with 2^20 cells, while 2^22 (16 MB sample
-tensors) cost 1.4–2.4× as much as 2^21. Values cross to the host a few times per round (the
-active set, losses, counters) and once per publication — never inside the training steps.
+The :class:`~daemon.learning.learner.Learner` keeps one per size class and calls it only from the
+training thread. A round is bounded in time, not steps: it trains the keys that still had
+something to learn when it started (see :mod:`gumbel_models.settling`), in chunks of at most
+``max_step_cells`` keys × samples × categories, highest priority first, in passes over a growing
+prefix of the plan — its first chunk, then two, four, … and then all of it, over and over — until
+``round_seconds`` have passed; when no key has anything to learn it returns at once. The keys
+that gain most from a step take the most steps (docs/benchmarks.md, "Measurements behind the
+code", has the figures behind the doubling prefix and the default chunk size). Values cross to
+the host a few times per round (the active set, losses, counters) and once per publication —
+never inside the training steps.
 """
 from __future__ import annotations
 
@@ -27,7 +24,6 @@ from gumbel_models import GumbelGAN, divergences, total_variation
 from gumbel_models.rows import read_rows, write_rows
 
 from ..arrays import grown
-from .ingest import Pending
 from ..snapshots import Eviction, Publication, SnapshotBatch
 from ..timestamps import rfc3339
 
@@ -47,7 +43,7 @@ class RoundStats:
     settled: int           # keys with events and nothing to learn
 
 
-class Learner:
+class DenseLearner:
     def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
                  active_set: bool = True, max_step_cells: int = 1 << 21,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
@@ -77,18 +73,6 @@ class Learner:
         return f"device {self.model.device}, {self.model!r}"
 
     # -- training -----------------------------------------------------------------------------
-    def absorb(self, pending: Pending) -> None:
-        """Grow to the rows in use, reset reused rows, count new events."""
-        self.grow(pending.n_rows)
-        if pending.reset_rows:
-            self.reset(sorted(set(pending.reset_rows)))
-        if pending.cells is not None and len(pending.cells.rows):
-            cells = pending.cells
-            rows, inverse = np.unique(cells.rows, return_inverse=True)
-            counts = np.zeros((len(rows), self.model.config.n_categories))
-            counts[inverse, cells.categories] = cells.counts  # distinct cells: no two add up
-            self.observe(rows, counts)
-
     def grow(self, n_rows: int) -> None:
         """Room for ``n_rows`` rows; grows by half at least, as copying every row is O(rows)."""
         if n_rows <= self.model.n_keys:
@@ -121,9 +105,8 @@ class Learner:
         self._unwritten.index_fill_(0, index.to(self._unwritten.device), True)
         self._changed, self.revision = True, self.revision + 1
 
-    def train(self, pending: Pending) -> RoundStats:
-        """Take ``pending``, then train for at most ``round_seconds`` (less when every key settles)."""
-        self.absorb(pending)
+    def train(self) -> RoundStats:
+        """Train for at most ``round_seconds`` (less when every key settles)."""
         start = self._timer()
         deadline, steps, key_steps = start + self.round_seconds, 0, 0
         plan = self._plan()  # once per round: a key that settles mid-round trains on until the round ends
@@ -189,7 +172,7 @@ class Learner:
         named = grown(named[:n], n)  # ``[rows]`` rows whose key is in the table
         due = named & (self._published_events > 0) & (now - self._published_time >= full_interval)
         if not self._changed and not due.any() and not bool(self._trained.any()):  # idle: nothing to read
-            return Publication(SnapshotBatch.empty(self.labels, model.temperature, rfc3339(now)), evictions), self._worst
+            return Publication(SnapshotBatch.empty(model.temperature, rfc3339(now)), evictions), self._worst
         self._changed = False
         events = model.histogram.events.cpu().numpy()
         live = named & (events > 0)
@@ -223,7 +206,7 @@ class Learner:
         probabilities = learned.double().cpu().numpy()
         probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
         batch = SnapshotBatch(
-            [names_by_row[r] for r in rows.tolist()], self.labels, probabilities,
+            [names_by_row[r] for r in rows.tolist()], [self.labels] * len(rows), probabilities,
             empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
             model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
             self.versions[rows].copy(), rfc3339(now))

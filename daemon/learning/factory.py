@@ -1,24 +1,27 @@
 """A learner and a key table afresh, as the settings say (or the key table from a checkpoint)."""
 from __future__ import annotations
 
-from gumbel_models import GumbelGAN
-
 from ..categories import CategoryTable
 from ..settings import GumbeldSettings
+from .full_supports import FullSupports
 from .keys import KeyTable
 from .learner import Learner
-from .open_learner import OpenLearner
+from .supports import Supports
 
 
-def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = None, *, clock) -> Learner | OpenLearner:
-    """A learner afresh: over the fixed categories, or over the open ``categories`` table (emptied:
-    also after a checkpoint that did not fit)."""
+def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = None, *, clock) -> Learner:
+    """A learner afresh over the fixed categories (a table of them, every key over all), or over the
+    open ``categories`` table (emptied: also after a checkpoint that did not fit)."""
     m, t = settings.model, settings.training
-    options = dict(round_seconds=t.round_seconds, active_set=t.active_set, max_step_cells=t.max_step_cells, clock=clock)
+    config = m.gan_config()
     if categories is not None:
         categories.load_state_dict({"labels": []})
-        return OpenLearner(m.gan_config(), categories, seed=t.seed, device=t.device, **options)
-    return Learner(GumbelGAN(m.gan_config(), 0, seed=t.seed, device=t.device), m.labels, **options)
+        table, supports = categories, Supports(smallest=config.n_categories)
+    else:
+        table, supports = CategoryTable(len(m.labels)), FullSupports(len(m.labels))
+        table.indices(m.labels)
+    return Learner(config, table, supports, seed=t.seed, device=t.device, round_seconds=t.round_seconds,
+                   active_set=t.active_set, max_step_cells=t.max_step_cells, clock=clock)
 
 
 def new_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable:

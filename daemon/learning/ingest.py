@@ -16,9 +16,9 @@ import numpy as np
 
 from ..arrays import grown
 from ..events import BadEvent, EventBatch
-from .keys import KeyTable
 from ..metrics import OTHER_KEY
 from ..timestamps import rfc3339
+from .keys import KeyTable
 
 log = logging.getLogger("gumbeld.ingest")
 

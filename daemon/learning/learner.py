@@ -1,8 +1,10 @@
-"""The learner of open categories: one :class:`~daemon.learning.learner.Learner` per size class.
+"""The learner: every key's distribution, one dense batched learner per size class of supports.
 
-Keys are grouped by the width of their support (:mod:`daemon.learning.supports`), each width a dense
-batched model of that many categories, so state memory follows Σ over keys of the categories
-each has seen, not keys × the catalogue. Each absorb
+The categories are a :class:`~daemon.categories.CategoryTable`: given up front (``model.categories``,
+:class:`~daemon.learning.full_supports.FullSupports`: every key over the whole table, one class)
+or learned from the stream (``"open"``, :class:`~daemon.learning.supports.Supports`: each key over
+the categories it has seen, in classes by width, so state memory follows Σ over keys of the
+categories each has seen, not keys × the catalogue). Each absorb
 
 1. frees the rows of keys that left;
 2. places the counted cells: a category new to a key takes its next column, and a key whose
@@ -13,8 +15,8 @@ each has seen, not keys × the catalogue. Each absorb
 
 A training round gives the classes equal shares of ``round_seconds`` in turn; a class with
 nothing to learn hands its share on. A snapshot lists the key's support in column order, so its
-lists only grow at their end. Like :class:`~daemon.learning.learner.Learner`, every method runs on the
-training thread.
+lists only grow at their end. Every method runs on the training thread
+(:class:`~daemon.learning.training.Training`), so they never interleave and need no locks.
 """
 from __future__ import annotations
 
@@ -25,30 +27,30 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models import GANConfig, GumbelGAN, resolve_device
 from gumbel_models.rows import read_rows
 from gumbel_models.size_classes import widen
 
 from ..arrays import grown
 from ..categories import CategoryTable
-from .ingest import Pending
 from ..snapshots import Eviction, Publication, SnapshotBatch
-from ..state.changelog.open_rows import OpenRows
 from ..timestamps import rfc3339
-from .learner import Learner, RoundStats
+from .dense import DenseLearner, RoundStats
+from .full_supports import FullSupports
+from .ingest import Pending
+from .key_rows import KeyRows
 from .supports import Move, Supports
 
 
-class OpenLearner:
-    def __init__(self, config: GANConfig, table: CategoryTable, *, seed: int = 0, device="auto",
-                 round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
+class Learner:
+    def __init__(self, config: GANConfig, table: CategoryTable, supports: Supports | FullSupports, *, seed: int = 0,
+                 device="auto", round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
-        """``config``: the model settings; its ``n_categories`` is the narrowest class's width."""
-        self.config, self.table, self.seed, self.device = config, table, seed, device
+        """``config``: the model settings (each class takes its own width); ``table``: the categories."""
+        self.config, self.table, self.supports, self.seed, self.device = config, table, supports, seed, device
         self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
         self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer)
-        self.supports = Supports(smallest=config.n_categories)
-        self.classes: dict[int, Learner] = {}
+        self.classes: dict[int, DenseLearner] = {}
         self._moves = 0  # part of the revision: a move changes state without a class counting it
         self._labels = np.zeros(0, dtype=object)
 
@@ -66,15 +68,17 @@ class OpenLearner:
 
     def describe(self) -> str:
         widths = ", ".join(f"{w}: {int((self.supports.classes[w].owner >= 0).sum())}" for w in sorted(self.classes))
-        return f"open categories ({len(self.table)} of at most {self.table.max_categories}), keys per width {{{widths}}}"
+        return (f"{len(self.table)} categories (at most {self.table.max_categories}), keys per width {{{widths}}}, "
+                f"device {resolve_device(self.device)}")
 
-    def _new_class(self, width: int) -> Learner:
-        model = GumbelGAN(replace(self.config, n_categories=width), 0, seed=self.seed + width, device=self.device)
-        self.classes[width] = Learner(model, [str(i) for i in range(width)], round_seconds=self.round_seconds,
-                                      **self._learner_options)
+    def _new_class(self, width: int) -> DenseLearner:
+        model = GumbelGAN(replace(self.config, n_categories=width), 0, seed=self.seed + width - self.supports.smallest,
+                          device=self.device)
+        self.classes[width] = DenseLearner(model, [str(i) for i in range(width)], round_seconds=self.round_seconds,
+                                           **self._learner_options)
         return self.classes[width]
 
-    def _learner(self, width: int) -> Learner:
+    def _learner(self, width: int) -> DenseLearner:
         """The learner of class ``width``, made if new, with a model row for every row of the class."""
         learner = self.classes[width] if width in self.classes else self._new_class(width)
         learner.grow(len(self.supports.classes[width].owner))
@@ -115,7 +119,7 @@ class OpenLearner:
         for i, width in enumerate(widths):
             learner = self.classes[width]
             learner.round_seconds = max(0.0, self.round_seconds - (self._timer() - start)) / (len(widths) - i)
-            stats.append(learner.train(Pending(0, None, [])))
+            stats.append(learner.train())
         if not stats:
             return RoundStats(0, 0, 0.0, 0, 0.0, 0.0, self.config.temperature(0), 0, 0)
         busiest = max(stats, key=lambda s: s.active + s.settled)
@@ -130,7 +134,9 @@ class OpenLearner:
     def publication(self, names_by_row: Sequence[str | None], named: np.ndarray, evictions: list[Eviction], *,
                     full_interval: float, tolerance: float,
                     labelled: np.ndarray) -> tuple[Publication, dict[str, float]]:
-        """As :meth:`Learner.publication`, each snapshot over its key's support."""
+        """Snapshots of the keys that changed since their last publish, each over its key's support,
+        and the evictions (see :meth:`DenseLearner.publication`); also the worst published divergence
+        of the keys without metric series of their own."""
         n = len(self.supports.width)
         named, labelled = grown(named, n)[:n], grown(labelled, n)[:n]
         parts, worst = [], {}
@@ -148,30 +154,29 @@ class OpenLearner:
         return Publication(self._merged(parts, names_by_row), evictions), worst
 
     def _merged(self, parts: list, names_by_row: Sequence[str | None]) -> SnapshotBatch:
-        """One batch of per-key snapshots, truncated to each key's support, from the classes' batches."""
-        keys, categories, learned, empirical, temperatures, columns = [], [], [], [], [], []
+        """One batch of snapshots, each cut to its key's support, from the classes' batches."""
+        if not parts:
+            return SnapshotBatch.empty(self.config.temperature(0), rfc3339(self._clock()))
+        keys, categories, learned, empirical, temperatures = [], [], [], [], []
         labels = self._label_array()
         for size_class, batch in parts:
             local = np.asarray(batch.keys, dtype=np.int64)
-            sizes, supports = size_class.size[local].tolist(), size_class.categories[local]
-            for j, (row, size) in enumerate(zip(size_class.owner[local].tolist(), sizes)):
-                keys.append(names_by_row[row])
-                categories.append(labels[supports[j, :size]].tolist())
-                learned.append(batch.learned[j, :size])
-                empirical.append(batch.empirical[j, :size])
+            keys += [names_by_row[row] for row in size_class.owner[local].tolist()]
+            categories += size_class.labels_of(local, labels)
+            sizes = size_class.size[local]
+            learned.append(_cut(batch.learned, sizes))
+            empirical.append(_cut(batch.empirical, sizes))
             temperatures.append(np.full(len(local), batch.temperature))
-            columns.append(batch)
-        if not parts:
-            return SnapshotBatch.empty([], self.config.temperature(0), rfc3339(self._clock()))
-        joined = {name: np.concatenate([getattr(b, name) for b in columns])
+        joined = {name: np.concatenate([getattr(batch, name) for _, batch in parts])
                   for name in ("tv", "kl", "js", "steps", "events", "versions")}
-        return SnapshotBatch(keys, categories, learned, empirical, temperature=np.concatenate(temperatures),
-                             published_at=columns[0].published_at, per_key=True, **joined)
+        return SnapshotBatch(keys, categories, _joined(learned), _joined(empirical),
+                             temperature=np.concatenate(temperatures), published_at=parts[0][1].published_at, **joined)
 
     # -- state topics -------------------------------------------------------------------------
-    def take_changed_rows(self) -> tuple[np.ndarray, OpenRows, np.ndarray]:
-        """As :meth:`Learner.take_changed_rows`, by key row: each key's state over its support, with the
-        support's labels (:class:`~daemon.state.changelog.open_rows.OpenRows`)."""
+    def take_changed_rows(self) -> tuple[np.ndarray, KeyRows, np.ndarray]:
+        """The key rows changed (events, resets, training) since the last call, each key's state over its
+        support with the support's labels (:class:`~daemon.learning.key_rows.KeyRows`), and their snapshot
+        versions; they count as unchanged after."""
         key_rows, widths, supports, states, versions = [], [], [], {}, []
         labels = self._label_array()
         for width, learner in self.classes.items():
@@ -183,14 +188,13 @@ class OpenLearner:
                 continue
             index = torch.from_numpy(held)
             states[width] = {f: v.index_select(0, index.to(v.device)) for f, v in state.items()}
-            for row in rows[held].tolist():
-                supports.append(labels[size_class.categories[row, : size_class.size[row]]].tolist())
+            supports += size_class.labels_of(rows[held], labels)
             key_rows.append(owner[held])
             widths.append(np.full(len(held), width))
             versions.append(class_versions[held])
         if not key_rows:
-            return np.zeros(0, np.int64), OpenRows(np.zeros(0, np.int64), [], {}), np.zeros(0, np.int64)
-        return np.concatenate(key_rows), OpenRows(np.concatenate(widths), supports, states), np.concatenate(versions)
+            return np.zeros(0, np.int64), KeyRows(np.zeros(0, np.int64), [], {}), np.zeros(0, np.int64)
+        return np.concatenate(key_rows), KeyRows(np.concatenate(widths), supports, states), np.concatenate(versions)
 
     def _label_array(self) -> np.ndarray:
         """The table's labels as an array, to index by category (renewed when the table grew)."""
@@ -206,12 +210,12 @@ class OpenLearner:
             of = key_rows[self.supports.width[key_rows] == width]
             self.classes[width].mark_changed(self.supports.row[of])
 
-    def restore_rows(self, key_rows: np.ndarray, rows: OpenRows, versions: np.ndarray) -> None:
-        """Set ``key_rows`` to restored key states (:meth:`OpenRowCodec.localise
-        <daemon.state.changelog.open_rows.OpenRowCodec.localise>` has put their supports in this table)."""
+    def restore_rows(self, key_rows: np.ndarray, rows: KeyRows, versions: np.ndarray) -> None:
+        """Set ``key_rows`` to restored key states (the codec has put their supports in this table) and
+        snapshot versions; they are published at the next publication."""
         key_rows = np.asarray(key_rows, dtype=np.int64)
         placed = key_rows[key_rows < len(self.supports.width)]
-        if (self.supports.width[placed] > 0).any():  # not expected (their rows were freed): free them now
+        if (self.supports.width[placed] > 0).any():  # their rows were freed, and are reset now
             self.absorb(Pending(0, None, placed[self.supports.width[placed] > 0].tolist()))
         for width in rows.states:
             at = rows.positions(width)
@@ -221,12 +225,15 @@ class OpenLearner:
 
     # -- checkpoint ---------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"open": True, "table": self.table.state_dict(), "supports": self.supports.state_dict(),
+        return {"table": self.table.state_dict(), "supports": self.supports.state_dict(),
                 "classes": {width: learner.state_dict() for width, learner in self.classes.items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        if not state.get("open"):
-            raise ValueError("the checkpoint holds fixed categories; the configuration has open ones")
+        """A state of :meth:`state_dict`, or of fixed categories as saved before size classes (one model)."""
+        if "model" in state:
+            width, rows = self.supports.smallest, state["model"]["d_params"].shape[0]
+            state = {"table": self.table.state_dict(), "supports": {"whole_table": width, "rows": rows},
+                     "classes": {width: state}}
         self.table.load_state_dict(state["table"])
         self.supports.load_state_dict(state["supports"])
         if set(state["classes"]) != set(self.supports.classes):
@@ -234,3 +241,17 @@ class OpenLearner:
         self.classes = {}
         for width, learner_state in state["classes"].items():
             self._new_class(int(width)).load_state_dict(learner_state)
+
+
+def _cut(rows: np.ndarray, sizes: np.ndarray) -> np.ndarray | list[np.ndarray]:
+    """``rows`` ``[n, W]``, each cut to its size: the array itself when every row is whole."""
+    if (sizes == rows.shape[1]).all():
+        return rows
+    return [row[:size] for row, size in zip(rows, sizes.tolist())]
+
+
+def _joined(parts: list) -> np.ndarray | list[np.ndarray]:
+    """The rows of ``parts`` in order: one array when there is one whole part."""
+    if len(parts) == 1:
+        return parts[0]
+    return [row for part in parts for row in part]

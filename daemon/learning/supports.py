@@ -77,6 +77,10 @@ class _SizeClass:
         self.owner[rows] = owners
         return rows
 
+    def labels_of(self, rows: np.ndarray, labels: np.ndarray) -> list[list[str]]:
+        """The support of each of ``rows`` as labels, in column order."""
+        return [labels[c[:n]].tolist() for c, n in zip(self.categories[rows], self.size[rows].tolist())]
+
     def release(self, rows: np.ndarray) -> None:
         self.categories[rows], self.size[rows], self.owner[rows] = -1, 0, -1
         self.free.extend(rows.tolist())

@@ -23,11 +23,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .ingest import Ingest, Pending
 from ..metrics import Metrics
 from ..snapshots import Eviction, Publication
+from .dense import RoundStats
+from .ingest import Ingest, Pending
 from .keys import KeyTable
-from .learner import Learner, RoundStats
+from .learner import Learner
 
 
 class Training:

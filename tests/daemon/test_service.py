@@ -39,6 +39,16 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
+
+def _events(service: Service) -> int:
+    """Events counted into the model so far."""
+    return sum(int(c.model.histogram.events.sum()) for c in service.training.learner.classes.values())
+
+
+def _saved_events(learner: dict) -> int:
+    """Events counted into the model of a saved learner state."""
+    return sum(int(c["model"]["histogram"]["events"].sum()) for c in learner["classes"].values())
+
 async def _run_until(service: Service, condition, timeout: float = 30.0):
     task = asyncio.create_task(service.serve())
     await until(task, condition, timeout, "the condition")
@@ -82,7 +92,7 @@ async def test_learns_publishes_serves_and_drains(tmp_path):
 
 async def test_readyz_turns_503_while_draining(tmp_path):
     service = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(service, lambda: getattr(service, "http", None) is not None and service.training.learner.model.t > 0)
+    task = await _run_until(service, lambda: getattr(service, "http", None) is not None and service.training.learner.steps_taken > 0)
     service.health.draining()
     status, body = await asyncio.to_thread(_get, service.http.port, "/readyz")
     assert status == 503 and "draining" in body
@@ -92,24 +102,24 @@ async def test_readyz_turns_503_while_draining(tmp_path):
 
 async def test_restart_resumes_exactly_from_the_checkpoint(tmp_path):
     first = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.model.t >= 500)
+    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.steps_taken >= 500)
     first.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     saved = CheckpointStore(tmp_path / "state").load()
-    steps, events = first.training.learner.model.t, int(first.training.learner.model.histogram.events.sum())
+    steps, events = first.training.learner.steps_taken, _events(first)
     assert events > 0
 
     second = Service(_settings(tmp_path), sinks=[])
     await second.startup()
     try:
         restored = second.training.learner.state_dict()
-        assert second.training.learner.model.t == steps
-        assert int(second.training.learner.model.histogram.events.sum()) == events
+        assert second.training.learner.steps_taken == steps
+        assert _events(second) == events
         _assert_equal_states(saved["learner"], restored)
         assert second.training.keys.names == ["default"]
     finally:
         await second.shutdown()
-    assert second.training.learner.model.t >= steps  # continued, never restarted from zero
+    assert second.training.learner.steps_taken >= steps  # continued, never restarted from zero
 
 
 async def test_corrupt_checkpoint_refuses_to_start_unless_told_to_start_fresh(tmp_path):
@@ -120,13 +130,13 @@ async def test_corrupt_checkpoint_refuses_to_start_unless_told_to_start_fresh(tm
         await Service(_settings(tmp_path), sinks=[]).startup()
     fresh = Service(_settings(tmp_path, checkpoint={"fresh_start": True}), sinks=[])
     await fresh.startup()
-    assert fresh.training.learner.model.t == 0
+    assert fresh.training.learner.steps_taken == 0
     await fresh.shutdown()
 
 
 async def test_checkpoint_of_other_categories_is_refused(tmp_path):
     first = Service(_settings(tmp_path), sinks=[])
-    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.model.t > 0)
+    task = await _run_until(first, lambda: getattr(first, "training", None) is not None and first.training.learner.steps_taken > 0)
     first.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     other = _settings(tmp_path, model={"categories": ["a", "b", "c", "d", "e"]})
@@ -141,11 +151,11 @@ async def test_training_takes_new_counts_while_a_checkpoint_is_written(tmp_path)
 
     def save_when_counts_moved(state):
         if not grown:
-            held = int(state["learner"]["model"]["histogram"]["events"].sum())
+            held = _saved_events(state["learner"])
             deadline = time.monotonic() + 10
-            while int(service.training.learner.model.histogram.events.sum()) <= held and time.monotonic() < deadline:
+            while _events(service) <= held and time.monotonic() < deadline:
                 time.sleep(0.01)
-            grown.append(int(service.training.learner.model.histogram.events.sum()) - held)
+            grown.append(_events(service) - held)
         return save(state)
 
     task = await _run_until(service, lambda: service.checkpointer is not None)
@@ -154,7 +164,7 @@ async def test_training_takes_new_counts_while_a_checkpoint_is_written(tmp_path)
     service.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     assert grown[0] > 0
-    assert int(service.checkpointer.store.load()["learner"]["model"]["histogram"]["events"].sum()) > 0
+    assert _saved_events(service.checkpointer.store.load()["learner"]) > 0
 
 
 async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path):
@@ -162,14 +172,14 @@ async def test_training_never_blocks_the_event_loop_for_more_than_50ms(tmp_path)
     never_settles = {"settle_tolerance": 1e-9, "settle_floor": 1e-9, "max_steps_awake": 10**9}
     service = Service(_settings(tmp_path, source={"synthetic": {"rate": 0.0, "batch_size": 2000}},
                                 publish_interval=0.2, checkpoint={"interval": 1.0}, model=never_settles), sinks=[])
-    task = await _run_until(service, lambda: getattr(service, "training", None) is not None and service.training.learner.model.t > 0)
+    task = await _run_until(service, lambda: getattr(service, "training", None) is not None and service.training.learner.steps_taken > 0)
     lags, loop = [], asyncio.get_running_loop()
     end = loop.time() + 3.0
     while loop.time() < end:
         before = loop.time()
         await asyncio.sleep(0.005)
         lags.append(loop.time() - before - 0.005)
-    steps = service.training.learner.model.t
+    steps = service.training.learner.steps_taken
     service.stopping.set()
     await asyncio.wait_for(task, timeout=10)
     assert steps > 200, "training must have been running during the measurement"

@@ -5,10 +5,12 @@ import re
 import numpy as np
 import pytest
 
+from daemon.categories import CategoryTable
+from daemon.learning.full_supports import FullSupports
 from daemon.learning.ingest import Pending
 from daemon.learning.learner import Learner
 from daemon.snapshots import MODEL_NAME, Eviction, Publication, SnapshotBatch
-from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models import GANConfig
 
 LABELS = ["red", "green", "blue"]
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -18,10 +20,13 @@ CONTRACT_FIELDS = {"key", "categories", "probabilities", "empirical", "divergenc
 
 def _publication(evictions=()) -> Publication:
     """A real publication: a learner trained a little on three keys, one with a masked-out category."""
-    model = GumbelGAN(GANConfig(n_categories=3, samples_per_step=32), 0, seed=11, device="cpu")
-    learner = Learner(model, LABELS, round_seconds=10.0, active_set=False, clock=lambda: 1_767_225_600.25)
+    table = CategoryTable(len(LABELS))
+    table.indices(LABELS)
+    learner = Learner(GANConfig(n_categories=3, samples_per_step=32), table, FullSupports(3), seed=11, device="cpu",
+                      round_seconds=10.0, active_set=False, clock=lambda: 1_767_225_600.25)
     counts = np.array([[90.0, 10.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 7.0], [0.0, 0.0, 0.0]])
     learner.absorb(Pending.of_counts(counts))
+    model = learner.classes[3].model
     model.set_mask([0], np.array([[True, True, False]]))
     model.step(20)
     publication, _ = learner.publication(["shop", "ünïcode key", "blue-only", "quiet"], np.ones(4, dtype=bool), list(evictions),
@@ -78,7 +83,7 @@ def test_evictions_are_tombstones_for_kafka_and_records_in_json_lines():
 
 
 def test_a_publication_of_evictions_only():
-    empty = SnapshotBatch.empty(LABELS, temperature=1.0, published_at="2026-01-01T00:00:00.000Z")
+    empty = SnapshotBatch.empty(temperature=1.0, published_at="2026-01-01T00:00:00.000Z")
     publication = Publication(empty, [Eviction("k", "ttl", "t")]).encode()
     assert (len(publication), publication.keys, publication.values) == (1, [b"k"], [None])
     assert json.loads(publication.lines[0])["evicted"] is True
@@ -86,7 +91,7 @@ def test_a_publication_of_evictions_only():
 
 
 def test_records_at_picks_the_snapshots_asked_for():
-    batch = SnapshotBatch(keys=["a", "b", "c"], categories=["x", "y"],
+    batch = SnapshotBatch(keys=["a", "b", "c"], categories=[["x", "y"]] * 3,
                           learned=np.array([[0.1, 0.9], [0.5, 0.5], [0.7, 0.3]]),
                           empirical=np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]),
                           tv=np.array([0.1, 0.0, 0.3]), kl=np.array([0.2, 0.0, 0.4]), js=np.array([0.01, 0.0, 0.02]),
@@ -102,7 +107,7 @@ def test_a_large_publication_encodes_every_snapshot_once_in_order():
     n, k = 2_500, 3
     rng = np.random.default_rng(0)
     learned = rng.dirichlet(np.ones(k), n)
-    batch = SnapshotBatch(keys=[f"k{i}" for i in range(n)], categories=LABELS, learned=learned,
+    batch = SnapshotBatch(keys=[f"k{i}" for i in range(n)], categories=[LABELS] * n, learned=learned,
                           empirical=learned, tv=np.zeros(n), kl=np.zeros(n), js=np.zeros(n), temperature=1.0,
                           steps=np.arange(n), events=np.arange(n) + 1, versions=np.full(n, 2),
                           published_at="2026-01-01T00:00:00.000Z")

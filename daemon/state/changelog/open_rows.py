@@ -16,7 +16,7 @@ that owns the table; a row whose labels do not fit there (past ``max_categories`
 >>> from daemon.categories import CategoryTable
 >>> model = GumbelGAN(GANConfig(n_categories=8), 1)
 >>> model.set_mask(torch.tensor([0]), torch.arange(8)[None] < 2)
->>> rows = OpenRows(np.array([8]), [["teal", "plum"]], {8: read_rows(model, torch.tensor([0]))})
+>>> rows = KeyRows(np.array([8]), [["teal", "plum"]], {8: read_rows(model, torch.tensor([0]))})
 >>> table = CategoryTable(max_categories=10)
 >>> codec = OpenRowCodec(table)
 >>> decoded = codec.decode(codec.encode(rows, versions=[3]))
@@ -30,57 +30,16 @@ that owns the table; a row whose labels do not fit there (past ``max_categories`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Sequence
 
 import numpy as np
-import torch
 
 from ...categories import CategoryTable
+from ...learning.key_rows import KeyRows
 from .rows import OPEN_ROW_FORMAT, DecodedRows, RowLayout, header_problem, header_width
 
 _U32 = np.dtype("<u4")
-
-
-@dataclass
-class OpenRows:
-    """``A`` keys' rows over their own supports, grouped by width.
-
-    ``states[W]`` holds the rows of the keys of width ``W``, in the order of their positions in
-    ``widths``. Decoded rows also give their supports as ``codes[W]`` (``[a_W, W]``, −1 padded)
-    into ``vocabulary``, the distinct labels; once :meth:`OpenRowCodec.localise` has run,
-    ``categories[W]`` (the same shape) holds them as indices of this instance's category table.
-    """
-
-    widths: np.ndarray                               # [A] each key's width
-    supports: list[list[str]]                        # [A] each key's labels, in column order
-    states: dict[int, dict[str, torch.Tensor]]       # width → field → [a_W, …]
-    categories: dict[int, np.ndarray] = field(default_factory=dict)
-    codes: dict[int, np.ndarray] = field(default_factory=dict)
-    vocabulary: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.widths)
-
-    def positions(self, width: int) -> np.ndarray:
-        """The positions (in ``0..A-1``) of the keys of ``width``, in the order of ``states[width]``."""
-        return np.flatnonzero(self.widths == width)
-
-    def select(self, positions: np.ndarray) -> "OpenRows":
-        """The rows at ``positions``, in that order."""
-        positions = np.asarray(positions, dtype=np.int64)
-        widths = self.widths[positions]
-        states, categories, codes = {}, {}, {}
-        for w in np.unique(widths).tolist():
-            # where each chosen key of width w sits among the rows of width w
-            local = np.searchsorted(self.positions(w), positions[widths == w])
-            index = torch.from_numpy(local)
-            states[w] = {f: v.index_select(0, index.to(v.device)) for f, v in self.states[w].items()}
-            for chosen, every in ((categories, self.categories), (codes, self.codes)):
-                if w in every:
-                    chosen[w] = every[w][local]
-        return OpenRows(widths, [self.supports[p] for p in positions.tolist()], states, categories, codes,
-                        self.vocabulary)
 
 
 class OpenRowCodec:
@@ -97,7 +56,7 @@ class OpenRowCodec:
             self._layouts[width] = RowLayout(width, 0, self.value_bytes, OPEN_ROW_FORMAT)
         return self._layouts[width]
 
-    def encode(self, rows: OpenRows, versions: Sequence[int]) -> list[bytes]:
+    def encode(self, rows: KeyRows, versions: Sequence[int]) -> list[bytes]:
         """One value per key of ``rows``, in their order."""
         versions = np.asarray(versions, dtype=np.int64)
         values: list[bytes] = [b""] * len(rows)
@@ -124,13 +83,13 @@ class OpenRowCodec:
         widths = np.asarray(widths, dtype=np.int64)
         for w, fixed in by_width.items():
             states[w], versions[widths == w] = self._layout(w).parse(fixed)
-        return DecodedRows(OpenRows(widths, supports, states, {}, *_codes(widths, supports)), versions, good, bad)
+        return DecodedRows(KeyRows(widths, supports, states, {}, *_codes(widths, supports)), versions, good, bad)
 
     @staticmethod
-    def select(rows: OpenRows, positions: np.ndarray) -> OpenRows:
+    def select(rows: KeyRows, positions: np.ndarray) -> KeyRows:
         return rows.select(positions)
 
-    def localise(self, rows: OpenRows) -> tuple[OpenRows, list[tuple[int, str]]]:
+    def localise(self, rows: KeyRows) -> tuple[KeyRows, list[tuple[int, str]]]:
         """Decoded ``rows`` with their supports as indices of this instance's table (labels new to
         it are added), and the positions refused, with why: labels past ``max_categories``.
 

@@ -20,11 +20,12 @@ a model over the same categories), ``version`` the key's snapshot version. The f
 >>> model = GumbelGAN(GANConfig(n_categories=3), 2)
 >>> model.observe(torch.tensor([[3., 1., 0.], [0., 2., 2.]]))
 >>> codec = RowCodec(["a", "b", "c"], value_bytes=4)
->>> values = codec.encode(read_rows(model, torch.arange(2)), versions=[7, 1])
+>>> rows = KeyRows(np.array([3, 3]), [["a", "b", "c"]] * 2, {3: read_rows(model, torch.arange(2))})
+>>> values = codec.encode(rows, versions=[7, 1])
 >>> len(values), len(values[0]) == codec.itemsize
 (2, True)
 >>> decoded = codec.decode(values)
->>> decoded.versions.tolist(), decoded.state["counts"].tolist(), decoded.bad
+>>> decoded.versions.tolist(), decoded.state.states[3]["counts"].tolist(), decoded.bad
 ([7, 1], [[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]], [])
 """
 from __future__ import annotations
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 
 from gumbel_models.rows import ROW_FIELDS
+
+from ...learning.key_rows import KeyRows
 
 MAGIC = b"GBRW"
 ROW_FORMAT = 1
@@ -64,7 +67,7 @@ def row_dtype(k: int, value_bytes: int) -> np.dtype:
 
 @dataclass
 class DecodedRows:
-    state: dict[str, torch.Tensor]   # field → [A, …] of the good rows, as gumbel_models.rows.write_rows takes
+    state: KeyRows                   # the good rows, each over its support
     versions: np.ndarray             # [A] snapshot versions
     good: list[int]                  # positions (in the values given) of the rows decoded
     bad: list[tuple[int, str]]       # (position, why) of the rows refused
@@ -135,7 +138,8 @@ def header_width(value: bytes) -> tuple[int, int]:
 
 
 class RowCodec:
-    """Encodes and checks rows for one label table; ``value_bytes`` 4 (float32) or 8 (float64)."""
+    """Encodes and checks the rows of fixed categories (every key over the whole ``labels`` table);
+    ``value_bytes`` 4 (float32) or 8 (float64)."""
 
     row_format = ROW_FORMAT
 
@@ -143,10 +147,11 @@ class RowCodec:
         self.layout = RowLayout(len(labels), labels_fingerprint(labels), value_bytes)
         self.k, self.value_bytes, self.labels = self.layout.k, value_bytes, self.layout.fingerprint
         self.itemsize = self.layout.itemsize
+        self._support = list(labels)
 
-    def encode(self, state: dict[str, torch.Tensor], versions: Sequence[int]) -> list[bytes]:
-        """One value per row of ``state`` (``[A, …]`` per field, as ``read_rows`` returns)."""
-        return self.layout.encode(state, versions)
+    def encode(self, rows: KeyRows, versions: Sequence[int]) -> list[bytes]:
+        """One value per key of ``rows``, in their order."""
+        return self.layout.encode(rows.states[self.k], versions) if len(rows) else []
 
     def decode(self, values: Sequence[bytes]) -> DecodedRows:
         """Check and parse ``values``; rows of another layout or label table are refused, each with why."""
@@ -158,17 +163,19 @@ class RowCodec:
             else:
                 good.append(i)
         state, versions = self.layout.parse([values[i] for i in good])
-        return DecodedRows(state, versions, good, bad)
+        n = len(good)
+        rows = KeyRows(np.full(n, self.k), [self._support] * n, {self.k: state},
+                       {self.k: np.broadcast_to(np.arange(self.k), (n, self.k))})
+        return DecodedRows(rows, versions, good, bad)
 
     @staticmethod
-    def select(state: dict[str, torch.Tensor], positions: np.ndarray) -> dict[str, torch.Tensor]:
-        """The rows at ``positions`` of ``state``."""
-        index = torch.as_tensor(positions, dtype=torch.long)
-        return {field: value.index_select(0, index.to(value.device)) for field, value in state.items()}
+    def select(rows: KeyRows, positions: np.ndarray) -> KeyRows:
+        """The rows at ``positions``, in that order."""
+        return rows.select(positions)
 
-    def localise(self, state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[tuple[int, str]]]:
+    def localise(self, rows: KeyRows) -> tuple[KeyRows, list[tuple[int, str]]]:
         """Fixed categories mean the same everywhere: every row fits as it is."""
-        return state, []
+        return rows, []
 
     def _problem(self, value: bytes) -> str | None:
         problem = header_problem(value, ROW_FORMAT, self.value_bytes)

@@ -17,15 +17,15 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from ...kafka.connection import client_options
 from ...kafka.read import PartitionReader
+from ...learning.key_rows import KeyRows
 from ...settings import KafkaSourceSettings
 from .metrics import StateMetrics
-from .open_rows import OpenRowCodec, OpenRows
+from .open_rows import OpenRowCodec
 from .restore import SOURCE_OFFSET_HEADER, Record, latest
 from .rows import RowCodec
 from .topic import ensure_state_topics
@@ -39,7 +39,7 @@ class RestoredRows:
     """The rows that hold on one state partition, decoded."""
 
     names: list[str]
-    state: dict[str, torch.Tensor] | OpenRows   # field → [A, …], as gumbel_models.rows.write_rows takes; or open rows
+    state: KeyRows                   # the rows, each over its key's support
     versions: np.ndarray             # [A] snapshot versions
     rows: dict[str, Record]          # key → its record (for the source offsets it includes)
     refused: int                     # rows that could not be read (logged)

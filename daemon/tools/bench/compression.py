@@ -36,7 +36,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from gumbel_models.rows import read_rows
 
 from ...kafka.producer import Producer
-from ...learning.learner import Learner
+from ...learning.dense import DenseLearner
+from ...learning.key_rows import KeyRows
 from ...settings import KafkaSinkSettings, KafkaSourceSettings
 from ...state.changelog.rows import RowCodec
 from .machine import describe_machine
@@ -52,12 +53,12 @@ def payloads(keys: int, categories: int, seed: int) -> dict[str, list[tuple[byte
     """``(key, value)`` messages of one full publish (``snapshots``) and one full checkpoint (``state_rows``)."""
     model = trained_model(keys, categories, seed, steps=20)
     names = [f"key-{i}" for i in range(keys)]
-    learner = Learner(model, [str(c) for c in range(categories)])
+    learner = DenseLearner(model, [str(c) for c in range(categories)])
     publication, _ = learner.publication(names, np.ones(keys, dtype=bool), [], full_interval=0.0, tolerance=0.0,
                                          labelled=np.zeros(keys, dtype=bool))
     publication.encode()
-    rows = RowCodec([str(c) for c in range(categories)], value_bytes=4).encode(
-        read_rows(model, torch.arange(keys)), versions=np.ones(keys, dtype=np.int64))
+    state = KeyRows(np.full(keys, categories), [learner.labels] * keys, {categories: read_rows(model, torch.arange(keys))})
+    rows = RowCodec([str(c) for c in range(categories)], value_bytes=4).encode(state, np.ones(keys, dtype=np.int64))
     return {"snapshots": list(zip(publication.keys, publication.values)),
             "state_rows": list(zip((name.encode() for name in names), rows))}
 

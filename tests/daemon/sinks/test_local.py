@@ -17,7 +17,7 @@ AT = "2026-01-01T00:00:00.000Z"
 def _publication(keys=("a", "ü"), evictions=(Eviction("gone", "ttl", AT),)) -> Publication:
     n = len(keys)
     learned = np.tile([0.25, 0.75], (n, 1))
-    batch = SnapshotBatch(keys=list(keys), categories=["x", "y"], learned=learned, empirical=learned,
+    batch = SnapshotBatch(keys=list(keys), categories=[["x", "y"]] * len(keys), learned=learned, empirical=learned,
                           tv=np.zeros(n), kl=np.zeros(n), js=np.zeros(n), temperature=1.0,
                           steps=np.arange(n), events=np.arange(n) + 10, versions=np.ones(n, dtype=np.int64),
                           published_at=AT)

@@ -31,7 +31,7 @@ def _publication(keys: list[str], evicted: list[str] = (), version: int = 1) -> 
     rng = np.random.default_rng(len(keys) + version)
     learned, empirical = rng.dirichlet(np.ones(4), len(keys)), rng.dirichlet(np.ones(4), len(keys))
     n = len(keys)
-    batch = SnapshotBatch(list(keys), ["a", "b", "c", "d"], learned, empirical, np.full(n, 0.1), np.full(n, 0.02),
+    batch = SnapshotBatch(list(keys), [["a", "b", "c", "d"]] * len(keys), learned, empirical, np.full(n, 0.1), np.full(n, 0.02),
                           np.full(n, 0.01), 1.0, np.arange(n) + 5, np.arange(n) + 10, np.full(n, version),
                           "2026-11-28T10:00:00.000Z")
     return Publication(batch, [Eviction(k, "ttl", "2026-11-28T10:00:00.000Z") for k in evicted]).encode()

@@ -15,7 +15,7 @@ def _lines(keys=("a", "b"), publishes: int = 5) -> list[bytes]:
     rng, lines = np.random.default_rng(0), []
     for t in range(publishes):
         n = len(keys)
-        batch = SnapshotBatch(list(keys), LABELS, rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n),
+        batch = SnapshotBatch(list(keys), [LABELS] * len(keys), rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n),
                               np.full(n, 0.1), np.full(n, 0.01), np.full(n, 0.005), 1.5 - 0.1 * t, np.full(n, 10 * t),
                               np.array([100 * (t + 1) * (i + 1) for i in range(n)]), np.full(n, t + 1),
                               f"2026-11-28T10:00:{t:02d}.000Z")

@@ -12,7 +12,10 @@ import torch
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
+from daemon.categories import CategoryTable
+from daemon.learning.full_supports import FullSupports
 from daemon.learning.ingest import Pending
+from daemon.learning.key_rows import KeyRows
 from daemon.learning.keys import KeyTable
 from daemon.learning.learner import Learner
 from daemon.learning.training import Training
@@ -71,7 +74,7 @@ def test_messages_of_one_partition_share_their_headers():
 def test_rows_are_packed_a_bounded_number_at_a_time(monkeypatch):
     model = GumbelGAN(GANConfig(n_categories=3), 10)
     model.observe(torch.rand(10, 3) * 10)
-    state, versions = read_rows(model, torch.arange(10)), np.arange(10)
+    state, versions = KeyRows(np.full(10, 3), [LABELS] * 10, {3: read_rows(model, torch.arange(10))}), np.arange(10)
     codec = RowCodec(LABELS, value_bytes=4)
     whole = codec.encode(state, versions)
     packed, zeros = [], np.zeros
@@ -86,7 +89,9 @@ def test_a_checkpoint_takes_its_rows_on_the_training_thread_and_builds_its_messa
         executor = ThreadPoolExecutor(1, thread_name_prefix="training")
         keys, producer = KeyTable(10), RecordingProducer()
         keys.rows(["a", "b"], now=0.0)
-        learner = Learner(GumbelGAN(GANConfig(n_categories=3), 0), LABELS)
+        table = CategoryTable(len(LABELS))
+        table.indices(LABELS)
+        learner = Learner(GANConfig(n_categories=3), table, FullSupports(3))
         learner.absorb(Pending.of_counts(np.array([[3.0, 1.0, 0.0], [0.0, 2.0, 2.0]])))
         changelog = Changelog(KafkaSourceSettings(topics=["events"]), RowCodec(LABELS, value_bytes=4),
                               producer=producer, metrics=StateMetrics(CollectorRegistry()))

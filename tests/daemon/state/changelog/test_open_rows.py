@@ -4,13 +4,14 @@ import numpy as np
 import torch
 
 from daemon.categories import CategoryTable
-from daemon.state.changelog.open_rows import OpenRowCodec, OpenRows
+from daemon.learning.key_rows import KeyRows
+from daemon.state.changelog.open_rows import OpenRowCodec
 from daemon.state.changelog.rows import RowCodec
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import ROW_FIELDS, read_rows
 
 
-def _rows(supports: list[list[str]], width: int = 8) -> OpenRows:
+def _rows(supports: list[list[str]], width: int = 8) -> KeyRows:
     model = GumbelGAN(GANConfig(n_categories=width), len(supports))
     sizes = torch.tensor([len(s) for s in supports])
     model.set_mask(torch.arange(len(supports)), torch.arange(width) < sizes[:, None])
@@ -19,12 +20,12 @@ def _rows(supports: list[list[str]], width: int = 8) -> OpenRows:
         counts[i, : len(s)] = torch.arange(1, len(s) + 1, dtype=torch.float64) * 10
     model.observe(counts)
     model.step(15)
-    return OpenRows(np.full(len(supports), width), supports, {width: read_rows(model, torch.arange(len(supports)))})
+    return KeyRows(np.full(len(supports), width), supports, {width: read_rows(model, torch.arange(len(supports)))})
 
 
 def test_rows_of_several_widths_round_trip_bit_for_bit_in_their_order():
     narrow, wide = _rows([["a", "b"], ["ü", "c", "d"]]), _rows([[f"x{i}" for i in range(11)]], width=16)
-    rows = OpenRows(np.array([8, 16, 8]), [narrow.supports[0], wide.supports[0], narrow.supports[1]],
+    rows = KeyRows(np.array([8, 16, 8]), [narrow.supports[0], wide.supports[0], narrow.supports[1]],
                     {8: narrow.states[8], 16: wide.states[16]})
     codec = OpenRowCodec(CategoryTable(max_categories=100))
     values = codec.encode(rows, versions=[4, 5, 6])
@@ -42,11 +43,12 @@ def test_rows_of_several_widths_round_trip_bit_for_bit_in_their_order():
 def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
     codec = OpenRowCodec(CategoryTable(max_categories=100))
     [good] = codec.encode(_rows([["a", "b"]]), versions=[1])
-    fixed = RowCodec(["a", "b"]).encode(read_rows(GumbelGAN(GANConfig(n_categories=2), 1), torch.tensor([0])), [1])[0]
+    state = read_rows(GumbelGAN(GANConfig(n_categories=2), 1), torch.tensor([0]))
+    fixed = RowCodec(["a", "b"]).encode(KeyRows(np.array([2]), [["a", "b"]], {2: state}), [1])[0]
     odd = bytearray(good); odd[8:12] = (12).to_bytes(4, "little")
     fixed_size = len(good) - 4 * 3 - 2          # where the support begins
     oversized = bytearray(good); oversized[fixed_size:fixed_size + 4] = (9).to_bytes(4, "little")
-    twice = codec.encode(OpenRows(np.array([8]), [["a", "a"]], _rows([["a", "b"]]).states), versions=[1])[0]
+    twice = codec.encode(KeyRows(np.array([8]), [["a", "a"]], _rows([["a", "b"]]).states), versions=[1])[0]
     not_utf8 = good[:-1] + b"\xff"
     values = [good, fixed, bytes(odd), good[:-1], bytes(oversized), twice, not_utf8, b"GB"]
     decoded = codec.decode(values)

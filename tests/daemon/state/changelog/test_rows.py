@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from daemon.learning.key_rows import KeyRows
 from daemon.state.changelog.rows import RowCodec, labels_fingerprint, row_dtype
 from gumbel_models import GANConfig, GumbelGAN
 from gumbel_models.rows import ROW_FIELDS, read_rows, write_rows
@@ -17,22 +18,28 @@ def trained(dtype: str = "float32", n_keys: int = 3) -> GumbelGAN:
     return model
 
 
+def _rows(state: dict) -> KeyRows:
+    """Rows of keys over all of ``LABELS``, as the learner hands them over."""
+    n = state["logits"].shape[0]
+    return KeyRows(np.full(n, len(LABELS)), [LABELS] * n, {len(LABELS): state})
+
+
 @pytest.mark.parametrize("dtype, value_bytes", [("float32", 4), ("float64", 8), ("bfloat16", 4)])
 def test_rows_round_trip_bit_for_bit(dtype, value_bytes):
     model = trained(dtype)
     codec = RowCodec(LABELS, value_bytes=value_bytes)
     state = read_rows(model, torch.tensor([2, 0]))
-    decoded = codec.decode(codec.encode(state, versions=[5, 9]))
+    decoded = codec.decode(codec.encode(_rows(state), versions=[5, 9]))
     assert decoded.bad == [] and decoded.good == [0, 1] and decoded.versions.tolist() == [5, 9]
     restored = GumbelGAN(GANConfig(n_categories=4, dtype=dtype, change_p_value=1e-3, change_window=500), 2)
-    write_rows(restored, torch.tensor([0, 1]), decoded.state)
+    write_rows(restored, torch.tensor([0, 1]), decoded.state.states[4])
     for field in ROW_FIELDS:
         assert torch.equal(read_rows(restored, torch.tensor([0, 1]))[field], state[field]), field
 
 
 def test_a_row_is_its_layout_size_and_the_layout_is_fixed():
     codec = RowCodec(LABELS)
-    value = codec.encode(read_rows(trained(), torch.tensor([1])), versions=[1])[0]
+    value = codec.encode(_rows(read_rows(trained(), torch.tensor([1]))), versions=[1])[0]
     k, v = 4, 4  # header 32 B, histogram and window 2·8·K, mask K, model values V·(7K + 5)
     assert len(value) == row_dtype(k, v).itemsize == 32 + 16 * k + k + v * (7 * k + 5)
     assert value[:4] == b"GBRW" and int.from_bytes(value[4:6], "little") == 1
@@ -41,9 +48,9 @@ def test_a_row_is_its_layout_size_and_the_layout_is_fixed():
 
 def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
     codec = RowCodec(LABELS)
-    good = codec.encode(read_rows(trained(), torch.arange(2)), versions=[1, 2])
-    other_labels = RowCodec(["a", "b", "c", "x"]).encode(read_rows(trained(), torch.tensor([0])), versions=[3])[0]
-    wide = RowCodec(LABELS, value_bytes=8).encode(read_rows(trained("float64"), torch.tensor([0])), versions=[4])[0]
+    good = codec.encode(_rows(read_rows(trained(), torch.arange(2))), versions=[1, 2])
+    other_labels = RowCodec(["a", "b", "c", "x"]).encode(_rows(read_rows(trained(), torch.tensor([0]))), versions=[3])[0]
+    wide = RowCodec(LABELS, value_bytes=8).encode(_rows(read_rows(trained("float64"), torch.tensor([0]))), versions=[4])[0]
     future = bytearray(good[0]); future[4:6] = (2).to_bytes(2, "little")
     values = [good[0], b"junk", other_labels, good[1][:-1], bytes(future), wide, b"XXXX" + good[1][4:], good[1]]
     decoded = codec.decode(values)
@@ -55,9 +62,9 @@ def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
     assert "row format 2" in reasons[4]
     assert "8-byte values" in reasons[5]
     assert "bad magic" in reasons[6]
-    assert decoded.state["counts"].shape == (2, 4)
+    assert decoded.state.states[4]["counts"].shape == (2, 4)
 
 
 def test_nothing_to_decode_gives_empty_rows():
     decoded = RowCodec(LABELS).decode([])
-    assert decoded.good == [] and decoded.state["logits"].shape == (0, 4) and decoded.versions.dtype == np.int64
+    assert decoded.good == [] and decoded.state.states[4]["logits"].shape == (0, 4) and decoded.versions.dtype == np.int64
