@@ -140,11 +140,11 @@ class Ingest:
         self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
         self._other_unreported = 0                        # events of keys gone before report_events
         self._touched = np.zeros(0, dtype=bool)           # rows with pending counts
-        keys.on_free = self._forget_row
 
     def add(self, batch: EventBatch) -> int:
         """Count the batch's good events, dead-letter its bad ones; returns the number counted."""
         rows = self.keys.rows(batch.key_names, self._clock())[batch.keys] if len(batch) else np.zeros(0, np.int64)
+        self._forget_left()  # keys this batch evicted: before their rows count the new keys' events
         bad = list(batch.bad)
         refused = rows < 0
         if refused.any():
@@ -178,17 +178,18 @@ class Ingest:
             for name in ("_unreported", "_labelled", "_touched"):
                 setattr(self, name, grown(getattr(self, name), size))
 
-    def _forget_row(self, row: int, name: str) -> None:
-        """A key left the table: its pending counts go with it, and its metric series."""
-        if row < self._touched.shape[0]:
-            if self._touched[row]:
-                self._counts.drop_row(row)
-            self._touched[row] = False
-            if not self._labelled[row]:  # counted already; its series is __other__, which stays
-                self._other_unreported += int(self._unreported[row])
-            self._unreported[row] = 0
-            self._labelled[row] = False
-        self._metrics.forget_key(name)
+    def _forget_left(self) -> None:
+        """Keys that left the table: their pending counts go with them, and their metric series."""
+        for row, name in self.keys.take_left():
+            if row < self._touched.shape[0]:
+                if self._touched[row]:
+                    self._counts.drop_row(row)
+                self._touched[row] = False
+                if not self._labelled[row]:  # counted already; its series is __other__, which stays
+                    self._other_unreported += int(self._unreported[row])
+                self._unreported[row] = 0
+                self._labelled[row] = False
+            self._metrics.forget_key(name)
 
     def _dead_letter(self, bad: list[BadEvent]) -> None:
         self._dead_letters.write(bad, rfc3339(self._clock()))
@@ -202,6 +203,7 @@ class Ingest:
 
     def report_events(self) -> None:
         """Add the events counted since the last call to the per-key metrics (bounded work per key label)."""
+        self._forget_left()
         rows = np.flatnonzero(self._unreported)
         gone, self._other_unreported = self._other_unreported, 0
         if not rows.size and not gone:
@@ -222,10 +224,12 @@ class Ingest:
 
     def labelled_rows(self) -> np.ndarray:
         """``[rows]`` bool: rows whose key has metric series of its own (a copy)."""
+        self._forget_left()
         return grown(self._labelled, self.keys.n_rows)[: self.keys.n_rows].copy()
 
     def take(self) -> Pending:
         """The pending counts and rows to reset since the last take; resets both."""
+        self._forget_left()
         n_rows = self.keys.n_rows
         reset = self.keys.take_freed()
         if not self._has_pending:

@@ -41,7 +41,7 @@ class KeyTable:
         self._free: list[int] = []
         self._freed: list[int] = []                   # freed since take_freed, for the model to reset
         self._evicted: list[tuple[str, str]] = []     # (name, reason) since take_evicted
-        self.on_free = lambda row, name: None         # told of every freed row, as it is freed
+        self._left: list[tuple[int, str]] = []        # (row, name) freed since take_left
         self._unstamped = False                       # some last_seen are NaN (restored without them)
 
     def __len__(self) -> int:
@@ -111,11 +111,16 @@ class KeyTable:
             self.live[row] = False
             self._free.append(row)
             self._freed.append(row)
-            self.on_free(row, name)
+            self._left.append((row, name))
             rows.append(row)
             if reason is not None:
                 self._evicted.append((name, reason))
         return rows
+
+    def take_left(self) -> list[tuple[int, str]]:
+        """``(row, name)`` of every key that left since the last call, in order (ingest forgets their counts)."""
+        left, self._left = self._left, []
+        return left
 
     def peek_freed(self) -> list[int]:
         return list(self._freed)

@@ -116,10 +116,6 @@ class Supports:
         r = self.row[key_row]
         return c.categories[r, : c.size[r]].copy()
 
-    def cells_in_use(self) -> int:
-        """Σ over classes of width × rows: what the dense state of every class holds."""
-        return sum(c.width * len(c.owner) for c in self.classes.values())
-
     # -- placing counted cells ----------------------------------------------------------------
     def place(self, key_rows: np.ndarray, categories: np.ndarray, counts: np.ndarray) -> Placement:
         """Distinct cells ``(key_rows[i], categories[i])`` with ``counts[i]`` events, sorted by key row then category."""

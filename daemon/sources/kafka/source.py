@@ -1,27 +1,25 @@
 """The Kafka source: consume events in a consumer group, at least once, nothing lost.
 
-Offsets travel with the state: each batch advances the offsets (next offset per partition,
-:class:`~daemon.sources.kafka.progress.SourceProgress`), the service saves them inside its checkpoint and commits them to the group only after that
-checkpoint is durable. On start, and whenever a partition is assigned, the consumer seeks to the
+Offsets travel with the state (:class:`~daemon.sources.kafka.progress.SourceProgress`): the
+service saves them inside its checkpoint and commits them to the group only once that checkpoint
+is durable. On start, and whenever a partition is assigned, the consumer seeks to the
 checkpointed offset when there is one, so a crash re-counts at most what arrived after the last
 checkpoint — and usually nothing.
 
-Partitions own keys: a key is trained by the instance whose partitions carry it. The service
-hears of every rebalance through its :class:`~daemon.sources.kafka.rebalance.PartitionListener`. When
-partitions are revoked, ``listener.revoked(partitions)`` is awaited before they go (the service
-checkpoints and commits). A rebalance revokes every partition and then assigns the new set, so
-keys are dropped only then: ``listener.lost(keys)`` names the keys none of whose partitions came
-back. aiokafka's ``stop()`` does not call the listener: the service checkpoints and commits itself
-at shutdown.
+Partitions own keys: a key is trained by the instance whose partitions carry it. The service hears
+of every rebalance through its :class:`~daemon.sources.kafka.rebalance.PartitionListener`: before
+partitions go, ``revoked(partitions)`` is awaited (the service checkpoints and commits); a
+rebalance revokes every partition and then assigns the new set, so keys are dropped only then:
+``lost(keys)`` names the keys none of whose partitions came back. aiokafka's ``stop()`` does not
+call the listener: the service checkpoints and commits itself at shutdown.
 
-State hand-over (a listener that ``restores``): a partition this process has not consumed since it was
-assigned, or whose state came from the local checkpoint, is paused first thing in the assignment
-callback; a task then asks ``listener.restore(partition, local_offset)`` for the offset to resume at
-(the listener checks the local state against the group's commit and restores from the state topic
-when it is stale), seeks there and resumes. The callback itself never waits for a restore, so heartbeats
-go on; a revocation cancels the restores of the partitions it takes away. The replayed events
-that a restored row already counts are skipped (:mod:`daemon.sources.kafka.replay`). ``/readyz`` says
-``restoring`` meanwhile.
+State hand-over (a listener that ``restores``): a partition this process has not consumed since it
+was assigned, or whose state came from the local checkpoint, is paused first thing in the
+assignment callback; a task then asks ``listener.restore(partition, local_offset)`` for the offset
+to resume at (the listener restores from the state topic when the local state is stale), seeks
+there and resumes. The callback never waits for a restore, so heartbeats go on; a revocation
+cancels the restores of the partitions it takes away. Replayed events that a restored row already
+counts are skipped (:mod:`daemon.sources.kafka.replay`). ``/readyz`` says ``restoring`` meanwhile.
 
 Broker outages: ``start()`` is retried with backoff; while the broker cannot be reached,
 ``health`` reports the source not ready with the reason, and everything else keeps running.
