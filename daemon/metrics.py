@@ -56,8 +56,6 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry, *, max_key_labels: int,
                  clock: Callable[[], float] = time.time, version: str | None = None,
                  device: str = "cpu") -> None:
-        if max_key_labels < 0:
-            raise ValueError(f"max_key_labels must be >= 0, got {max_key_labels}")
         self.registry = registry
         self.max_key_labels = max_key_labels
         self.clock = clock

@@ -35,7 +35,7 @@ import orjson
 
 from ...categories import CategoryTable
 from ...events import BadEvent, EventBatch, EventCodec, InvalidEvent
-from .framing import FRAME_BYTES, FRAMINGS, frame_problem, payloads
+from .framing import FRAME_BYTES, frame_problem, payloads
 from .record_keys import RecordKeys, record_origin
 
 FORMATS = ("json", "scalar", "text", "array")
@@ -47,10 +47,6 @@ class RecordDecoder:
                  key_from: str = "message_key", key_field: str = "key", category_field: str = "category",
                  default_key: str | None = None, max_message_bytes: int = 1 << 20,
                  table: CategoryTable | None = None) -> None:
-        if value_format not in FORMATS:
-            raise ValueError(f"value_format must be one of {FORMATS}, got {value_format!r}")
-        if value_framing not in FRAMINGS:
-            raise ValueError(f"value_framing must be one of {FRAMINGS}, got {value_framing!r}")
         self.value_format, self.key_from = value_format, key_from
         self.framed, self.max_message_bytes = value_framing == "confluent", max_message_bytes
         self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, default_key=default_key,

@@ -15,7 +15,6 @@ from __future__ import annotations
 from operator import itemgetter
 from typing import Sequence
 
-FRAMINGS = ("none", "confluent")
 FRAME_BYTES = 5  # magic byte 0, then the schema id as 4 bytes, big-endian
 _magic = itemgetter(0)
 _payload = itemgetter(slice(FRAME_BYTES, None))
