@@ -19,6 +19,7 @@ left it).
 Nothing in it walks all keys on the event loop. What a sink failed to take (a broker down, a
 full disk) goes to that sink again with its next publish, newest message per key
 (:class:`~daemon.snapshots.Undelivered`); a failure is counted and logged, once a minute per sink.
+The final publish, at shutdown, has no next one: it offers what failed again, a few times.
 Evictions not yet taken by every sink are also part of the checkpoint, so a tombstone is delivered
 at least once.
 A sink whose reader went away (:class:`~daemon.sinks.local.ReaderGone`: ``gumbeld run | head`` after
@@ -40,10 +41,11 @@ from .logs import Throttle
 from .metrics import Metrics
 from .settings import GumbeldSettings
 from .sinks.sink import ReaderGone
-from .snapshots import Eviction, Publication, Undelivered
+from .snapshots import Eviction, Publication, SnapshotBatch, Undelivered
 from .timestamps import rfc3339
 
 log = logging.getLogger("gumbeld")
+FINAL_PUBLISH_RETRIES, FINAL_PUBLISH_RETRY = 3, 0.5  # attempts after the first, seconds apart; within shutdown_timeout
 
 
 class Publisher:
@@ -68,20 +70,13 @@ class Publisher:
         own = await asyncio.to_thread(self._encode, publication)                        # 4.
         gone = []
         if len(publication) or self.undelivered:
-            failed = False
-            for sink in self.sinks:
-                owed = self.undelivered.get(sink.name)
-                try:
-                    await sink.publish(owed.joined(publication) if owed else publication)
-                except ReaderGone:
-                    gone.append(sink)
-                    continue
-                except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
-                    self._failed(sink.name, publication, error)
-                    failed = True
-                    continue
-                self.undelivered.pop(sink.name, None)
-                self.metrics.snapshots_published(sink.name, len(publication.snapshots))
+            failed = await self._deliver(publication, gone)
+            # the final publish has no next one: what a sink failed to take is offered again, a few times
+            for _ in range(FINAL_PUBLISH_RETRIES if final else 0):
+                if not failed:
+                    break
+                await asyncio.sleep(FINAL_PUBLISH_RETRY)
+                failed = await self._deliver(Publication(SnapshotBatch.empty(0.0, "")), gone)
             if not failed:
                 self.unsent = self.unsent[len(publication.evictions):]
         for record in own:                                                              # 5.
@@ -90,6 +85,24 @@ class Publisher:
         self.metrics.set_other_divergence(worst)
         if gone:  # last: the stop cancels this task at its next await; the other sinks had this publication
             self._readers_gone(gone)
+
+    async def _deliver(self, publication: Publication, gone: list) -> bool:
+        """``publication`` to every sink, with what each failed to take before; whether one failed again."""
+        failed = False
+        for sink in [sink for sink in self.sinks if sink not in gone]:
+            owed = self.undelivered.get(sink.name)
+            try:
+                await sink.publish(owed.joined(publication) if owed else publication)
+            except ReaderGone:
+                gone.append(sink)
+                continue
+            except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
+                self._failed(sink.name, publication, error)
+                failed = True
+                continue
+            self.undelivered.pop(sink.name, None)
+            self.metrics.snapshots_published(sink.name, len(publication.snapshots))
+        return failed
 
     def _failed(self, sink: str, publication: Publication, error: BaseException) -> None:
         self.undelivered.setdefault(sink, Undelivered()).add(publication)

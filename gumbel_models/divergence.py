@@ -32,7 +32,7 @@ def kl_divergence(p: torch.Tensor, q: torch.Tensor, smoothing: float = KL_SMOOTH
     k = p.shape[-1]
     p = (p + smoothing) / (1.0 + k * smoothing)
     q = (q + smoothing) / (1.0 + k * smoothing)
-    return (p * (p.log() - q.log())).sum(dim=-1)
+    return (p * (p.log() - q.log())).sum(dim=-1).clamp_(min=0.0)  # ≥ 0; rounding can take it a hair below
 
 
 def js_divergence(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

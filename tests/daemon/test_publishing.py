@@ -1,4 +1,5 @@
-"""Publishing: a sink that fails to take a publication gets it again with the next one."""
+"""Publishing: a sink that fails to take a publication gets it again with the next one, and at
+shutdown, with a few more attempts."""
 import asyncio
 
 from daemon.service import Service
@@ -33,3 +34,26 @@ async def test_a_snapshot_a_sink_failed_to_take_reaches_it_with_the_next_publish
     finally:
         service.stopping.set()
         assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_the_final_publish_offers_what_a_sink_failed_to_take_again_before_the_service_stops(tmp_path):
+    failures = []
+
+    async def fail_until_three_publishes_failed(publication) -> None:
+        if len(failures) < 3:
+            failures.append(publication)
+            raise OSError(5, "Input/output error")
+
+    flaky = RecordingSink(on_publish=fail_until_three_publishes_failed)
+    flaky.name = "flaky"
+    source = ScriptedSource()
+    # one publish a minute: the publish at shutdown is the only one after the events
+    settings = service_settings(tmp_path, publish_interval=60.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[flaky], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: "a" in service.training.keys, 30, "the events of a counted")
+    service.stopping.set()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert len(failures) == 3 and [r["key"] for r in flaky.records] == ["a"]  # the fourth attempt took it

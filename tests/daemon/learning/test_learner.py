@@ -172,3 +172,13 @@ def test_fixed_categories_are_one_class_over_the_whole_table_and_older_checkpoin
     again = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu")
     again.load_state_dict(learner.state_dict())
     assert torch.equal(again.classes[3].model.probabilities(), model.probabilities())
+
+
+def test_a_checkpoint_taken_before_any_event_loads_again():
+    table = CategoryTable(3)
+    table.indices(["a", "b", "c"])
+    saved = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu").state_dict()
+    assert saved["classes"] == {}  # a class is made at its first key's events
+    again = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu")
+    again.load_state_dict(saved)
+    assert again.classes == {} and again.steps_taken == 0

@@ -140,7 +140,8 @@ def test_librdkafka_and_kafkajs_producers_are_counted_exactly_with_every_codec(k
     newest = {}
     for record in _published(bootstrap, learned):
         newest[record.key.decode()] = json.loads(record.value)
-    assert {key: snapshot["events"] for key, snapshot in newest.items()} == dict(expected)
+    assert {key: snapshot["events"] for key, snapshot in newest.items()} == dict(expected), \
+        "".join(line for line in daemon.log if "ERROR" in line or "WARNING" in line)[-4000:]
 
 
 def test_librdkafka_and_kafkajs_readers_get_every_snapshot_schema_valid_and_the_tombstone(kafka_broker, tmp_path):
