@@ -1,7 +1,8 @@
-"""``/metrics``, ``/livez`` and ``/readyz`` of gumbeld, served by aiohttp.
+"""``/metrics``, ``/livez``, ``/readyz`` and ``/v1`` of gumbeld, served by aiohttp.
 
 aiohttp speaks the protocol (parsing, keep-alive, lingering close, errors); this module adds the
-three routes, a cap on open connections and the shutdown gumbeld needs. ``/livez`` answers from
+three probe and metric routes, the read API's (:mod:`daemon.api`) when given, a cap on open
+connections that never fails a probe, and the shutdown gumbeld needs. ``/livez`` answers from
 the event loop itself, so an answer proves the loop is not stuck. ``/readyz`` reports the named
 conditions of a :class:`Health`. ``/metrics`` answers as prometheus-client's own handlers do
 (OpenMetrics when the ``Accept`` header asks for it, gzip when ``Accept-Encoding`` allows it, only
@@ -26,6 +27,7 @@ import gzip
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from http import HTTPStatus
 from typing import Protocol
 
 from aiohttp import hdrs, web
@@ -33,10 +35,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from .api.reads import ReadApi
+
 log = logging.getLogger(__name__)
 
 IDLE_TIMEOUT = 10.0  # seconds a connection may wait for its (next) request head to arrive in full
 SHUTDOWN_TIMEOUT = 2.0  # seconds stop() lets requests in progress finish
+PROBE_WAIT = 2.0  # seconds a connection past the cap may take to send its request line
+MAX_BODY_BYTES = 1 << 20  # without the read API, which sets its own
 ROUTES = ("/metrics", "/livez", "/readyz")
 
 
@@ -137,21 +143,24 @@ def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: st
 
 
 class HttpServer:
-    """Serves ``/metrics`` from ``registry`` and ``/livez``, ``/readyz`` from ``health``.
+    """Serves ``/metrics`` from ``registry``, ``/livez``, ``/readyz`` from ``health``, and ``api``'s routes.
 
-    At most ``max_connections`` connections are open at once (a burst of simultaneous connects may
-    pass it by a few): a connection past it is answered 503 and closed without reading a request.
-    A connection is closed once it has waited ``idle_timeout`` seconds for a complete request head.
+    At most ``max_connections`` connections are served at once (a burst of simultaneous connects may
+    pass it by a few). A connection past it is answered from its request line alone, then closed:
+    ``/livez`` and ``/readyz`` as always (a server full of idle or half-sent requests must not fail
+    its probes), anything else 503. A connection is closed once it has waited ``idle_timeout``
+    seconds for a complete request head.
     """
 
     def __init__(self, host: str, port: int, registry: CollectorRegistry, health: Health, *,
-                 max_connections: int, idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 max_connections: int, idle_timeout: float = IDLE_TIMEOUT, api: ReadApi | None = None) -> None:
         self.host = host
         self.requested_port = port
         self.registry = registry
         self.health = health
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.api = api
         self._runner: web.AppRunner | None = None
         self._listener: asyncio.Server | None = None
 
@@ -166,10 +175,13 @@ class HttpServer:
         """Listen on ``host:port`` (OSError when that cannot be bound) and serve until :meth:`stop`."""
         if self._runner is not None:
             raise RuntimeError("the HTTP server is already started")
-        app = web.Application(middlewares=[_plain_errors])
+        app = web.Application(middlewares=[_plain_errors], client_max_size=(
+            self.api.settings.max_body_bytes if self.api is not None else MAX_BODY_BYTES))
         app.router.add_get("/livez", self._livez)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._metrics)
+        if self.api is not None:
+            self.api.add_to(app)
         app.on_response_prepare.append(_no_store)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, logger=protocol_log,
                                keepalive_timeout=self.idle_timeout, shutdown_timeout=SHUTDOWN_TIMEOUT)
@@ -183,7 +195,8 @@ class HttpServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        log.info("serving /metrics, /livez and /readyz on http://%s:%d", self.host, self.port)
+        log.info("serving /metrics, /livez, /readyz%s on http://%s:%d", " and /v1" if self.api else "",
+                 self.host, self.port)
 
     async def stop(self) -> None:
         """Stop listening, let requests in progress finish briefly, close every connection."""
@@ -196,7 +209,7 @@ class HttpServer:
 
     def _accept(self, server: web.Server) -> asyncio.BaseProtocol:
         if len(server.connections) >= self.max_connections:
-            return _Refused()
+            return _PastTheCap(self.health)
         return server()
 
     # -- routes -------------------------------------------------------------------------------
@@ -204,10 +217,8 @@ class HttpServer:
         return web.Response(text="ok\n")
 
     async def _readyz(self, request: web.Request) -> web.Response:
-        ready, reasons = self.health.ready()
-        if ready:
-            return web.Response(text="ready\n")
-        return web.Response(status=503, text="".join(f"{reason}\n" for reason in reasons))
+        status, text = readiness(self.health)
+        return web.Response(status=status, text=text)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         accept = ",".join(request.headers.getall(hdrs.ACCEPT, []))
@@ -220,6 +231,12 @@ class HttpServer:
             log.exception("cannot render /metrics")
             return web.Response(status=500, text="internal error\n")
         return web.Response(body=body, headers=headers)
+
+
+def readiness(health: Health) -> tuple[int, str]:
+    """The status and text of a ``/readyz`` answer."""
+    ready, reasons = health.ready()
+    return (200, "ready\n") if ready else (503, "".join(f"{reason}\n" for reason in reasons))
 
 
 @web.middleware
@@ -239,14 +256,47 @@ async def _no_store(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
 
 
-class _Refused(asyncio.Protocol):
-    """A connection past the cap: answered 503 at once, then closed."""
+class _PastTheCap(asyncio.Protocol):
+    """A connection past the cap: a probe is answered, anything else 503; then it is closed.
 
-    BODY = b"too many connections\n"
-    ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-              b"Content-Length: %d\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n%s"
-              % (len(BODY), BODY))
+    Only the request line is read (within ``PROBE_WAIT`` seconds): no aiohttp protocol is made, so
+    such connections cost next to nothing however many arrive.
+    """
+
+    MAX_LINE = 8192
+
+    def __init__(self, health: Health) -> None:
+        self.health = health
+        self.received = b""
+        self.transport: asyncio.Transport | None = None
+        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.write(self.ANSWER)
-        transport.close()
+        self.transport = transport
+        self.timer = asyncio.get_running_loop().call_later(PROBE_WAIT, self._answer)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if b"\n" in self.received or len(self.received) > self.MAX_LINE:
+            self._answer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _answer(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        method, _, rest = self.received.partition(b"\n")[0].partition(b" ")
+        path = rest.partition(b" ")[0].partition(b"?")[0]
+        if method in (b"GET", b"HEAD") and path == b"/livez":
+            status, text = 200, "ok\n"
+        elif method in (b"GET", b"HEAD") and path == b"/readyz":
+            status, text = readiness(self.health)
+        else:
+            status, text = 503, "too many connections\n"
+        body = b"" if method == b"HEAD" else text.encode()
+        self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+                             b"Cache-Control: no-store\r\nConnection: close\r\n\r\n%s"
+                             % (status, HTTPStatus(status).phrase.encode(), len(text.encode()), body))
+        self.transport.close()

@@ -1,7 +1,7 @@
 """The service's lifecycle — startup, main loop, shutdown (the process around it: :mod:`daemon.runner`).
 
-Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``, ``/livez``
-and ``/readyz``; with the Kafka source, keys of partitions assigned later are restored from the
+Startup: build the model, resume from the checkpoint, open the sinks, serve ``/metrics``, ``/livez``,
+``/readyz`` and ``/v1`` (:mod:`daemon.api`); with the Kafka source, keys of partitions assigned later are restored from the
 state topics (:mod:`daemon.state.handover`). Main loop, until SIGTERM/SIGINT or until stdout's reader goes
 away (:mod:`daemon.publishing`): **pump** events from the source into the histograms (on the event
 loop), **train** in time-bounded rounds on the training thread (:mod:`daemon.learning.training`: the keys
@@ -19,10 +19,13 @@ import functools
 import logging
 import time
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from gumbel_models import resolve_device
 
+from .api.published import Published
+from .api.reads import ReadApi
 from .categories import CategoryTable
 from .errors import StartupError
 from .http import Health, HttpServer
@@ -57,7 +60,7 @@ class Service:
         # opened by startup, closed by shutdown: whatever startup reached
         self.executor = self.source = self.sinks = self.dead_letters = self.http = self.changelog = None
         # made by startup; shutdown uses them only once startup has finished
-        self.metrics = self.health = self.training = self.ingest = None
+        self.metrics = self.health = self.training = self.ingest = self.published = None
         self.publisher = self.handover = self.checkpointer = None
 
     # -- startup ------------------------------------------------------------------------------
@@ -87,6 +90,9 @@ class Service:
         if self.changelog is not None:
             self.handover = Handover(self.changelog, source=self.source, training=self.training, clock=self._clock)
         self.sinks = self._sinks_override if self._sinks_override is not None else build_sinks(s, failures)
+        if s.api.enabled:  # what /v1 answers from: the snapshots as published, taken as any sink takes them
+            self.published = Published()
+            self.sinks = [*self.sinks, self.published]
         self.publisher = Publisher(s, training=self.training, ingest=self.ingest, metrics=self.metrics,
                                    sinks=self.sinks, clock=self._clock, stopping=self.stopping)
         self.publisher.restore(resumed.saved.get("evictions", []) if resumed.saved else [])
@@ -102,7 +108,10 @@ class Service:
 
     async def _serve_http(self) -> None:
         m = self.settings.metrics
-        self.http = HttpServer(m.host, m.port, self.registry, self.health, max_connections=m.max_connections)
+        api = None if self.published is None else ReadApi(
+            self.settings.api, self.published, arrivals=self.source, owned=self.training.keys,
+            seeds=np.random.default_rng(), clock=self._clock)
+        self.http = HttpServer(m.host, m.port, self.registry, self.health, max_connections=m.max_connections, api=api)
         try:
             await self.http.start()
         except OSError as error:

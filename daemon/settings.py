@@ -22,6 +22,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from gumbel_models import GANConfig, TemperatureSchedule
 from gumbel_models.temperature import check_floor
 
+from .api.settings import ApiSettings
 from .field_path import FieldPath
 from .setting_sections import Section, core_rule, settings_of
 
@@ -251,6 +252,7 @@ class GumbeldSettings(Section):
     training: TrainingSettings = TrainingSettings()
     checkpoint: CheckpointSettings = CheckpointSettings()
     log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
     publish_interval: float = Field(1.0, gt=0, description="seconds between publishes; each publishes the keys whose snapshot changed")
     publish_full_interval: float = Field(60.0, gt=0, description="every key is published at least this often, changed or not")
     publish_tolerance: float = Field(1e-3, ge=0, description="a key without new events is republished when its learned probabilities moved by more than this TV")

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import torch
 
+from .goodness_of_fit import xlogx_over
+
 
 class ChangeDetector:
     def __init__(self, n_keys: int, n_categories: int, *, window: int, p_value: float,
@@ -50,7 +52,7 @@ class ChangeDetector:
         pooled = window + reference
         n_c = reference.sum(-1)
         pi = pooled / (n_w + n_c).clamp(min=1e-300).unsqueeze(-1)
-        g = 2 * (_xlogx_over(window, n_w.unsqueeze(-1) * pi) + _xlogx_over(reference, n_c.unsqueeze(-1) * pi)).sum(-1)
+        g = 2 * (xlogx_over(window, n_w.unsqueeze(-1) * pi) + xlogx_over(reference, n_c.unsqueeze(-1) * pi)).sum(-1)
         dof = ((pooled > 0).sum(-1) - 1).to(torch.float64)
         p = torch.special.gammaincc((dof / 2).clamp(min=1e-12), g / 2)
         changed = full & (n_c > 0) & (dof > 0) & (p < self.p_value)
@@ -64,7 +66,3 @@ class ChangeDetector:
     def keep(self, rows: torch.Tensor) -> None:
         self.counts = self.counts[rows]
 
-
-def _xlogx_over(observed: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
-    """``O·log(O/E)``, 0 where ``O = 0``."""
-    return torch.xlogy(observed, observed) - torch.xlogy(observed, expected)

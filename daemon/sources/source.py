@@ -10,6 +10,7 @@ from .kafka.rebalance import PartitionListener
 class Source(Protocol):
     name: str
     rebalancing: bool  # partitions are moving: their keys' state is in flight, publish nothing
+    restoring: bool    # keys may be on their way here: a key not here may be here soon
 
     def batches(self) -> AsyncIterator[EventBatch]:
         """The events, batch by batch, until stopped (or, for a finite source, until the end)."""

@@ -44,7 +44,7 @@ class SyntheticSource:
     """
 
     name = "synthetic"
-    rebalancing = False  # one instance owns every key: nothing ever moves
+    rebalancing = restoring = False  # one instance owns every key: nothing ever moves
 
     def __init__(self, settings: SyntheticSettings, *, clock: Callable[[], float],
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep, n_categories: int | None = None,

@@ -2,9 +2,9 @@
 
 For subscribers of the learned-distribution topic (``sinks.kafka.topic``) or of the JSON lines
 (:func:`parse_line` reads one line: a snapshot or an eviction record).
-:class:`Snapshot` validates the published contract (see the README): the three lists agree in
-length, both distributions sum to 1, divergences lie in their ranges. Its JSON Schema, for
-subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
+:class:`Snapshot` (:mod:`daemon.contract`) validates the published contract (see the README): the
+three lists agree in length, both distributions sum to 1, divergences lie in their ranges. Its JSON
+Schema, for subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
 (``python -m daemon.tools.client`` prints it).
 
 >>> line = ('{"key": "a", "categories": ["x", "y"], "probabilities": [0.25, 0.75], '
@@ -23,59 +23,14 @@ dict_keys(['b'])
 """
 from __future__ import annotations
 
-import math
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
+from ..contract import Divergence, Snapshot, schema  # noqa: F401 (part of this module's interface)
 from ..kafka.read import PartitionReader
-
-SUM_TOLERANCE = 1e-4  # float32 values, rounded once each: sums stay far closer to 1 than this
-
-
-class Divergence(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    tv: float = Field(ge=0, le=1, description="total variation between learned and empirical")
-    kl: float = Field(ge=0, description="KL(empirical ‖ learned), nats (smoothed by 1e-6: always finite)")
-    js: float = Field(ge=0, le=math.log(2) + 1e-6, description="Jensen–Shannon divergence, nats")
-
-
-class Snapshot(BaseModel):
-    """One key's learned distribution as gumbeld publishes it (unknown fields are ignored)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-    key: str = Field(min_length=1, description="the distribution key")
-    categories: list[str] = Field(min_length=1, description="category labels, in the order of both distributions")
-    probabilities: list[float] = Field(description="the learned distribution")
-    empirical: list[float] = Field(description="the normalised histogram of the key's events")
-    divergence: Divergence
-    temperature: float = Field(gt=0, description="Gumbel-softmax temperature at this step")
-    step: int = Field(ge=0, description="generator updates applied to this key")
-    events: int = Field(ge=0, description="events counted for this key since it first appeared")
-    published_at: datetime = Field(description="RFC 3339, UTC")
-    model: Literal["gumbel-softmax-gan"] = "gumbel-softmax-gan"
-    version: int = Field(ge=1, description="per key, +1 with every snapshot, across restarts")
-
-    @model_validator(mode="after")
-    def _distributions(self) -> "Snapshot":
-        k = len(self.categories)
-        for name in ("probabilities", "empirical"):
-            values = getattr(self, name)
-            if len(values) != k:
-                raise ValueError(f"{name} has {len(values)} values for {k} categories")
-            if any(not 0.0 <= v <= 1.0 for v in values):
-                raise ValueError(f"{name} has a value outside [0, 1]")
-            if abs(math.fsum(values) - 1.0) > SUM_TOLERANCE:
-                raise ValueError(f"{name} sums to {math.fsum(values):.6g}, not 1")
-        return self
-
-    def distribution(self) -> dict[str, float]:
-        """Category → learned probability."""
-        return dict(zip(self.categories, self.probabilities))
 
 
 def parse(value: bytes | str | None) -> Snapshot | None:
@@ -181,11 +136,6 @@ class Subscription:
 
 def _key(raw: bytes | None) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
-
-
-def schema() -> dict:
-    """The JSON Schema of a snapshot (``docs/snapshot.schema.json``)."""
-    return Snapshot.model_json_schema()
 
 
 if __name__ == "__main__":

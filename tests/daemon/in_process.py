@@ -33,7 +33,7 @@ class ScriptedSource:
     """A source fed by the test: ``push(key, categories)`` queues a batch; records ``stop``."""
 
     name = "scripted"
-    rebalancing = False
+    rebalancing = restoring = False
 
     def __init__(self) -> None:
         self.queue: asyncio.Queue[EventBatch] = asyncio.Queue()

@@ -56,16 +56,26 @@ async def test_a_connection_without_a_complete_request_is_closed_after_the_idle_
         writer.close()
 
 
-async def test_connections_past_the_cap_are_refused_with_503(registry, health):
+async def test_past_the_cap_probes_are_answered_and_everything_else_is_refused_with_503(registry, health):
     async with serving(registry, health, max_connections=3) as server:
         held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(3)]
+        for _, writer in held:  # half-sent requests, as a slow or hostile client leaves them
+            writer.write(b"GET /livez HTTP/1.1\r\n")
         await asyncio.sleep(0.1)  # the server has registered them
-        response = await get(server.port, "/livez")
+        response = await get(server.port, "/metrics")
         assert (response.status, response.text) == (503, "too many connections\n")
+        assert (await get(server.port, "/livez")).text == "ok\n"
+        assert (await get(server.port, "/readyz?verbose")).text == "ready\n"
+        health.set_not_ready("restore", "restoring")
+        assert ((await get(server.port, "/readyz")).status, (await get(server.port, "/readyz")).text) == (
+            503, "restore: restoring\n")
+        silent_reader, silent = await asyncio.open_connection("127.0.0.1", server.port)  # sends nothing at all
+        assert Response(await asyncio.wait_for(silent_reader.read(), 10)).status == 503
+        silent.close()
         _, writer = held.pop()
         writer.close()
         await asyncio.sleep(0.1)
-        assert (await get(server.port, "/livez")).status == 200
+        assert (await get(server.port, "/metrics")).status == 200
         for _, writer in held:
             writer.close()
 

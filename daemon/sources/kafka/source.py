@@ -71,6 +71,7 @@ class KafkaSource:
         self.progress = SourceProgress(settings.default_key)
         self.current: set[TopicPartition] = set()   # consumed since assigned: the state in memory is theirs
         self.rebalancing = False                    # between a revocation and the next assignment
+        self._assigned = False                      # partitions were assigned at least once
         self._refusal: str | None = None            # why consuming must stop (found in a rebalance callback)
         self._restores: dict[TopicPartition, asyncio.Task] = {}
         self._consumer_factory = consumer_factory
@@ -227,7 +228,7 @@ class KafkaSource:
         for tp in fresh:
             self._restores[tp] = asyncio.create_task(self._restore(tp), name=f"restore {partition_name(tp)}")
         log.info("assigned %s", sorted(partition_name(tp) for tp in partitions) or "no partitions")
-        self.rebalancing = False
+        self.rebalancing, self._assigned = False, True
         if gone and self.listener is not None:
             await self.listener.lost(gone)
 
@@ -276,6 +277,11 @@ class KafkaSource:
     async def committed(self, tp: TopicPartition) -> int | None:
         """The group's committed offset of ``tp`` (None: never committed)."""
         return await asyncio.wait_for(self.consumer.committed(tp), self.settings.request_timeout)
+
+    @property
+    def restoring(self) -> bool:
+        """Keys may be on their way here: before the first assignment, while partitions move or restore."""
+        return not self._assigned or self.rebalancing or bool(self._restores)
 
     def assignment(self) -> set[TopicPartition]:
         return set(self.consumer.assignment()) if self.consumer is not None else set()
