@@ -60,23 +60,35 @@ class Publisher:
         self.consuming = False             # no TTL expiry before the source delivers after a start
 
     async def publish(self, final: bool = False) -> None:
-        """One publication; ``final`` (at shutdown) counts the pending events into it first."""
+        """One publication; ``final`` (at shutdown) counts the pending events into it first.
+
+        Cancelled (the stop cancels the main loop's publish), it still finishes steps 3 and 4 (a
+        round and an encode at most), and the sinks that had not taken the publication owe it: the
+        final publish delivers it. The keys in it were marked published at step 3, and would
+        otherwise reach those sinks only once they changed again.
+        """
         evictions = self.collect_evictions()                                            # 1.
         self.ingest.report_events()                                                     # 2.
-        s = self.settings
-        publication, worst = await self.training.publication(                           # 3.
-            evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
-            labelled=self.ingest.labelled_rows(), final=final)
-        own = await asyncio.to_thread(self._encode, publication)                        # 4.
-        gone = []
+        preparing = asyncio.ensure_future(self._prepare(evictions, final))              # 3., 4.
+        try:
+            publication, worst, own = await asyncio.shield(preparing)
+        except asyncio.CancelledError:
+            publication, _, _ = await preparing
+            self._owe(publication, self.sinks)
+            raise
+        gone, settled = [], []
         if len(publication) or self.undelivered:
-            failed = await self._deliver(publication, gone)
+            try:
+                failed = await self._deliver(publication, gone, settled)
+            except asyncio.CancelledError:
+                self._owe(publication, [sink for sink in self.sinks if sink not in settled])
+                raise
             # the final publish has no next one: what a sink failed to take is offered again, a few times
             for _ in range(FINAL_PUBLISH_RETRIES if final else 0):
                 if not failed:
                     break
                 await asyncio.sleep(FINAL_PUBLISH_RETRY)
-                failed = await self._deliver(Publication(SnapshotBatch.empty(0.0, "")), gone)
+                failed = await self._deliver(Publication(SnapshotBatch.empty(0.0, "")), gone, [])
             if not failed:
                 self.unsent = self.unsent[len(publication.evictions):]
         for record in own:                                                              # 5.
@@ -86,8 +98,17 @@ class Publisher:
         if gone:  # last: the stop cancels this task at its next await; the other sinks had this publication
             self._readers_gone(gone)
 
-    async def _deliver(self, publication: Publication, gone: list) -> bool:
-        """``publication`` to every sink, with what each failed to take before; whether one failed again."""
+    async def _prepare(self, evictions: list[Eviction], final: bool) -> tuple[Publication, dict, list[dict]]:
+        s = self.settings
+        publication, worst = await self.training.publication(                           # 3.
+            evictions, full_interval=s.publish_full_interval, tolerance=s.publish_tolerance,
+            labelled=self.ingest.labelled_rows(), final=final)
+        own = await asyncio.to_thread(self._encode, publication)                        # 4.
+        return publication, worst, own
+
+    async def _deliver(self, publication: Publication, gone: list, settled: list) -> bool:
+        """``publication`` to every sink, with what each failed to take before; whether one failed again.
+        ``settled`` gets each sink that took it, failed (and owes it) or went away."""
         failed = False
         for sink in [sink for sink in self.sinks if sink not in gone]:
             owed = self.undelivered.get(sink.name)
@@ -95,14 +116,23 @@ class Publisher:
                 await sink.publish(owed.joined(publication) if owed else publication)
             except ReaderGone:
                 gone.append(sink)
+                settled.append(sink)
                 continue
             except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
                 self._failed(sink.name, publication, error)
                 failed = True
+                settled.append(sink)
                 continue
             self.undelivered.pop(sink.name, None)
+            settled.append(sink)
             self.metrics.snapshots_published(sink.name, len(publication.snapshots))
         return failed
+
+    def _owe(self, publication: Publication, sinks: list) -> None:
+        """``sinks`` did not take ``publication`` (its publish was cancelled): the next publish carries it."""
+        if len(publication):
+            for sink in sinks:
+                self.undelivered.setdefault(sink.name, Undelivered()).add(publication)
 
     def _failed(self, sink: str, publication: Publication, error: BaseException) -> None:
         self.undelivered.setdefault(sink, Undelivered()).add(publication)

@@ -57,3 +57,27 @@ async def test_the_final_publish_offers_what_a_sink_failed_to_take_again_before_
     service.stopping.set()
     assert await asyncio.wait_for(task, 30) == 0
     assert len(failures) == 3 and [r["key"] for r in flaky.records] == ["a"]  # the fourth attempt took it
+
+
+async def test_a_publish_cancelled_by_the_stop_is_delivered_by_the_final_publish(tmp_path):
+    holding, released = asyncio.Event(), asyncio.Event()
+
+    async def hold_the_first_publication(publication) -> None:
+        if not holding.is_set():
+            holding.set()
+            await released.wait()  # never set: the stop cancels the publish here
+
+    fast, slow = RecordingSink(), RecordingSink(on_publish=hold_the_first_publication)
+    fast.name, slow.name = "fast", "slow"
+    source = ScriptedSource()
+    # publish_tolerance 1: the final publish has nothing new of key a; it must deliver what the slow sink owes
+    settings = service_settings(tmp_path, publish_interval=0.2, publish_tolerance=1.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[fast, slow], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: holding.is_set() and any(r["key"] == "a" for r in fast.records), 30,
+                "a published to the fast sink, held at the slow one")
+    service.stopping.set()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert [r["key"] for r in slow.records] == ["a"] and slow.records[0]["events"] == 200
