@@ -1,4 +1,4 @@
-"""The ``gumbeld`` command: ``run`` the daemon, show the effective ``config``, ``bench``, and the
+"""The ``gumbeld`` command: ``run`` the daemon, ``serve`` what it published, show the effective ``config``, ``bench``, and the
 commands that own all their options (``produce``, ``report``, ``watch``)."""
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ examples:
   gumbeld run --config gumbeld.toml --metrics.port 9000
   GUMBELD_LOG__FORMAT=json gumbeld run --model.n_categories 5
   gumbeld run --source.synthetic.keys '{"web": {"probabilities": [0.7, 0.2, 0.1]}}' --model.n_categories 3
+  gumbeld serve --sinks.kafka.topic learned-distributions --source.kafka.bootstrap_servers broker:9092
   gumbeld config --config gumbeld.toml         print the settings a run would use, as JSON
   gumbeld bench convergence --help             options of the convergence benchmark
   gumbeld produce --bootstrap-servers localhost:9092 --topic events --rate 10000
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extras = parser.parse_known_args(argv)
-        if args.command in ("run", "config"):
+        if args.command in ("run", "serve", "config"):
             flags = {k: v for k, v in vars(args).items() if k not in ("command", "config")} | _unknown_flags(extras, parser)
         elif extras:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
@@ -82,10 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from daemon.logs import configure_logging
-    from daemon.runner import run
+    from daemon.runner import run, serve
 
     configure_logging(settings.log)
-    return run(settings)
+    return run(settings) if args.command == "run" else serve(settings)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,12 +101,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the daemon until SIGINT or SIGTERM, or until the reader of its stdout quits. "
         "Each option below overrides one setting; see 'gumbeld --help' for the other ways to set them.",
         epilog=EXAMPLES, formatter_class=_HelpFormatter, allow_abbrev=False)
+    serve = commands.add_parser(
+        "serve", help="serve /v1 for every key of the learned-distribution topic (stateless; run many)",
+        usage="gumbeld serve [--config PATH] [--SETTING VALUE ...]",
+        description="Read sinks.kafka.topic from its start (through source.kafka's connection), keep the latest "
+        "snapshot of each key, and serve /v1, /livez, /readyz and /metrics on metrics.host:metrics.port until "
+        "SIGINT or SIGTERM. Ready once the topic is read to its end. Takes every option of 'gumbeld run'; "
+        "it uses the api.*, metrics.*, log.*, source.kafka.* and sinks.kafka.topic settings.",
+        formatter_class=_HelpFormatter, allow_abbrev=False)
     config = commands.add_parser(
         "config", help="print the effective settings as JSON and exit",
         usage="gumbeld config [--config PATH] [--SETTING VALUE ...]",
         description="Print the settings 'gumbeld run' would use with the same options and environment, as JSON. "
         "Takes every option of 'gumbeld run'.", formatter_class=_HelpFormatter, allow_abbrev=False)
-    for command in (run, config):
+    for command in (run, serve, config):
         command.add_argument("--config", type=Path, metavar="PATH", help="TOML settings file (default: $GUMBELD_CONFIG)")
         add_setting_flags(command)
 

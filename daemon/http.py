@@ -8,27 +8,14 @@ conditions of a :class:`Health`. ``/metrics`` answers as prometheus-client's own
 (OpenMetrics when the ``Accept`` header asks for it, gzip when ``Accept-Encoding`` allows it, only
 the series named by ``name[]`` when given), but renders in a worker thread, so a large exposition
 never delays the loop. Signals stay with gumbeld: nothing here installs a handler.
-
->>> health = Health()
->>> health.set_not_ready("checkpoint", "restoring")
->>> health.ready()
-(False, ['checkpoint: restoring'])
->>> health.set_ready("checkpoint")
->>> health.ready()
-(True, [])
->>> health.draining()
->>> health.ready()
-(False, ['draining'])
 """
 from __future__ import annotations
 
 import asyncio
 import gzip
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
-from typing import Protocol
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -36,6 +23,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from .api.reads import ReadApi
+from .health import Health
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +31,7 @@ IDLE_TIMEOUT = 10.0  # seconds a connection may wait for its (next) request head
 SHUTDOWN_TIMEOUT = 2.0  # seconds stop() lets requests in progress finish
 PROBE_WAIT = 2.0  # seconds a connection past the cap may take to send its request line
 MAX_BODY_BYTES = 1 << 20  # without the read API, which sets its own
+MAX_LINE = 8190  # aiohttp's default longest request line
 ROUTES = ("/metrics", "/livez", "/readyz")
 
 
@@ -55,65 +44,6 @@ class _NoBadRequests(logging.Filter):
 
 protocol_log = logging.getLogger(f"{__name__}.protocol")  # aiohttp's own reports
 protocol_log.addFilter(_NoBadRequests())
-
-
-class ReadinessGauge(Protocol):
-    """What :class:`Health` keeps in step with the overall readiness, e.g. :class:`~daemon.metrics.Metrics`."""
-
-    def set_ready(self, ready: bool) -> None: ...
-
-
-class Health:
-    """Named readiness conditions; ready when none is failing and not draining. Thread-safe.
-
-    ``metrics.set_ready(ready)`` is called at once and then whenever the overall readiness flips,
-    keeping the ``gumbeld_ready`` gauge in step; it runs under the lock, so it must not call back
-    into this object.
-    """
-
-    def __init__(self, metrics: ReadinessGauge | None = None) -> None:
-        self._lock = threading.Lock()
-        self._not_ready: dict[str, str] = {}
-        self._draining = False
-        self._metrics = metrics
-        self._was_ready = True
-        if metrics is not None:
-            metrics.set_ready(True)
-
-    def set_not_ready(self, name: str, reason: str) -> None:
-        with self._lock:
-            self._not_ready[name] = reason
-            self._notify()
-
-    def set_ready(self, name: str) -> None:
-        with self._lock:
-            self._not_ready.pop(name, None)
-            self._notify()
-
-    def draining(self) -> None:
-        """The service is shutting down: not ready from now on, whatever the conditions say."""
-        with self._lock:
-            self._draining = True
-            self._notify()
-
-    def ready(self) -> tuple[bool, list[str]]:
-        """``(ready, reasons)``, reasons as ``"name: reason"`` sorted by name, or ``["draining"]``."""
-        with self._lock:
-            return self._state()
-
-    def _state(self) -> tuple[bool, list[str]]:
-        if self._draining:
-            return False, ["draining"]
-        reasons = [f"{name}: {reason}" for name, reason in sorted(self._not_ready.items())]
-        return not reasons, reasons
-
-    def _notify(self) -> None:
-        # Called with the lock held, so concurrent changes reach the metrics in the order they happened.
-        ready, _ = self._state()
-        if ready != self._was_ready:
-            self._was_ready = ready
-            if self._metrics is not None:
-                self._metrics.set_ready(ready)
 
 
 def render_metrics(registry: CollectorRegistry, accept: str, accept_encoding: str,
@@ -184,7 +114,8 @@ class HttpServer:
             self.api.add_to(app)
         app.on_response_prepare.append(_no_store)
         runner = web.AppRunner(app, handle_signals=False, access_log=None, logger=protocol_log,
-                               keepalive_timeout=self.idle_timeout, shutdown_timeout=SHUTDOWN_TIMEOUT)
+                               keepalive_timeout=self.idle_timeout, shutdown_timeout=SHUTDOWN_TIMEOUT,
+                               max_line_size=self._max_line())
         await runner.setup()
         try:
             # The runner's low-level server is the protocol factory; listening here rather than in a
@@ -197,6 +128,12 @@ class HttpServer:
         self._runner = runner
         log.info("serving /metrics, /livez, /readyz%s on http://%s:%d", " and /v1" if self.api else "",
                  self.host, self.port)
+
+    def _max_line(self) -> int:
+        """The longest request line: a key of ``api.max_key_length`` characters percent-encoded (up to 4
+        bytes a character, 3 characters a byte) fits, with room for the rest of the path and the query,
+        so that /v1 answers it (a problem if it is too long) rather than the parser (plain text)."""
+        return 12 * self.api.settings.max_key_length + MAX_LINE if self.api is not None else MAX_LINE
 
     async def stop(self) -> None:
         """Stop listening, let requests in progress finish briefly, close every connection."""

@@ -10,6 +10,7 @@ import sys
 
 import torch
 
+from .read_server import ReadServer
 from .service import Service, StartupError
 from .settings import GumbeldSettings
 
@@ -19,7 +20,7 @@ log = logging.getLogger("gumbeld")
 SECOND_SIGNAL_GRACE = 1.0  # seconds
 
 
-def install_signal_handlers(service: Service) -> None:
+def install_signal_handlers(service: Service | ReadServer) -> None:
     """First SIGTERM/SIGINT: drain and stop. Another, :data:`SECOND_SIGNAL_GRACE` seconds or more
     after the first: exit at once, without the final checkpoint. One within the grace is ignored.
     A service already stopping on its own (stdout's reader went away) lets the first signal drain."""
@@ -78,17 +79,26 @@ def share_the_interpreter() -> None:
 
 
 def run(settings: GumbeldSettings) -> int:
-    """Run the service until stopped; returns the process exit code."""
+    """``gumbeld run``: the service until stopped; returns the process exit code."""
+    set_training_threads(settings.training.threads)
+    return _until_stopped(Service, settings)
+
+
+def serve(settings: GumbeldSettings) -> int:
+    """``gumbeld serve``: the read server until stopped; returns the process exit code."""
+    return _until_stopped(ReadServer, settings)
+
+
+def _until_stopped(kind: type[Service] | type[ReadServer], settings: GumbeldSettings) -> int:
     tune_garbage_collection()
     share_the_interpreter()
-    set_training_threads(settings.training.threads)
-    async def serve() -> int:
-        service = Service(settings)
+    async def main() -> int:
+        service = kind(settings)
         install_signal_handlers(service)
         return await service.serve()
 
     try:
-        return asyncio.run(serve())
+        return asyncio.run(main())
     except StartupError as error:
         log.error("cannot start: %s", error)
         return 1

@@ -28,7 +28,8 @@ from .api.published import Published
 from .api.reads import ReadApi
 from .categories import CategoryTable
 from .errors import StartupError
-from .http import Health, HttpServer
+from .health import Health
+from .http import HttpServer
 from .kafka.failures import KafkaFailures
 from .learning.training import Training
 from .loops import every, watch_loop_lag

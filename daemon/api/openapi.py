@@ -18,7 +18,8 @@ def openapi(settings: ApiSettings) -> dict:
     """The OpenAPI document of ``/v1`` under ``settings``' limits."""
     _, defs = models_json_schema([(model, "validation") for model in MODELS], ref_template=REF)
     schemas = defs["$defs"]
-    schemas["BatchGetRequest"]["properties"]["keys"]["maxItems"] = settings.max_batch_keys
+    keys = schemas["BatchGetRequest"]["properties"]["keys"]
+    keys["maxItems"], keys["items"]["maxLength"] = settings.max_batch_keys, settings.max_key_length
     document = {
         "openapi": "3.1.0",
         "info": {"title": "gumbeld", "version": "1",  # of /v1, not of the package
@@ -35,7 +36,7 @@ def openapi(settings: ApiSettings) -> dict:
 
 def _paths(s: ApiSettings) -> dict:
     key = {"name": "key", "in": "path", "required": True, "description": "the key, percent-encoded",
-           "schema": {"type": "string", "minLength": 1, "maxLength": s.max_key_bytes}}
+           "schema": {"type": "string", "minLength": 1, "maxLength": s.max_key_length}}
     return {
         "/v1/keys/{key}": {"get": _operation(
             "getKey", "The key's latest snapshot; its version is the ETag.", [key, {
@@ -48,7 +49,7 @@ def _paths(s: ApiSettings) -> dict:
         "/v1/keys": {"get": _operation(
             "listKeys", "Keys with their events, version and age, in key order, a page at a time.", [
                 _query("prefix", {"type": "string"}), _query("limit", _integer(1, s.max_page)),
-                _query("cursor", {"type": "string"})], _json("KeyPage"), problems=(400,))},
+                _query("cursor", {"type": "string", "description": "next_cursor of the previous page"})], _json("KeyPage"), problems=(400,))},
         "/v1/keys/{key}/samples": {"get": _operation(
             "sampleKey", "Category labels drawn from the learned distribution.", [
                 key, _query("n", _integer(1, s.max_samples)), _query("seed", _integer(0, 2**63 - 1))],

@@ -23,7 +23,7 @@ from gumbel_models.goodness_of_fit import goodness_of_fit
 from .openapi import openapi
 from .problems import Problem, of_http_error
 from .published import Published, Snapshot
-from .requests import cursor_after, cursor_of, events_as_counts, integer, json_object, key_of
+from .requests import events_as_counts, integer, json_object, key_of
 from .settings import ApiSettings
 from .stream import StreamEndpoint
 
@@ -74,7 +74,7 @@ class ReadApi:
         found, not_found, unavailable = {}, [], []
         restoring = self.arrivals.restoring
         for name in keys:
-            key = key_of(name, self.settings.max_key_bytes)
+            key = key_of(name, self.settings.max_key_length)
             value = self._value(key)
             if value is not None:
                 found[key] = orjson.Fragment(value)
@@ -86,10 +86,10 @@ class ReadApi:
     async def list_keys(self, request: web.Request) -> web.Response:
         prefix = request.query.get("prefix", "")
         limit = integer(request, "limit", default=DEFAULT_PAGE, low=1, high=self.settings.max_page)
-        keys = [key for key in self.published.page(prefix, cursor_of(request), limit)]
+        keys = self.published.page(prefix, request.query.get("cursor") or None, limit)
         entries = await asyncio.to_thread(self._entries, keys)  # parsing a page may take a few ms
         more = len(keys) == limit and self.published.page(prefix, keys[-1], 1)
-        body = {"keys": entries, "next_cursor": cursor_after(keys[-1]) if more else None}
+        body = {"keys": entries, "next_cursor": keys[-1] if more else None}  # the key the next page starts after
         return web.Response(body=orjson.dumps(body), content_type=JSON)
 
     async def samples(self, request: web.Request) -> web.Response:
@@ -128,7 +128,7 @@ class ReadApi:
         return value if value is not None and (self.owned is None or key in self.owned) else None
 
     def _snapshot(self, request: web.Request) -> Snapshot:
-        key = key_of(request.match_info["key"], self.settings.max_key_bytes)
+        key = key_of(request.match_info["key"], self.settings.max_key_length)
         value = self._value(key)
         if value is not None:
             return Snapshot.of(value)

@@ -11,9 +11,6 @@ daemon.api.problems.Problem: categories the model does not know: ['d']
 """
 from __future__ import annotations
 
-import base64
-import binascii
-
 import orjson
 from aiohttp import web
 
@@ -22,12 +19,12 @@ from .problems import Problem
 UNKNOWN_NAMED = 10  # unknown categories named in a 422 at most
 
 
-def key_of(name: object, max_bytes: int) -> str:
-    """``name`` as a key: a non-empty string of at most ``max_bytes`` UTF-8 bytes."""
+def key_of(name: object, max_length: int) -> str:
+    """``name`` as a key: a non-empty string of at most ``max_length`` characters."""
     if not isinstance(name, str) or not name:
         raise Problem(400, f"a key is a non-empty string, not {orjson.dumps(name).decode()[:80]}")
-    if len(name.encode()) > max_bytes:
-        raise Problem(400, f"key longer than {max_bytes} bytes (api.max_key_bytes)")
+    if len(name) > max_length:
+        raise Problem(400, f"key longer than {max_length} characters (api.max_key_length)")
     return name
 
 
@@ -43,21 +40,6 @@ def integer(request: web.Request, name: str, *, default: int | None, low: int, h
     if not low <= value <= high:
         raise Problem(400, f"query parameter {name} must be between {low} and {high}, not {value}")
     return value
-
-
-def cursor_of(request: web.Request) -> str | None:
-    """The key a page starts after, from the opaque ``cursor`` of the previous page."""
-    text = request.query.get("cursor")
-    if not text:
-        return None
-    try:
-        return base64.b64decode(text.encode() + b"=" * (-len(text) % 4), altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise Problem(400, "cursor is not one this server gave") from None
-
-
-def cursor_after(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
 
 
 async def json_object(request: web.Request, field: str) -> object:

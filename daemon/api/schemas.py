@@ -2,6 +2,8 @@
 from them (:mod:`daemon.api.openapi`), and the tests check answers against them."""
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..contract import Snapshot
@@ -18,7 +20,7 @@ class Problem(BaseModel):
 
 
 class BatchGetRequest(BaseModel):
-    keys: list[str] = Field(description="up to api.max_batch_keys keys")
+    keys: list[Annotated[str, Field(min_length=1)]] = Field(description="up to api.max_batch_keys keys")
 
 
 class BatchGet(BaseModel):
@@ -37,7 +39,7 @@ class KeyEntry(BaseModel):
 
 class KeyPage(BaseModel):
     keys: list[KeyEntry] = Field(description="in key order")
-    next_cursor: str | None = Field(description="the cursor of the next page; null on the last")
+    next_cursor: str | None = Field(description="the cursor of the next page (the key it starts after); null on the last")
 
 
 class Samples(BaseModel):

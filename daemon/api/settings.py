@@ -10,7 +10,7 @@ class ApiSettings(Section):
     enabled: bool = Field(True, description="serve /v1 (a key's snapshot, samples, scores, a stream of updates) on the HTTP server")
     token: SecretStr | None = Field(None, description="when set, /v1 requires \"Authorization: Bearer <token>\"; /livez, /readyz and /metrics stay open")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request bodies larger than this are refused (413)")
-    max_key_bytes: int = Field(1024, ge=1, description="longest key a request may name, in UTF-8 bytes")
+    max_key_length: int = Field(1024, ge=1, description="longest key a request may name, in characters")
     max_batch_keys: int = Field(1000, ge=1, description="keys in one POST /v1/keys:batchGet at most")
     max_page: int = Field(1000, ge=1, description="keys in one page of GET /v1/keys at most")
     max_samples: int = Field(10_000, ge=1, description="n of GET /v1/keys/{key}/samples at most")

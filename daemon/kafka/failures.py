@@ -11,7 +11,7 @@ dead letters), ``state_write`` (state rows) and ``commit`` (the group's offsets)
 3. from its second in a row, turns ``/readyz`` to 503 with the cause, until the same operation
    succeeds (one failure that the next attempt mends is noise; one that repeats is not).
 
->>> from daemon.http import Health
+>>> from daemon.health import Health
 >>> class Counted:
 ...     def __init__(self): self.counts = {}
 ...     def kafka_error(self, operation, reason): self.counts[operation, reason] = self.counts.get((operation, reason), 0) + 1

@@ -2,7 +2,7 @@
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from daemon.http import Health
+from daemon.health import Health
 from tests.daemon.http_client import serving
 
 

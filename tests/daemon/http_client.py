@@ -6,7 +6,8 @@ import contextlib
 
 from prometheus_client import CollectorRegistry
 
-from daemon.http import Health, HttpServer
+from daemon.health import Health
+from daemon.http import HttpServer
 
 
 class Response:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 
 class Daemon:
-    """``python -m daemon run`` in ``workdir``; ``read_stdout=False`` leaves its stdout pipe to the caller."""
+    """``python -m daemon run`` (or ``command``) in ``workdir``; ``read_stdout=False`` leaves its stdout pipe to the caller."""
 
-    def __init__(self, workdir: Path, *flags: str, read_stdout: bool = True) -> None:
+    def __init__(self, workdir: Path, *flags: str, read_stdout: bool = True, command: str = "run") -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUMBELD_")}
         workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", "--metrics.port", "0", *flags],
+        self.proc = subprocess.Popen([sys.executable, "-m", "daemon", command, "--metrics.port", "0", *flags],
                                      cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.snapshots: list[dict] = []
         self.log: list[str] = []

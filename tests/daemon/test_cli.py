@@ -25,7 +25,7 @@ def clean_environment(monkeypatch):
 
 @pytest.fixture
 def fake_service(monkeypatch):
-    """Stands in for daemon.runner; records the settings it was started with."""
+    """Stands in for daemon.runner (run and serve); records the settings it was started with."""
     calls: list[GumbeldSettings] = []
 
     def run(settings: GumbeldSettings) -> int:
@@ -33,7 +33,7 @@ def fake_service(monkeypatch):
         logging.getLogger("daemon.service").info("started", extra={"key": "web"})
         return 7
 
-    monkeypatch.setitem(sys.modules, "daemon.runner", types.SimpleNamespace(run=run))
+    monkeypatch.setitem(sys.modules, "daemon.runner", types.SimpleNamespace(run=run, serve=run))
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield calls

@@ -7,7 +7,8 @@ import urllib.request
 
 import pytest
 
-from daemon.http import Health, HttpServer
+from daemon.health import Health
+from daemon.http import HttpServer
 from tests.daemon.http_client import exchange, get, request
 
 

@@ -30,7 +30,7 @@ async def test_a_startup_failure_closes_what_had_started(tmp_path):
 
 async def test_a_startup_failure_after_the_server_listens_stops_the_server(tmp_path, monkeypatch):
     """Startup fails at its very end: the HTTP server, already listening, is stopped with the rest."""
-    from daemon.http import Health
+    from daemon.health import Health
 
     set_ready = Health.set_ready
 

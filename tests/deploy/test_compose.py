@@ -10,7 +10,7 @@ import yaml
 
 from .helpers import COMPOSE, DEPLOY, ROOT, check_env_settings
 
-SERVICES = {"kafka", "kafka-init", "gumbeld", "producer", "prometheus", "grafana"}
+SERVICES = {"kafka", "kafka-init", "gumbeld", "gumbeld-serve", "producer", "prometheus", "grafana"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,15 @@ def test_the_producer_runs_the_load_generator(compose):
     assert producer["command"] == ["produce", "--bootstrap-servers", "kafka:9092", "--topic", "events",
                                    "--rate", "5000"]
     assert producer["depends_on"]["kafka-init"] == {"condition": "service_completed_successfully"}
+
+
+def test_the_read_server_serves_the_topic_gumbeld_publishes(compose):
+    serve, gumbeld = compose["services"]["gumbeld-serve"], compose["services"]["gumbeld"]
+    assert serve["command"] == ["serve"]
+    for setting in ("GUMBELD_SINKS__KAFKA__TOPIC", "GUMBELD_SOURCE__KAFKA__BOOTSTRAP_SERVERS"):
+        assert serve["environment"][setting] == gumbeld["environment"][setting]
+    assert serve["ports"][0]["target"] == 9464 and "deploy" not in serve  # no GPU
+    assert serve["depends_on"]["kafka-init"] == {"condition": "service_completed_successfully"}
 
 
 @pytest.mark.parametrize("service", ["prometheus", "grafana"])

@@ -12,7 +12,7 @@ from daemon.settings import GumbeldSettings
 from .helpers import DOCKERFILE, KUBERNETES, check_settings, flatten_settings, unknown_env_vars
 
 API_VERSIONS = {
-    "Namespace": "v1", "Secret": "v1", "Service": "v1", "ConfigMap": "v1", "StatefulSet": "apps/v1",
+    "Namespace": "v1", "Secret": "v1", "Service": "v1", "ConfigMap": "v1", "StatefulSet": "apps/v1", "Deployment": "apps/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1", "PrometheusRule": "monitoring.coreos.com/v1",
 }
 
@@ -28,8 +28,10 @@ def resources() -> list[dict]:
     return docs
 
 
-def one(kind: str, docs: list[dict] | None = None) -> dict:
-    (found,) = [d for d in (docs if docs is not None else resources()) if d["kind"] == kind]
+def one(kind: str, docs: list[dict] | None = None, name: str = "gumbeld") -> dict:
+    (found,) = [d for d in (docs if docs is not None else resources())
+                if d["kind"] == kind and (kind in ("Namespace", "Secret", "ConfigMap", "ServiceMonitor", "PrometheusRule")
+                                          or d["metadata"]["name"] == name)]
     return found
 
 
@@ -153,7 +155,7 @@ def rendered(kubectl) -> list[dict]:
 
 def test_kustomize_renders_every_resource_into_the_namespace(rendered):
     namespace = kustomization()["namespace"]
-    assert sorted(d["kind"] for d in rendered) == sorted(API_VERSIONS)
+    assert sorted({d["kind"] for d in rendered}) == sorted(API_VERSIONS)
     for doc in rendered:
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == namespace, doc["kind"]
@@ -167,3 +169,21 @@ def test_kustomize_names_the_config_map_by_content_and_sets_the_image(rendered):
     assert tomllib.loads(config_map["data"]["gumbeld.toml"]) == settings_file()
     (image,) = kustomization()["images"]
     assert container(rendered)["image"] == f"{image['newName']}:{image['newTag']}"
+
+
+def test_the_read_servers_serve_the_learned_topic_from_the_same_settings_without_a_gpu():
+    deployment, service = one("Deployment", name="gumbeld-serve"), one("Service", name="gumbeld-serve")
+    spec = deployment["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    assert c["args"] == ["serve"] and "nvidia.com/gpu" not in c["resources"]["requests"]
+    assert settings_file()["sinks"]["kafka"]["topic"]  # what gumbeld serve reads
+    config = {e["name"]: e["value"] for e in c["env"]}["GUMBELD_CONFIG"]
+    (volume,) = [v for v in spec["volumes"] if v.get("configMap", {}).get("name") == "gumbeld-config"]
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == volume["name"]]
+    assert config.startswith(mount["mountPath"] + "/")
+    (port,) = c["ports"]
+    assert port["containerPort"] == settings_file().get("metrics", {}).get("port", GumbeldSettings().metrics.port)
+    assert (c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"]) == ("/livez", "/readyz")
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True and spec["securityContext"]["runAsNonRoot"] is True

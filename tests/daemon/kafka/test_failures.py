@@ -14,7 +14,7 @@ import aiokafka.codec
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
-from daemon.http import Health
+from daemon.health import Health
 from daemon.kafka.failures import LOG_INTERVAL, KafkaFailures
 from daemon.metrics import Metrics
 from daemon.settings import KafkaSourceSettings

@@ -7,7 +7,7 @@ import asyncio
 
 from aiokafka.errors import RebalanceInProgressError
 
-from daemon.http import Health
+from daemon.health import Health
 from daemon.state.checkpointing import FINAL_COMMIT_ATTEMPTS, Checkpointer
 
 

@@ -8,7 +8,7 @@ import asyncio
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 
-from daemon.http import Health
+from daemon.health import Health
 from daemon.kafka.failures import KafkaFailures
 from daemon.settings import KafkaSourceSettings
 from daemon.sources.kafka.decode import RecordDecoder
