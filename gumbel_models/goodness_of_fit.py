@@ -36,10 +36,15 @@ class Fit:
     p_value: float
 
 
+def floored(probabilities: torch.Tensor) -> torch.Tensor:
+    """``probabilities`` (``[K]``) floored at ``FLOOR`` and normalised again, in float64: what events are scored by."""
+    p = probabilities.to(torch.float64).clamp(min=FLOOR)
+    return p / p.sum()
+
+
 def goodness_of_fit(counts: torch.Tensor, probabilities: torch.Tensor) -> Fit:
     """The fit of ``counts`` (``[K]``, at least one event) to ``probabilities`` (``[K]``, sums to 1)."""
-    p = probabilities.to(torch.float64).clamp(min=FLOOR)
-    p = p / p.sum()
+    p = floored(probabilities)
     counts = counts.to(torch.float64)
     n = float(counts.sum())
     log_likelihood = float((counts * p.log()).sum())

@@ -18,7 +18,7 @@ import orjson
 import torch
 from aiohttp import hdrs, web
 
-from gumbel_models.goodness_of_fit import goodness_of_fit
+from gumbel_models.goodness_of_fit import floored, goodness_of_fit
 
 from .openapi import openapi
 from .problems import Problem, of_http_error
@@ -111,7 +111,7 @@ class ReadApi:
         counts = events_as_counts(events, record["categories"], self.settings.max_score_events)
         p = torch.tensor(record["probabilities"], dtype=torch.float64)
         fit = goodness_of_fit(torch.tensor(counts, dtype=torch.float64), p)
-        per_category = dict(zip(record["categories"], p.clamp(min=1e-300).log().tolist()))
+        per_category = dict(zip(record["categories"], floored(p).log().tolist()))
         body = {"key": record["key"], "version": snapshot.version, "events": sum(counts),
                 "log_likelihood": fit.log_likelihood, "mean_surprise_bits": fit.surprise_bits,
                 "g_statistic": fit.g, "degrees_of_freedom": fit.degrees_of_freedom, "p_value": fit.p_value,
@@ -133,15 +133,16 @@ class ReadApi:
         if value is not None:
             return Snapshot.of(value)
         if self.arrivals.restoring:
-            raise Problem(503, f"key {key!r} is not here yet: partitions are being restored", key=key,
+            raise Problem(503, f"key {key!r} is not here yet: keys are on their way (partitions restoring, "
+                          "or the topic still being read)", key=key,
                           headers={hdrs.RETRY_AFTER: RETRY_AFTER})
         raise Problem(404, f"no snapshot of key {key!r} here", key=key)
 
     def _entries(self, keys: list[str]) -> list[dict]:
         now, entries = self._clock(), []
         for key in keys:
-            value = self.published.get(key)
-            if value is None:  # removed since the page was read
+            value = self._value(key)
+            if value is None:  # removed since the page was read, or no longer this instance's
                 continue
             record = orjson.loads(value)
             published = datetime.fromisoformat(record["published_at"]).timestamp()

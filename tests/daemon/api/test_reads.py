@@ -12,7 +12,8 @@ TRUTH = [0.1, 0.2, 0.3, 0.4]
 @pytest.fixture
 def published() -> Published:
     published = Published()
-    release = publication({"page/home": TRUTH, "page/about": [0.25] * 4, "user/7": [0.7, 0.1, 0.1, 0.1]}, version=3)
+    release = publication({"page/home": TRUTH, "page/about": [0.25] * 4, "user/7": [0.7, 0.1, 0.1, 0.1],
+                           "certain": [1.0, 0.0, 0.0, 0.0]}, version=3)
     published.take(release.keys, release.values)
     return published
 
@@ -49,10 +50,12 @@ async def test_an_unknown_key_is_404_and_503_while_keys_may_be_on_their_way(publ
         assert (await client.get("/v1/keys/user%2F7")).status == 200  # keys that are here are answered
 
 
-async def test_a_key_that_left_the_instance_is_no_longer_answered(published):
+async def test_a_key_that_left_the_instance_is_no_longer_answered_nor_listed(published):
     async with api_client(published, owned={"user/7"}) as client:
         await problem(await client.get("/v1/keys/page%2Fhome"), 404)
         assert (await client.get("/v1/keys/user%2F7")).status == 200
+        listed = await (await client.get("/v1/keys")).json()
+        assert [entry["key"] for entry in listed["keys"]] == ["user/7"]
 
 
 async def test_batch_get_answers_each_key_found_or_not(published):
@@ -118,6 +121,9 @@ async def test_a_score_passes_a_batch_of_the_distribution_and_flags_a_shifted_on
         assert fits["event_log_likelihood"][:2] == pytest.approx([np.log(TRUTH[CATEGORIES.index(e)]) for e in same[:2]], rel=1e-6)
         flagged = await (await client.post("/v1/keys/page%2Fhome/score", json={"events": shifted})).json()
         assert flagged["p_value"] < 1e-6
+        zero = await (await client.post("/v1/keys/certain/score", json={"events": ["a", "b"]})).json()
+        assert zero["event_log_likelihood"][1] == pytest.approx(np.log(1e-12), rel=1e-3)   # floored, as the batch's
+        assert zero["log_likelihood"] == pytest.approx(sum(zero["event_log_likelihood"]), rel=1e-9)
         counts = await (await client.post("/v1/keys/page%2Fhome/score", json={"events": {"a": 5, "d": 1}})).json()
         assert counts["events"] == 6 and counts["log_likelihood"] == pytest.approx(5 * np.log(0.1) + np.log(0.4), rel=1e-6)
 
