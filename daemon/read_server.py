@@ -55,14 +55,19 @@ class ReadServer:
         log.info("gumbeld serve started for topic %s; metrics on http://%s:%d/metrics",
                  self.settings.sinks.kafka.topic, m.host, self.http.port)
         following = asyncio.create_task(self._follow())
+        stop = asyncio.create_task(self.stopping.wait())
         try:
-            await self.stopping.wait()
+            await asyncio.wait({following, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            following.cancel()
-            await asyncio.gather(following, return_exceptions=True)
+            for task in (following, stop):
+                task.cancel()
+            await asyncio.gather(following, stop, return_exceptions=True)
             await self.follower.stop()
             await self.published.aclose()
             await self.http.stop()
+        if not following.cancelled() and following.exception() is not None:  # a bug: say so, exit non-zero
+            log.error("following %s failed", self.settings.sinks.kafka.topic, exc_info=following.exception())
+            return 1
         return 0
 
     async def _follow(self) -> None:

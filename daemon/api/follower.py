@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import orjson
+
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
@@ -26,6 +28,7 @@ class TopicFollower:
     def __init__(self, options: dict, topic: str, published: Published, health: Health) -> None:
         self.options, self.topic, self.published, self.health = options, topic, published, health
         self.caught_up = False
+        self.skipped = self._skipped_logged = 0
         self._ends: dict[TopicPartition, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
 
@@ -60,11 +63,27 @@ class TopicFollower:
         consumer = self._consumer
         while True:
             polled = await consumer.getmany(timeout_ms=POLL_MS)
-            records = [record for batch in polled.values() for record in batch if record.key is not None]
+            records = [record for batch in polled.values() for record in batch]
             if records:
-                await asyncio.to_thread(self.published.take, [r.key for r in records], [r.value for r in records])
+                keys, values = await asyncio.to_thread(self._snapshots, records)
+                await asyncio.to_thread(self.published.take, keys, values)
             if not self.caught_up:
                 await self._check_caught_up()
+
+    def _snapshots(self, records: list) -> tuple[list[bytes], list[bytes | None]]:
+        """The records that are snapshots or tombstones of a key; others are skipped and counted
+        (:attr:`skipped`), so that nothing served fails to parse."""
+        keys, values = [], []
+        for record in records:
+            if record.key is None or not _is_snapshot(record.value):
+                self.skipped += 1
+                continue
+            keys.append(record.key)
+            values.append(record.value)
+        if self.skipped > self._skipped_logged:
+            log.warning("%s: %d records skipped so far (no key, or not a snapshot)", self.topic, self.skipped)
+            self._skipped_logged = self.skipped
+        return keys, values
 
     async def _check_caught_up(self) -> None:
         for tp, end in self._ends.items():
@@ -80,3 +99,17 @@ class TopicFollower:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+
+
+def _is_snapshot(value: bytes | None) -> bool:
+    """A tombstone, or a JSON object with what ``/v1`` reads from a snapshot."""
+    if value is None:
+        return True
+    try:
+        record = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return False
+    return (isinstance(record, dict) and isinstance(record.get("version"), int) and isinstance(record.get("key"), str)
+            and isinstance(record.get("categories"), list) and isinstance(record.get("probabilities"), list)
+            and len(record["categories"]) == len(record["probabilities"]) > 0
+            and isinstance(record.get("events"), int) and isinstance(record.get("published_at"), str))

@@ -71,7 +71,7 @@ class Published:
         """Keep ``values[i]`` as the snapshot of ``keys[i]``; a None value removes the key."""
         added, removed = set(), set()
         for raw, value in zip(keys, values):
-            key = raw.decode()
+            key = raw.decode("utf-8", "replace")
             if value is None:
                 if self._values.pop(key, None) is not None:
                     removed.add(key)

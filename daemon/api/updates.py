@@ -87,7 +87,7 @@ class Updates:
         subscriptions = self._subscriptions
         if not subscriptions:
             return
-        decoded = [(key.decode(), value) for key, value in zip(keys, values)]
+        decoded = [(key.decode("utf-8", "replace"), value) for key, value in zip(keys, values)]
         for subscription in subscriptions:
             mine = [pair for pair in decoded if pair[0].startswith(subscription.prefix)]
             if mine:

@@ -30,12 +30,16 @@ def test_serve_answers_for_every_key_of_the_topic_once_it_has_caught_up(kafka_br
         first = publication({f"k{i}": [0.1, 0.2, 0.3, 0.4] for i in range(10)}, version=1)
         newer = publication({"k1": [0.4, 0.3, 0.2, 0.1]}, version=2)
         asyncio.run(create_topic(bootstrap, topic, 2))
-        asyncio.run(produce(bootstrap, topic, [*zip(first.keys, first.values), (b"k3", None), *zip(newer.keys, newer.values)]))
+        foreign = [(b"junk", b"not json"), (b"half", b'{"version": 1}'), (None, first.values[0])]  # skipped, counted
+        asyncio.run(produce(bootstrap, topic, [*zip(first.keys, first.values), (b"k3", None), *foreign,
+                                               *zip(newer.keys, newer.values)]))
         serve.wait_for(lambda: serve.get("/readyz")[0] == 200, 60)
 
         status, snapshot = _json(serve, "/v1/keys/k1")
         assert status == 200 and snapshot == orjson.loads(newer.values[0])
         assert _json(serve, "/v1/keys/k3")[0] == 404                     # tombstoned
+        assert _json(serve, "/v1/keys/junk")[0] == 404 and _json(serve, "/v1/keys/half")[0] == 404
+        assert any("3 records skipped" in line for line in serve.log)
         listed = _json(serve, "/v1/keys?limit=100")[1]
         assert [entry["key"] for entry in listed["keys"]] == sorted(f"k{i}" for i in range(10) if i != 3)
 
