@@ -46,6 +46,7 @@ from .timestamps import rfc3339
 
 log = logging.getLogger("gumbeld")
 FINAL_PUBLISH_RETRIES, FINAL_PUBLISH_RETRY = 3, 0.5  # attempts after the first, seconds apart; within shutdown_timeout
+CANCELLED_DELIVERY_GRACE = 2.0  # seconds a sink may go on taking a publication after the stop cancelled it
 
 
 class Publisher:
@@ -108,24 +109,41 @@ class Publisher:
 
     async def _deliver(self, publication: Publication, gone: list, settled: list) -> bool:
         """``publication`` to every sink, with what each failed to take before; whether one failed again.
-        ``settled`` gets each sink that took it, failed (and owes it) or went away."""
-        failed = False
+        ``settled`` gets each sink that took it, failed (and owes it) or went away.
+
+        Cancelled while a sink takes it, that sink is given ``CANCELLED_DELIVERY_GRACE`` seconds to
+        finish (a Kafka sink's messages are usually on their way already: sent again, a subscriber
+        would see a version twice); the sinks after it owe the publication.
+        """
+        failed = cancelled = False
         for sink in [sink for sink in self.sinks if sink not in gone]:
             owed = self.undelivered.get(sink.name)
+            sending = asyncio.ensure_future(sink.publish(owed.joined(publication) if owed else publication))
             try:
-                await sink.publish(owed.joined(publication) if owed else publication)
-            except ReaderGone:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                cancelled = True
+                await asyncio.wait({sending}, timeout=CANCELLED_DELIVERY_GRACE)
+                if not sending.done():
+                    sending.cancel()
+                    await asyncio.wait({sending})
+                    raise  # this sink and the ones after it owe the publication
+            except Exception:
+                pass  # examined below, as the sink's outcome
+            settled.append(sink)
+            error = None if sending.cancelled() else sending.exception()
+            if isinstance(error, ReaderGone):
                 gone.append(sink)
-                settled.append(sink)
-                continue
-            except (OSError, KafkaError, asyncio.TimeoutError) as error:  # learning goes on; next interval retries
+            elif isinstance(error, (OSError, KafkaError, asyncio.TimeoutError)):  # learning goes on; next interval retries
                 self._failed(sink.name, publication, error)
                 failed = True
-                settled.append(sink)
-                continue
-            self.undelivered.pop(sink.name, None)
-            settled.append(sink)
-            self.metrics.snapshots_published(sink.name, len(publication.snapshots))
+            elif error is not None:
+                raise error
+            else:
+                self.undelivered.pop(sink.name, None)
+                self.metrics.snapshots_published(sink.name, len(publication.snapshots))
+            if cancelled:
+                raise asyncio.CancelledError
         return failed
 
     def _owe(self, publication: Publication, sinks: list) -> None:

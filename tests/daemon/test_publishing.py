@@ -1,6 +1,7 @@
 """Publishing: a sink that fails to take a publication gets it again with the next one, and at
 shutdown, with a few more attempts."""
 import asyncio
+import json
 
 from daemon.service import Service
 from tests.daemon.in_process import RecordingSink, ScriptedSource, service_settings
@@ -81,3 +82,37 @@ async def test_a_publish_cancelled_by_the_stop_is_delivered_by_the_final_publish
     service.stopping.set()
     assert await asyncio.wait_for(task, 30) == 0
     assert [r["key"] for r in slow.records] == ["a"] and slow.records[0]["events"] == 200
+
+
+class _SendsThenWaitsForAcks(RecordingSink):
+    """Like a Kafka sink: the messages are on their way before it waits (here 0.5 s) for the acknowledgements."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.taking = asyncio.Event()
+
+    async def publish(self, publication) -> None:
+        self.records += [json.loads(line) for line in publication.lines]
+        if not self.taking.is_set():
+            self.taking.set()
+            await asyncio.sleep(0.5)  # well within the grace the stop gives a delivery under way
+
+
+async def test_a_sink_taking_a_publication_when_the_stop_comes_finishes_it_and_is_not_sent_it_twice(tmp_path):
+    fast, slow = RecordingSink(), _SendsThenWaitsForAcks()
+    fast.name = "fast"
+    taking = slow.taking
+    source = ScriptedSource()
+    settings = service_settings(tmp_path, publish_interval=0.2, publish_tolerance=1.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[fast, slow], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: taking.is_set() and any(r["key"] == "a" for r in fast.records), 30,
+                "a published to the fast sink, being taken by the slow one")
+    service.stopping.set()
+    assert await asyncio.wait_for(task, 30) == 0
+    assert [r["version"] for r in slow.records if r["key"] == "a"] == [r["version"] for r in fast.records if r["key"] == "a"]
+    assert len([r for r in slow.records if r["key"] == "a"]) == 1
