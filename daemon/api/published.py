@@ -100,10 +100,6 @@ class Published:
         """The latest snapshot of ``key`` as published, or None."""
         return self._values.get(key)
 
-    def snapshot(self, key: str) -> Snapshot | None:
-        value = self._values.get(key)
-        return None if value is None else Snapshot.of(value)
-
     def page(self, prefix: str, after: str | None, limit: int) -> list[str]:
         """Up to ``limit`` keys starting with ``prefix``, in order, after the key ``after``."""
         index = self._index

@@ -60,6 +60,25 @@ async def test_the_final_publish_offers_what_a_sink_failed_to_take_again_before_
     assert len(failures) == 3 and [r["key"] for r in flaky.records] == ["a"]  # the fourth attempt took it
 
 
+async def _stopped_while_slow_takes_a(tmp_path, slow, taking: asyncio.Event) -> RecordingSink:
+    """A service publishing to a fast sink, then ``slow``, stopped once ``slow`` is taking key a's
+    snapshot (``taking``); returns the fast sink. publish_tolerance 1: the final publish has nothing
+    new of a, so a reaches ``slow`` then only as what it owes."""
+    fast = RecordingSink()
+    fast.name = "fast"
+    source = ScriptedSource()
+    settings = service_settings(tmp_path, publish_interval=0.2, publish_tolerance=1.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[fast, slow], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: taking.is_set() and any(r["key"] == "a" for r in fast.records), 30,
+                "a published to the fast sink, being taken by the slow one")
+    service.stopping.set()
+    assert await asyncio.wait_for(task, 30) == 0
+    return fast
+
+
 async def test_a_publish_cancelled_by_the_stop_is_delivered_by_the_final_publish(tmp_path):
     holding, released = asyncio.Event(), asyncio.Event()
 
@@ -68,19 +87,9 @@ async def test_a_publish_cancelled_by_the_stop_is_delivered_by_the_final_publish
             holding.set()
             await released.wait()  # never set: the stop cancels the publish here
 
-    fast, slow = RecordingSink(), RecordingSink(on_publish=hold_the_first_publication)
-    fast.name, slow.name = "fast", "slow"
-    source = ScriptedSource()
-    # publish_tolerance 1: the final publish has nothing new of key a; it must deliver what the slow sink owes
-    settings = service_settings(tmp_path, publish_interval=0.2, publish_tolerance=1.0, model={"n_categories": 5})
-    service = Service(settings, sinks=[fast, slow], source=source)
-    task = asyncio.create_task(service.serve())
-    await until(task, lambda: service.training is not None, 30, "startup")
-    source.push("a", [0, 1, 2, 3, 4] * 40)
-    await until(task, lambda: holding.is_set() and any(r["key"] == "a" for r in fast.records), 30,
-                "a published to the fast sink, held at the slow one")
-    service.stopping.set()
-    assert await asyncio.wait_for(task, 30) == 0
+    slow = RecordingSink(on_publish=hold_the_first_publication)
+    slow.name = "slow"
+    await _stopped_while_slow_takes_a(tmp_path, slow, holding)
     assert [r["key"] for r in slow.records] == ["a"] and slow.records[0]["events"] == 200
 
 
@@ -101,18 +110,7 @@ class _SendsThenWaitsForAcks(RecordingSink):
 
 
 async def test_a_sink_taking_a_publication_when_the_stop_comes_finishes_it_and_is_not_sent_it_twice(tmp_path):
-    fast, slow = RecordingSink(), _SendsThenWaitsForAcks()
-    fast.name = "fast"
-    taking = slow.taking
-    source = ScriptedSource()
-    settings = service_settings(tmp_path, publish_interval=0.2, publish_tolerance=1.0, model={"n_categories": 5})
-    service = Service(settings, sinks=[fast, slow], source=source)
-    task = asyncio.create_task(service.serve())
-    await until(task, lambda: service.training is not None, 30, "startup")
-    source.push("a", [0, 1, 2, 3, 4] * 40)
-    await until(task, lambda: taking.is_set() and any(r["key"] == "a" for r in fast.records), 30,
-                "a published to the fast sink, being taken by the slow one")
-    service.stopping.set()
-    assert await asyncio.wait_for(task, 30) == 0
+    slow = _SendsThenWaitsForAcks()
+    fast = await _stopped_while_slow_takes_a(tmp_path, slow, slow.taking)
     assert [r["version"] for r in slow.records if r["key"] == "a"] == [r["version"] for r in fast.records if r["key"] == "a"]
     assert len([r for r in slow.records if r["key"] == "a"]) == 1
