@@ -12,6 +12,7 @@ A refusal raises :class:`ApiError` with the problem's status and detail; 503 (no
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -80,11 +81,14 @@ class ApiClient:
         """log_likelihood, mean_surprise_bits, g_statistic, degrees_of_freedom, p_value, event_log_likelihood."""
         return orjson.loads(await self._call("POST", f"/v1/keys/{quote(key, safe='')}/score", json={"events": events}))
 
-    async def stream(self, prefix: str = "") -> AsyncIterator[Update]:
-        """Every update of the keys with ``prefix`` from now on, until the server ends the stream."""
+    async def stream(self, prefix: str = "", *, connected: asyncio.Event | None = None) -> AsyncIterator[Update]:
+        """Every update of the keys with ``prefix`` from now on, until the server ends the stream.
+        ``connected`` is set once the server has accepted the stream: updates from then on are in it."""
         async with self._session.get(f"{self.url}/v1/stream", params={"prefix": prefix},
                                      timeout=aiohttp.ClientTimeout(total=None, sock_read=None)) as response:
             await _raise_for(response)
+            if connected is not None:
+                connected.set()
             event = None
             async for line in response.content:
                 line = line.rstrip(b"\r\n")

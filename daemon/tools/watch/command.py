@@ -19,19 +19,21 @@ from rich.live import Live
 
 from .keyboard import Keyboard
 from .render import render
-from .sources import follow_file, follow_topic, read_pipe
+from .sources import follow_file, follow_server, follow_topic, read_pipe
 from .state import WatchState
 
 DESCRIPTION = """\
 A live view of the learned distributions, redrawn in place: for each key shown, learned (█) vs
 empirical (▒) probability per category, TV and KL between them, events, version and the age of
 the snapshot. The source is the learned-distribution topic (--bootstrap-servers, --topic), read
-from its beginning, or a JSON-lines file of snapshots (sinks.jsonl_path, or stdout saved),
+from its beginning; or the HTTP API of gumbeld run or gumbeld serve (--url), every key and then
+its stream of updates; or a JSON-lines file of snapshots (sinks.jsonl_path, or stdout saved),
 followed as tail -f does; - reads standard input: gumbeld run | gumbeld watch -
 
 Shown: the --top N keys with the most events, or of those matching a --key pattern. Evicted keys
 disappear; snapshots that break the contract are skipped and counted (malformed: N). When no
-broker answers the status is 'disconnected' and the topic is read again after a backoff.
+broker (or server) answers the status is 'disconnected' and the source is read again after a
+backoff.
 """
 
 KEYS_HELP = """\
@@ -44,6 +46,7 @@ keys:
 
 examples:
   gumbeld watch --bootstrap-servers broker:9092 --topic learned-distributions
+  GUMBELD_API_TOKEN=... gumbeld watch --url http://gumbeld-serve:8080
   gumbeld watch run.jsonl --key 'shop-*' --key web
   gumbeld run | gumbeld watch -
 """
@@ -66,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("file", nargs="?", metavar="FILE", help="JSON-lines file of snapshots; - for standard input")
     parser.add_argument("--bootstrap-servers", metavar="HOST:PORT[,...]", help="the Kafka brokers")
     parser.add_argument("--topic", help="the learned-distribution topic (sinks.kafka.topic)")
+    parser.add_argument("--url", metavar="URL", help="a gumbeld's HTTP server (api.* settings), e.g. http://host:9464")
+    parser.add_argument("--token", default=os.environ.get("GUMBELD_API_TOKEN"),
+                        help="the bearer token of the API (api.token); default: $GUMBELD_API_TOKEN")
     parser.add_argument("--top", type=_positive, default=10, metavar="N", help="keys on one page (default 10)")
     parser.add_argument("--key", action="append", default=[], dest="keys", metavar="PATTERN",
                         help="show only keys matching this glob (fnmatch: * ? [...]); may be repeated")
@@ -85,8 +91,10 @@ def _positive(text: str) -> int:
 def _watch(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.file is None) == (args.topic is None):
-        parser.error("give either a FILE (or - for standard input) or --topic with --bootstrap-servers")
+    if sum(source is not None for source in (args.file, args.topic, args.url)) != 1:
+        parser.error("give one of a FILE (or - for standard input), --topic with --bootstrap-servers, or --url")
+    if args.url is not None and not args.url.startswith(("http://", "https://")):
+        parser.error(f"--url must start with http:// or https://, not {args.url!r}")
     if args.topic is not None and not args.bootstrap_servers:
         parser.error("--topic needs --bootstrap-servers")
     if args.file is not None and args.bootstrap_servers:
@@ -103,6 +111,8 @@ def _watch(argv: list[str] | None) -> int:
 
 def _source(parser: argparse.ArgumentParser, args) -> tuple[Callable[[WatchState], Awaitable[None]], str]:
     """The coroutine that feeds the state, and how the header names it; usage errors for bad files."""
+    if args.url is not None:
+        return (lambda state: follow_server(state, args.url, token=args.token)), f"server {args.url}"
     if args.topic is not None:
         return (lambda state: follow_topic(state, args.topic, args.bootstrap_servers),
                 f"topic {args.topic} @ {args.bootstrap_servers}")

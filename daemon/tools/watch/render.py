@@ -27,7 +27,7 @@ LEARNED, EMPIRICAL = "█", "▒"
 LEARNED_STYLE, EMPIRICAL_STYLE = "cyan", "magenta"
 LABEL_WIDTH = 14          # longer category labels end in …
 MAX_CATEGORIES = 24       # more are summed up in one line: a page stays readable
-STATUS_STYLES = {"connected": "bold green", "following": "bold green", "reading": "green",
+STATUS_STYLES = {"connected": "bold green", "following": "bold green", "reading": "green", "loading": "green",
                  "connecting": "yellow", "disconnected": "bold red", "ended": "bold"}
 
 

@@ -5,7 +5,9 @@
   after a :class:`~daemon.kafka.backoff.Backoff`;
 - :func:`follow_file`: a JSON-lines file, followed as ``tail -f`` does (a truncated file is read
   again from its start, a replaced one is reopened);
-- :func:`read_pipe`: JSON lines from a pipe (``gumbeld run | gumbeld watch -``) until its end.
+- :func:`read_pipe`: JSON lines from a pipe (``gumbeld run | gumbeld watch -``) until its end;
+- :func:`follow_server`: the ``/v1`` API of ``gumbeld run`` or ``gumbeld serve``, through
+  :class:`daemon.tools.api_client.ApiClient`: every key, then the stream of updates.
 """
 from __future__ import annotations
 
@@ -14,14 +16,17 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
+import aiohttp
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from daemon.kafka.backoff import Backoff
-from daemon.tools.client import Subscription
+from daemon.tools.api_client import ApiClient, ApiError, Unavailable
+from daemon.tools.client import Subscription, Update
 
 from .state import WatchState
 
+BATCH_GET = 1000          # keys asked for in one call (the server's api.max_batch_keys by default)
 PROBE_INTERVAL = 2.0      # seconds between two checks that a broker answers
 PROBE_TIMEOUT = 5.0
 LINE_LIMIT = 16 << 20     # longest line read from a pipe; a longer one is counted malformed
@@ -94,6 +99,83 @@ def _describe(error: BaseException) -> str:
     if isinstance(error, asyncio.TimeoutError):
         return "no answer from the broker"
     if isinstance(error, KafkaConnectionError):
+        return "cannot connect"
+    return str(error) or type(error).__name__
+
+
+async def follow_server(state: WatchState, url: str, *, token: str | None = None, backoff: Backoff | None = None,
+                        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """Keep ``state`` up to date with the server at ``url`` until cancelled.
+
+    The stream of updates is opened first and buffers while every key is read (listed, then asked
+    for a thousand at a time), so no update falls between the two. When the server cannot be reached
+    or ends the stream, the status is ``disconnected`` and after the backoff (or the server's
+    ``Retry-After``) every key is read again. A refused token (401, 403) is not retried: it raises.
+    """
+    backoff = backoff or Backoff(initial=0.5, maximum=10.0)
+    while True:
+        wait = None
+        try:
+            async with ApiClient(url, token=token) as api:
+                await _mirror(state, api, backoff)
+            reason = "the server ended the stream"
+        except Unavailable as error:
+            reason, wait = f"not ready: {error.detail}", error.retry_after
+        except ApiError as error:
+            if error.status in (401, 403):
+                raise
+            reason = str(error)
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+            reason = "no answer from the server" if isinstance(error, asyncio.TimeoutError) else _describe_http(error)
+        wait = max(wait or 0.0, backoff.next())
+        state.set_status("disconnected", f"{reason}; attempt {backoff.attempt + 1} in {wait:.1f} s")
+        await sleep(wait)
+
+
+async def _mirror(state: WatchState, api: ApiClient, backoff: Backoff) -> None:
+    """Read every key of ``api`` into ``state``, then apply its updates until the stream ends."""
+    connected, buffered = asyncio.Event(), asyncio.Queue()
+
+    async def listen() -> None:
+        try:
+            async for update in api.stream(connected=connected):
+                buffered.put_nowait(update)
+        finally:
+            buffered.put_nowait(None)  # the end of the stream, however it ended
+
+    listening = asyncio.create_task(listen())
+    try:
+        waiting = asyncio.ensure_future(connected.wait())
+        await asyncio.wait({waiting, listening}, return_when=asyncio.FIRST_COMPLETED)
+        if not connected.is_set():
+            waiting.cancel()
+            await listening  # raises what refused the stream
+            raise ApiError(0, "the stream ended before it started")
+        state.set_status("loading")
+        keys = [entry["key"] async for entry in api.keys()]
+        snapshots = {}
+        for start in range(0, len(keys), BATCH_GET):
+            snapshots.update(await api.batch_get(keys[start:start + BATCH_GET]))
+        state.replace_all(snapshots)
+        state.set_status("connected", f"{len(snapshots)} keys")
+        backoff.reset()
+        while (update := await buffered.get()) is not None:
+            if _newer(state, update):
+                state.apply(update)
+        await listening  # raises what ended the stream, if it failed
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
+
+
+def _newer(state: WatchState, update: Update) -> bool:
+    """Whether a buffered update is news: the key's snapshot read since may be as new already."""
+    held = state.snapshots.get(update.key)
+    return update.snapshot is None or held is None or update.snapshot.version > held.version
+
+
+def _describe_http(error: BaseException) -> str:
+    if isinstance(error, aiohttp.ClientConnectorError):
         return "cannot connect"
     return str(error) or type(error).__name__
 

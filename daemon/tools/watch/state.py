@@ -44,7 +44,7 @@ class Page:
 @dataclass
 class WatchState:
     """Everything ``gumbeld watch`` draws. ``status`` is one word (``connecting``, ``connected``,
-    ``disconnected``, ``reading``, ``following``, ``ended``) and ``detail`` says more."""
+    ``loading``, ``disconnected``, ``reading``, ``following``, ``ended``) and ``detail`` says more."""
 
     top: int = 10                                   # keys per page
     patterns: tuple[str, ...] = ()                  # --key globs; none: every key
@@ -69,6 +69,10 @@ class WatchState:
             self.snapshots.pop(update.key, None)
         else:
             self.snapshots[update.key] = update.snapshot
+
+    def replace_all(self, snapshots: dict[str, Snapshot]) -> None:
+        """Every live key read afresh: keys not among ``snapshots`` are gone."""
+        self.snapshots = dict(snapshots)
 
     def apply_line(self, line: bytes | str) -> None:
         """One line of gumbeld's JSON-lines output; blank lines are skipped, malformed ones counted."""

@@ -12,14 +12,17 @@ def test_gumbeld_lists_watch_and_watch_lists_its_options_and_keys(capsys):
     assert "watch" in capsys.readouterr().out
     assert gumbeld(["watch", "--help"]) == 0
     out = capsys.readouterr().out
-    for text in ("--bootstrap-servers", "--topic", "--top N", "--key PATTERN", "PgUp PgDn", "Esc cancels",
+    for text in ("--bootstrap-servers", "--topic", "--url URL", "GUMBELD_API_TOKEN", "--top N", "--key PATTERN", "PgUp PgDn", "Esc cancels",
                  "gumbeld run | gumbeld watch -"):
         assert text in out, text
 
 
 @pytest.mark.parametrize("args, message", [
-    ([], "give either a FILE (or - for standard input) or --topic"),
-    (["run.jsonl", "--topic", "t", "--bootstrap-servers", "b:9092"], "give either a FILE"),
+    ([], "give one of a FILE (or - for standard input), --topic with --bootstrap-servers, or --url"),
+    (["run.jsonl", "--topic", "t", "--bootstrap-servers", "b:9092"], "give one of a FILE"),
+    (["--url", "http://h:9464", "--topic", "t"], "give one of a FILE"),
+    (["--url", "h:9464"], "--url must start with http:// or https://, not 'h:9464'"),
+    (["--url", "http://h:9464"], "the standard output is not a terminal"),
     (["--topic", "t"], "--topic needs --bootstrap-servers"),
     (["run.jsonl", "--bootstrap-servers", "b:9092"], "--bootstrap-servers goes with --topic"),
     (["--top", "0", "x"], "argument --top: must be a whole number of at least 1, not '0'"),

@@ -1,5 +1,5 @@
-"""daemon.tools.watch.sources: a file followed as tail -f, a pipe to its end, and the topic on a real broker,
-through an outage (disconnected, then read again after the backoff)."""
+"""daemon.tools.watch.sources: a file followed as tail -f, a pipe to its end, the topic on a real broker
+through an outage (disconnected, then read again after the backoff), and a server's /v1."""
 import asyncio
 import functools
 import os
@@ -10,14 +10,19 @@ import time
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
+from daemon.api.published import Published
 from daemon.kafka.backoff import Backoff
+from daemon.snapshots import Eviction, Publication, SnapshotBatch
+from daemon.tools.api_client import ApiError
 from daemon.tools.watch.sources import (
     follow_file,
+    follow_server,
     follow_topic,
     probe_broker,
     read_pipe,
 )
 from daemon.tools.watch.state import WatchState
+from tests.daemon.api.serving import api_client, publication
 from tests.daemon.tools.watch.snapshots import eviction_line, line
 from tests.kafka_broker import create_topic, produce
 
@@ -149,3 +154,44 @@ async def test_the_probe_raises_when_no_broker_answers():
         except KafkaConnectionError:
             return
     raise AssertionError("the probe of a port where nothing listens returned")
+
+
+async def test_a_server_is_read_key_by_key_then_followed_through_its_stream():
+    published = Published()
+    first = publication({f"page/{i}": [0.25] * 4 for i in range(1500)}, version=2)  # two pages, two batches
+    published.take(first.keys, first.values)
+    async with api_client(published) as server:
+        state, waits = WatchState(), []
+
+        async def sleep(seconds):
+            waits.append((seconds, state.status, state.detail))
+            raise Stop
+
+        task = asyncio.create_task(follow_server(state, str(server.make_url("")), sleep=sleep))
+        await _until(lambda: state.status == "connected", what="every key read")
+        assert len(state.snapshots) == 1500 and state.detail == "1500 keys"
+        await published.publish(publication({"page/1": [0.1, 0.2, 0.3, 0.4]}, version=3))
+        await published.publish(Publication(SnapshotBatch.empty(1.0, "t"), [Eviction("page/2", "ttl", "t")]).encode())
+        await _until(lambda: state.snapshots["page/1"].version == 3 and "page/2" not in state.snapshots,
+                     what="the streamed update and eviction")
+        assert len(state.snapshots) == 1499
+    with pytest.raises(Stop):  # the server went away: its stream ended
+        await asyncio.wait_for(task, 10)
+    assert waits[0][1] == "disconnected" and "attempt 2" in waits[0][2]
+
+
+async def test_an_unreachable_server_is_disconnected_and_a_refused_token_is_an_error():
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        state = WatchState()
+
+        async def sleep(seconds):
+            assert state.status == "disconnected" and "cannot connect" in state.detail
+            raise Stop
+
+        with pytest.raises(Stop):
+            await asyncio.wait_for(follow_server(state, f"http://127.0.0.1:{free.getsockname()[1]}", sleep=sleep), 10)
+    async with api_client(Published(), token="right") as server:
+        with pytest.raises(ApiError) as refused:
+            await asyncio.wait_for(follow_server(WatchState(), str(server.make_url("")), token="wrong"), 10)
+        assert refused.value.status == 401
