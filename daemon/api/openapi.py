@@ -70,7 +70,8 @@ def _paths(s: ApiSettings) -> dict:
 
 def _operation(operation_id: str, summary: str, parameters: list, ok: dict, more: dict | None = None, *,
                body: str | None = None, problems: tuple[int, ...] = ()) -> dict:
-    responses = {"200": ok, **(more or {}), "401": _problem("no or a wrong bearer token (api.token)")}
+    responses = {"200": ok, **(more or {}), "401": _problem("no or a wrong bearer token (api.token)"),
+                 "429": _problem("gumbeld run only: more requests a second than api.max_reads_per_second; see Retry-After")}
     for status in problems:
         responses[str(status)] = _problem({400: "the request is malformed", 404: "no snapshot of the key here",
                                            413: "the body is larger than api.max_body_bytes",

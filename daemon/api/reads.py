@@ -21,6 +21,7 @@ from aiohttp import hdrs, web
 from gumbel_models.goodness_of_fit import floored, goodness_of_fit
 
 from .openapi import openapi
+from .pacing import Pacer
 from .problems import Problem, of_http_error
 from .published import Published, Snapshot
 from .requests import events_as_counts, integer, json_object, key_of
@@ -42,12 +43,14 @@ class Arrivals(Protocol):
 
 class ReadApi:
     """``/v1`` over ``published``: the keys in ``owned`` (None: all of them) are this instance's;
-    ``seeds`` draws the seed of a sampling request that gives none."""
+    ``seeds`` draws the seed of a sampling request that gives none; ``pacer`` (None: none) paces
+    the requests."""
 
     def __init__(self, settings: ApiSettings, published: Published, *, arrivals: Arrivals,
-                 owned: Container[str] | None, seeds: np.random.Generator, clock: Callable[[], float]) -> None:
+                 owned: Container[str] | None, seeds: np.random.Generator, clock: Callable[[], float],
+                 pacer: Pacer | None = None) -> None:
         self.settings, self.published, self.arrivals, self.owned = settings, published, arrivals, owned
-        self._seeds, self._clock = seeds, clock
+        self._seeds, self._clock, self.pacer = seeds, clock, pacer
         self._openapi = orjson.dumps(openapi(settings))
 
     def add_to(self, app: web.Application) -> None:
@@ -152,7 +155,7 @@ class ReadApi:
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        """``/v1`` only: the bearer token when one is set, and every refusal as a problem."""
+        """``/v1`` only: the bearer token when one is set, the pacer's turn, and every refusal as a problem."""
         if not request.path.startswith("/v1"):
             return await handler(request)
         try:
@@ -161,6 +164,8 @@ class ReadApi:
                     request.headers.get(hdrs.AUTHORIZATION, "").encode(), f"Bearer {token.get_secret_value()}".encode()):
                 raise Problem(401, "a bearer token is required (Authorization: Bearer <api.token>)",
                               headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="gumbeld"'})
+            if self.pacer is not None:
+                await self._take_turn()
             response = await handler(request)
         except Problem as problem:
             response = problem.response()
@@ -171,6 +176,15 @@ class ReadApi:
         if not response.prepared:  # a stream has sent its headers already
             response.headers.setdefault(hdrs.CACHE_CONTROL, "no-cache")  # may be kept, if checked again (ETag)
         return response
+
+
+    async def _take_turn(self) -> None:
+        wait = self.pacer.wait()
+        if wait is None:
+            raise Problem(429, f"more than {self.pacer.rate:g} requests a second (api.max_reads_per_second); "
+                          "gumbeld serve answers more", headers={hdrs.RETRY_AFTER: "1"})
+        if wait > 0:
+            await asyncio.sleep(wait)
 
 
 def _matches(if_none_match: str, etag: str) -> bool:
