@@ -195,12 +195,17 @@ class Service:
             log.info("gumbeld stopped at step %d", self.training.learner.steps_taken)
 
     async def serve(self) -> int:
-        """Run until stopped; the exit code is 1 when the final checkpoint or commit could not be written."""
+        """Run until stopped; the exit code is 1 when the final checkpoint or commit could not be
+        written, within ``shutdown_timeout`` or at all."""
         try:
             await self.startup()
             await self.main_loop()
         finally:
-            await asyncio.wait_for(self.shutdown(), timeout=self.settings.shutdown_timeout)
+            try:
+                await asyncio.wait_for(self.shutdown(), timeout=self.settings.shutdown_timeout)
+            except asyncio.TimeoutError:
+                log.error("the shutdown took longer than shutdown_timeout (%g s) and was cut short",
+                          self.settings.shutdown_timeout)
         if not self.final_state_saved:
             log.error("stopped without a final checkpoint and commit: the events consumed since the last "
                       "durable one will be consumed again at the next start")

@@ -114,3 +114,21 @@ async def test_a_sink_taking_a_publication_when_the_stop_comes_finishes_it_and_i
     fast = await _stopped_while_slow_takes_a(tmp_path, slow, slow.taking)
     assert [r["version"] for r in slow.records if r["key"] == "a"] == [r["version"] for r in fast.records if r["key"] == "a"]
     assert len([r for r in slow.records if r["key"] == "a"]) == 1
+
+
+async def test_a_final_publish_that_outlasts_the_shutdown_timeout_is_cut_short_with_exit_1(tmp_path, caplog):
+    async def never_finish(publication) -> None:
+        await asyncio.Event().wait()
+
+    stuck = RecordingSink(on_publish=never_finish)
+    stuck.name = "stuck"
+    source = ScriptedSource()
+    settings = service_settings(tmp_path, publish_interval=60.0, shutdown_timeout=1.0, model={"n_categories": 5})
+    service = Service(settings, sinks=[stuck], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: "a" in service.training.keys, 30, "the events of a counted")
+    service.stopping.set()
+    assert await asyncio.wait_for(task, 30) == 1  # no final checkpoint: said, not raised
+    assert "took longer than shutdown_timeout (1 s)" in caplog.text
