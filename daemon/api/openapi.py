@@ -76,7 +76,7 @@ def _operation(operation_id: str, summary: str, parameters: list, ok: dict, more
         responses[str(status)] = _problem({400: "the request is malformed", 404: "no snapshot of the key here",
                                            413: "the body is larger than api.max_body_bytes",
                                            422: "a category the model does not know, or nothing to score",
-                                           503: "not here yet (partitions are restored), or too many streams"}[status])
+                                           503: "not here yet (partitions are restored, or the key is not published yet), or too many streams"}[status])
     operation = {"operationId": operation_id, "summary": summary, "parameters": parameters, "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": REF.format(model=body)}}}}

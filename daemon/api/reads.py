@@ -3,7 +3,8 @@
 Every answer comes from :class:`~daemon.api.published.Published`, what this instance last
 published; nothing here waits for the training thread. A key the instance does not hold is 404,
 or 503 with ``Retry-After`` while keys may be on their way to it (before its first partitions,
-while partitions move or restore): then it cannot tell "not here" from "not here yet".
+while partitions move or restore): then it cannot tell "not here" from "not here yet". A key it
+holds but has not published yet (new, or just restored) is 503 too, until the next publication.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class ReadApi:
             if value is not None:
                 found[key] = orjson.Fragment(value)
             else:
-                (unavailable if restoring else not_found).append(key)
+                (unavailable if restoring or self._unpublished(key) else not_found).append(key)
         body = {"snapshots": found, "not_found": not_found, "unavailable": unavailable}
         return web.Response(body=orjson.dumps(body), content_type=JSON)
 
@@ -139,7 +140,14 @@ class ReadApi:
             raise Problem(503, f"key {key!r} is not here yet: keys are on their way (partitions restoring, "
                           "or the topic still being read)", key=key,
                           headers={hdrs.RETRY_AFTER: RETRY_AFTER})
+        if self._unpublished(key):
+            raise Problem(503, f"key {key!r} is here but not published yet: its first snapshot comes with the "
+                          "next publication", key=key, headers={hdrs.RETRY_AFTER: RETRY_AFTER})
         raise Problem(404, f"no snapshot of key {key!r} here", key=key)
+
+    def _unpublished(self, key: str) -> bool:
+        """Whether the instance holds ``key`` (new, or just restored) but has not published it yet."""
+        return self.owned is not None and key in self.owned and self.published.get(key) is None
 
     def _entries(self, keys: list[str]) -> list[dict]:
         now, entries = self._clock(), []

@@ -58,6 +58,16 @@ async def test_a_key_that_left_the_instance_is_no_longer_answered_nor_listed(pub
         assert [entry["key"] for entry in listed["keys"]] == ["user/7"]
 
 
+async def test_a_key_the_instance_holds_but_has_not_published_yet_is_503_not_404(published):
+    async with api_client(published, owned={"user/7", "fresh"}) as client:
+        response = await client.get("/v1/keys/fresh")
+        assert "not published yet" in (await problem(response, 503))["detail"]
+        assert response.headers["Retry-After"] == "1"
+        await problem(await client.get("/v1/keys/stranger"), 404)
+        body = await (await client.post("/v1/keys:batchGet", json={"keys": ["fresh", "stranger"]})).json()
+        assert (body["unavailable"], body["not_found"]) == (["fresh"], ["stranger"])
+
+
 async def test_batch_get_answers_each_key_found_or_not(published):
     async with api_client(published) as client:
         response = await client.post("/v1/keys:batchGet", json={"keys": ["user/7", "nobody", "page/home"]})

@@ -8,6 +8,7 @@ import json
 import time
 from collections import Counter
 
+import aiohttp
 import numpy as np
 import pytest
 
@@ -177,3 +178,36 @@ async def test_scaling_out_and_in_and_a_rolling_restart_keep_every_count_exact(k
         # never back (a snapshot may be delivered twice: at least once, without idempotence here)
         assert versions == sorted(versions) and versions[-1] >= len(set(versions)), (key, versions)
         assert steps == sorted(steps), (key, steps)
+
+
+async def test_a_key_on_its_way_to_a_new_instance_is_503_never_404_until_restored_and_served(kafka_broker, tmp_path):
+    """The first instance stops; the second, with no local state, is given every partition and
+    restores their keys from the state topic. Its /v1 is asked for a key from the moment it serves."""
+    bootstrap, topic, group = kafka_broker.bootstrap, f"restore-api-{time.time_ns()}", f"g-{time.time_ns()}"
+    await create_topic(bootstrap, topic, 3)
+    messages, expected = _messages(3000, 3)
+    await produce(bootstrap, topic, messages)
+    before = await _run_until_counted(_settings(bootstrap, topic, group, tmp_path / "a", tmp_path / "a.jsonl"),
+                                      tmp_path / "a.jsonl", expected)
+
+    service, task = await _start(_settings(bootstrap, topic, group, tmp_path / "b", tmp_path / "b.jsonl"))
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = f"http://127.0.0.1:{service.http.port}"
+            deadline = time.monotonic() + 90
+            while not answers or answers[-1][0] != 200:
+                assert time.monotonic() < deadline, f"k0 never served: {Counter(a[0] for a in answers)}"
+                async with http.get(f"{url}/v1/keys/k0") as response:
+                    answers.append((response.status, response.headers.get("Retry-After"), await response.read()))
+                await asyncio.sleep(0.01)
+    finally:
+        await _stop(service, task)
+    waiting = answers[:-1]
+    assert waiting, "the first answer was already the snapshot: nothing was seen on its way"
+    assert {status for status, _, _ in waiting} == {503}, Counter(status for status, _, _ in waiting)
+    assert all(retry == "1" and json.loads(body)["status"] == 503
+               for _, retry, body in waiting)
+    served = json.loads(answers[-1][2])
+    assert served["events"] == expected["k0"] == before["k0"]["events"]  # its history came with it
+    assert served["version"] > before["k0"]["version"]
