@@ -121,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser(
         "bench", help="run a benchmark", description="Run a benchmark. Everything after its name goes to "
         "the benchmark itself: 'gumbeld bench convergence --help' lists its options.")
-    bench.add_argument("benchmark", choices=["convergence", "ablations", "ingest", "scale", "restore", "compression"],
+    bench.add_argument("benchmark", choices=["convergence", "ablations", "ingest", "scale", "restore", "compression", "api"],
                        help="convergence: how fast and how closely the learned distributions converge; "
                        "ablations: what each learning default is worth, one change at a time; "
                        "ingest: Kafka consume, decode and count rates; "

@@ -9,7 +9,7 @@ from ..setting_sections import Section
 class ApiSettings(Section):
     enabled: bool = Field(True, description="serve /v1 (a key's snapshot, samples, scores, a stream of updates) on the HTTP server")
     token: SecretStr | None = Field(None, description="when set, /v1 requires \"Authorization: Bearer <token>\"; /livez, /readyz and /metrics stay open")
-    max_reads_per_second: float = Field(1000.0, ge=0, description="gumbeld run: /v1 requests answered per second at most, so readers cannot take the CPU of ingest and training; a request beyond it waits its turn, and one whose turn is over 1 s away gets 429 with Retry-After; 0 = no limit. gumbeld serve is not limited (run more of them)")
+    max_reads_per_second: float = Field(500.0, ge=0, description="gumbeld run: /v1 requests answered per second at most, so readers cannot take the CPU of ingest and training; a request beyond it waits its turn, and one whose turn is over 1 s away gets 429 with Retry-After; 0 = no limit. gumbeld serve is not limited (run more of them)")
     max_body_bytes: int = Field(1 << 20, ge=1024, description="request bodies larger than this are refused (413)")
     max_key_length: int = Field(1024, ge=1, description="longest key a request may name, in characters")
     max_batch_keys: int = Field(1000, ge=1, description="keys in one POST /v1/keys:batchGet at most")

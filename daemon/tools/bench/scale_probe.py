@@ -146,14 +146,15 @@ def lag_percentile(first: dict, last: dict, q: float) -> float | None:
 
 
 class Child:
-    """``python -m daemon run FLAGS`` in ``workdir``: stdout discarded, stderr kept in ``daemon.log``."""
+    """``python -m daemon COMMAND FLAGS`` in ``workdir`` (``run`` by default): stdout discarded, stderr
+    kept in ``daemon.log`` (``COMMAND.log`` for another command)."""
 
-    def __init__(self, workdir: Path, flags: list[str]) -> None:
+    def __init__(self, workdir: Path, flags: list[str], command: str = "run") -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GUMBELD_")}
         workdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = workdir / "daemon.log"
+        self.log_path = workdir / ("daemon.log" if command == "run" else f"{command}.log")
         with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "daemon", "run", *flags], cwd=workdir, env=env,
+            self.proc = subprocess.Popen([sys.executable, "-m", "daemon", command, *flags], cwd=workdir, env=env,
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
         self.started = time.monotonic()
         self.pid = self.proc.pid
@@ -234,11 +235,11 @@ class LivenessProber(threading.Thread):
         return [latency for sent, latency in zip(self.sent, self.latencies) if start <= sent <= end]
 
 
-def start_daemon(workdir: Path, flags: list[str], startup_timeout: float) -> tuple[Child, int]:
+def start_daemon(workdir: Path, flags: list[str], startup_timeout: float, command: str = "run") -> tuple[Child, int]:
     """Start on a free port; a port taken between choosing and binding it means another try."""
     for attempt in range(3):
         port = free_port()
-        child = Child(workdir, ["--metrics.port", str(port), *flags])
+        child = Child(workdir, ["--metrics.port", str(port), *flags], command)
         try:
             child.wait_live(port, startup_timeout)
             return child, port
