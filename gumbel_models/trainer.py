@@ -1,7 +1,9 @@
 """The Gumbel-softmax GAN trainer: many independent categorical distributions, one batched step.
 
 State per key ``b``: generator logits ``θ_b`` (and their average), a logistic discriminator
-``(w_b, β_b)``, Adam moments for both, and the empirical histogram of the events observed.
+``(w_b, β_b)``, Adam moments for both, and the empirical histogram of the events observed. What
+the discriminator sees as real is the key's target ``p̂_b`` (:mod:`.target`): its histogram, plus
+the pseudo-counts of a prior when one is set (:meth:`GumbelGAN.set_prior`).
 
 One training step (``discriminator_steps`` D updates, then ``generator_steps`` G updates)::
 
@@ -28,6 +30,7 @@ from .generator import CategoricalGenerator
 from .histogram import EmpiricalHistogram
 from .settling import Settling
 from .players import Players
+from .target import check_prior, target
 from . import samples as gumbel_samples
 from .row_adam import RowAdam
 
@@ -60,6 +63,7 @@ class GumbelGAN:
         self._expected_fake = config.hard and config.expected_fake
         self.t = 0
         self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # skipped row-updates
+        self.prior: torch.Tensor | None = None  # pseudo-counts [K] added to every key's histogram
         self.g_loss, self.d_loss = torch.zeros(n_keys, device=self.device), torch.zeros(n_keys, device=self.device)
         self._refresh_reference()
 
@@ -123,6 +127,13 @@ class GumbelGAN:
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
         self.generator.set_mask(index, torch.as_tensor(mask).reshape(len(index), -1))
 
+    def set_prior(self, pseudo_counts: torch.Tensor | None) -> None:
+        """Every key's target becomes its histogram plus ``pseudo_counts`` ``[K]`` over its own
+        categories (None: the histogram alone); the keys with events are evaluated afresh."""
+        self.prior = None if pseudo_counts is None else check_prior(pseudo_counts, self.config.n_categories).to(self.device)
+        self.settling.mark_dirty(self.histogram.has_data())
+        self._refresh_reference()
+
     # -- data and training --------------------------------------------------------------------
     def observe(self, counts, rows=None) -> None:
         """Count events: ``counts`` ``[n_keys, K]`` (tensor or array) of new events per category, or
@@ -153,12 +164,12 @@ class GumbelGAN:
         if rows.numel() == 0:
             rows, tolerances = self.settling.awake_rows()
         else:
-            counts = self.histogram.counts.index_select(0, rows)
-            mass = counts.sum(dim=-1)
             mask = self.generator.mask.index_select(0, rows)
-            empirical = counts / mass.clamp(min=1e-300).unsqueeze(-1)
+            goal, mass = self._targets(rows)
+            # a row without events (a free one) has nothing to learn, whatever the prior says
+            mass = torch.where(self.histogram.counts.index_select(0, rows).sum(dim=-1) > 0, mass, torch.zeros_like(mass))
             steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
-            rows, tolerances = self.settling.evaluate(self.probabilities(rows=rows), empirical, mass,
+            rows, tolerances = self.settling.evaluate(self.probabilities(rows=rows), goal, mass,
                                                       mask.sum(dim=-1), steps, rows)
         return rows, self.settling.samples(tolerances)
 
@@ -244,13 +255,19 @@ class GumbelGAN:
         self.nonfinite += (p.has_data - on).sum()
         return torch.where(finite, grad, 0.0), on
 
+    def _targets(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target ``[B, K]`` and effective events ``[B]`` of every key (or of ``rows``), float64."""
+        counts = self.histogram.counts if rows is None else self.histogram.counts.index_select(0, rows)
+        mask = self.generator.mask if rows is None else self.generator.mask.index_select(0, rows)
+        return target(counts, mask, self.prior)
+
     def _refresh_reference(self, rows: torch.Tensor | None = None) -> None:
         dtype = self.config.torch_dtype
         if rows is None or self._reference.shape[0] != self.n_keys:
-            self._reference = self.histogram.probabilities(dtype)
+            self._reference = self._targets()[0].to(dtype)
             self._has_data = self.histogram.has_data().unsqueeze(-1).to(dtype)
         else:
-            self._reference.index_copy_(0, rows, self.histogram.probabilities(dtype, rows))
+            self._reference.index_copy_(0, rows, self._targets(rows)[0].to(dtype))
             self._has_data.index_copy_(0, rows, (self.histogram.events.index_select(0, rows) > 0)
                                         .unsqueeze(-1).to(dtype))
 
@@ -262,9 +279,17 @@ class GumbelGAN:
     def empirical(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         return self.histogram.probabilities(torch.float32, rows)
 
+    def target(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """What each key (or ``rows``) learns ``[B, K]``, float32: the empirical without a prior."""
+        return self._targets(rows)[0].to(torch.float32)
+
+    def effective_events(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Events plus the prior's weight ``[B]``, float64 (:mod:`.target`)."""
+        return self._targets(rows)[1]
+
     def divergences(self, rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """TV, KL(empirical ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""
-        return divergences(self.empirical(rows), self.probabilities(rows=rows))
+        """TV, KL(target ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""
+        return divergences(self.target(rows), self.probabilities(rows=rows))
 
     def key_steps(self) -> torch.Tensor:
         """Generator updates applied to each key ``[B]``."""
