@@ -1,6 +1,9 @@
 """``gumbeld bench convergence``: how fast and how close the GAN learns, next to counting.
 
 Usage: ``gumbeld bench convergence [--scenarios seed,zipf100] [--json PATH] [--device auto] [--scale F]``
+
+The population scenarios (:mod:`.population`) learn many keys with a pooled prior, and report
+per bucket of key size.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from gumbel_models import GumbelGAN, resolve_device
 
 from .machine import describe_machine
 from .open_catalogue import run_open_catalogue
+from .population import KEYS, POPULATIONS, format_buckets, run_population
 from .scenarios import Scenario, build_scenarios
 
 COLUMNS = ("name", "events", "steps", "seconds", "steps_per_second", "seconds_to_target", "tv_learned_truth",
@@ -100,7 +104,7 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gumbeld bench convergence", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    known = [s.name for s in build_scenarios()] + ["open_catalogue"]
+    known = [s.name for s in build_scenarios()] + ["open_catalogue", *POPULATIONS]
     parser.add_argument("--scenarios", default=",".join(known), help=f"comma-separated subset of {known}")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
@@ -120,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if "open_catalogue" in wanted:  # sparse, through the open learner: not a dense Scenario
         rows.append(run_open_catalogue(device, args.seed, scale=args.scale, budget_seconds=120.0 * args.scale))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    for name in POPULATIONS:  # many keys with a pooled prior: reported per bucket of key size
+        if name in wanted:
+            rows.append(run_population(name, device, args.seed, keys=max(500, int(KEYS * args.scale)),
+                                       budget_seconds=300.0 * args.scale))
+            print(format_table(rows[-1:]).splitlines()[-1] + "\n" + format_buckets(rows[-1]), flush=True)
     print("\n" + format_table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps({"machine": describe_machine(device), "scenarios": rows}, indent=2) + "\n")
