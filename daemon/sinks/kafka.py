@@ -39,6 +39,8 @@ class KafkaDeadLetters:
     for a flush (``backpressure``) instead of growing memory.
     """
 
+    name = "Kafka"
+
     def __init__(self, producer: Producer, topic: str, *, max_pending: int = 100_000) -> None:
         self.producer, self.topic, self.max_pending = producer, topic, max_pending
         self._pending: list[tuple[bytes | None, bytes, list]] = []

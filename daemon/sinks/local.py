@@ -133,6 +133,8 @@ class DeadLetterFile:
     disk) is raised by the next ``write`` or ``flush``, as it would have been by the write itself.
     """
 
+    name = "file"
+
     def __init__(self, path: Path, *, max_pending: int = 100_000) -> None:
         self._sink = JsonLinesSink(path)
         self.max_pending = max_pending

@@ -25,6 +25,8 @@ class ReaderGone(Exception):
 
 
 class DeadLetters(Protocol):
+    name: str  # where the letters go, for messages: "Kafka", "file"
+
     def write(self, bad: list[BadEvent], at: str) -> int:
         """Queue ``bad`` (on the event loop: never waits); returns how many were queued."""
 

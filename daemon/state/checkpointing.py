@@ -54,10 +54,12 @@ class Checkpointer:
         """
         training = self.training
         async with training.lock:
+            step = "taking the state"
             try:
                 keys, evictions = training.keys.state(), self.publisher.state()         # 1.
                 position = self.source.position()
                 pending = training.hold_counts()
+                step = f"flushing the dead letters to {self.dead_letters.name}"
                 try:
                     await self.dead_letters.flush()                                      # 2.
                 finally:
@@ -67,28 +69,31 @@ class Checkpointer:
                     self.metrics.checkpoint_current()
                     return True
                 if self.handover is not None:
+                    step = "writing the state topic to Kafka"
                     await self.handover.write(keys["names"], position)                   # 3.
                 state = service_state(self.labels, keys, evictions, await training.learner_state(), position)
                 training.release_counts()  # the state is a copy now: training takes counts again
                 committed = await self._commit(position, final) if self.handover is not None else True  # 4.
+                step = "saving the checkpoint file"
                 await asyncio.to_thread(self.store.save, state)  # not on the training thread: it trains on
                 self._saved = saved
                 self.metrics.checkpoint_written()
                 self.health.set_ready("checkpoint")
             except (OSError, KafkaError, asyncio.TimeoutError) as error:
-                self._failed(error, final)
+                self._failed(f"{step}: {cause(error)}", final)
                 return False
             finally:
                 training.release_counts()
             return await self._commit(position, final) if self.handover is None else committed
 
-    def _failed(self, error: BaseException, final: bool) -> None:
+    def _failed(self, reason: str, final: bool) -> None:
+        """``reason``: the step that failed and why."""
         self.metrics.checkpoint_failed()
-        self.health.set_not_ready("checkpoint", f"the last checkpoint failed: {cause(error)}")
-        held = self._failure_log.allow(cause(error))
+        self.health.set_not_ready("checkpoint", f"the last checkpoint failed {reason}")
+        held = self._failure_log.allow(reason)
         if held is not None or final:
             log.error("checkpoint failed, will retry %s: %s%s", "never: stopping" if final else
-                      "at the next interval", cause(error), Throttle.since(held or 0))
+                      "at the next interval", reason, Throttle.since(held or 0))
 
     async def _commit(self, position: dict, final: bool = False) -> bool:
         """Commit ``position``'s offsets; a failure is reported by the source (the saved state has

@@ -1,6 +1,6 @@
 """The checkpoint protocol's outcome: what it saves, when a commit counts as durable, how a failure shows.
 
-The whole protocol runs against the real broker in tests/daemon/kafka (kill -9, hand-overs); here
+The whole protocol runs against the real broker in tests/daemon/sources/kafka and tests/daemon/state (kill -9, hand-overs); here
 its collaborators are small stand-ins, so each outcome can be forced.
 """
 import asyncio
@@ -67,6 +67,7 @@ class Training:
 class Stub:
     """Learner, dead letters and metrics at once: each is asked little."""
     revision = 1
+    name = "a stand-in"
 
     async def flush(self) -> None:
         pass
@@ -75,10 +76,15 @@ class Stub:
         return lambda *args: None
 
 
-def _checkpointer(source: Source, store: Store, health: Health) -> Checkpointer:
+def _checkpointer(source: Source, store: Store, health: Health, handover=None) -> Checkpointer:
     stub = Stub()
     return Checkpointer(["a", "b"], training=Training(), publisher=Publisher(), source=source, dead_letters=stub,
-                        store=store, handover=None, metrics=stub, health=health)
+                        store=store, handover=handover, metrics=stub, health=health)
+
+
+class StateTopicTimingOut:
+    async def write(self, names, position) -> None:
+        raise asyncio.TimeoutError
 
 
 async def test_a_checkpoint_saves_the_state_with_its_offsets_then_commits_them():
@@ -105,9 +111,18 @@ async def test_a_failed_save_turns_readyz_503_with_its_cause_until_a_checkpoint_
     store, health = Store(OSError(28, "No space left on device")), Health()
     checkpointer = _checkpointer(Source(failures=0), store, health)
     assert await checkpointer.checkpoint() is False
-    assert health.ready() == (False, ["checkpoint: the last checkpoint failed: "
+    assert health.ready() == (False, ["checkpoint: the last checkpoint failed saving the checkpoint file: "
                                       "OSError: [Errno 28] No space left on device"])
-    assert "checkpoint failed, will retry at the next interval: OSError" in caplog.text
+    assert "checkpoint failed, will retry at the next interval: saving the checkpoint file: OSError" in caplog.text
     store.error = None
     assert await checkpointer.checkpoint(final=True) is True
     assert health.ready() == (True, [])
+
+
+async def test_a_state_topic_that_times_out_says_kafka_in_readyz_and_nothing_is_saved():
+    store, health = Store(), Health()
+    checkpointer = _checkpointer(Source(failures=0), store, health, handover=StateTopicTimingOut())
+    assert await checkpointer.checkpoint() is False
+    assert health.ready() == (False, ["checkpoint: the last checkpoint failed writing the state topic to Kafka: "
+                                      "TimeoutError"])
+    assert store.saved == []
