@@ -185,7 +185,6 @@ class ReadApi:
             response.headers.setdefault(hdrs.CACHE_CONTROL, "no-cache")  # may be kept, if checked again (ETag)
         return response
 
-
     async def _take_turn(self) -> None:
         wait = self.pacer.wait()
         if wait is None:
