@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from .api.follower import CONDITION, TopicFollower
+from .api.metrics import ApiMetrics, FollowerCollector
 from .api.published import Published
 from .api.reads import ReadApi
 from .errors import StartupError
@@ -41,8 +42,9 @@ class ReadServer:
         self.follower = TopicFollower(client_options(settings.source.kafka), settings.sinks.kafka.topic,
                                       self.published, self.health)
         m = settings.metrics
+        self.registry.register(FollowerCollector(self.follower))
         api = ReadApi(settings.api, self.published, arrivals=self.follower, owned=None,
-                      seeds=np.random.default_rng(), clock=clock)
+                      seeds=np.random.default_rng(), clock=clock, metrics=ApiMetrics(self.registry))
         self.http = HttpServer(m.host, m.port, self.registry, self.health, max_connections=m.max_connections, api=api)
 
     async def serve(self) -> int:

@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from gumbel_models import resolve_device
 
+from .api.metrics import ApiMetrics
 from .api.pacing import Pacer
 from .api.published import Published
 from .api.reads import ReadApi
@@ -113,7 +114,8 @@ class Service:
         a = self.settings.api
         api = None if self.published is None else ReadApi(
             a, self.published, arrivals=self.source, owned=self.training.keys, seeds=np.random.default_rng(),
-            clock=self._clock, pacer=Pacer(a.max_reads_per_second) if a.max_reads_per_second > 0 else None)
+            clock=self._clock, pacer=Pacer(a.max_reads_per_second) if a.max_reads_per_second > 0 else None,
+            metrics=ApiMetrics(self.registry))
         self.http = HttpServer(m.host, m.port, self.registry, self.health, max_connections=m.max_connections, api=api)
         try:
             await self.http.start()

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
+from daemon.api.metrics import ApiMetrics, FollowerCollector
 from daemon.metrics import Metrics
 from tests.settings_tree import leaf_fields
 
@@ -17,7 +18,9 @@ def test_every_setting_is_documented():
 def test_every_metric_is_documented():
     registry = CollectorRegistry()
     Metrics(registry, max_key_labels=1, clock=lambda: 0.0)
+    ApiMetrics(registry)
     names = {metric.name for metric in registry.collect()}
+    names |= {metric.name for metric in FollowerCollector(follower=None).describe()}  # gumbeld serve's
     missing = sorted(n for n in names if n.removesuffix("_total") not in README and n not in README)
     assert not missing, f"metrics missing from README: {missing}"
 

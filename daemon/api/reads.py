@@ -21,6 +21,7 @@ from aiohttp import hdrs, web
 
 from gumbel_models.goodness_of_fit import floored, goodness_of_fit
 
+from .metrics import ApiMetrics
 from .openapi import openapi
 from .pacing import Pacer
 from .problems import Problem, of_http_error
@@ -45,13 +46,13 @@ class Arrivals(Protocol):
 class ReadApi:
     """``/v1`` over ``published``: the keys in ``owned`` (None: all of them) are this instance's;
     ``seeds`` draws the seed of a sampling request that gives none; ``pacer`` (None: none) paces
-    the requests."""
+    the requests; ``metrics`` (None: none) counts the answers."""
 
     def __init__(self, settings: ApiSettings, published: Published, *, arrivals: Arrivals,
                  owned: Container[str] | None, seeds: np.random.Generator, clock: Callable[[], float],
-                 pacer: Pacer | None = None) -> None:
+                 pacer: Pacer | None = None, metrics: ApiMetrics | None = None) -> None:
         self.settings, self.published, self.arrivals, self.owned = settings, published, arrivals, owned
-        self._seeds, self._clock, self.pacer = seeds, clock, pacer
+        self._seeds, self._clock, self.pacer, self.metrics = seeds, clock, pacer, metrics
         self._openapi = orjson.dumps(openapi(settings))
 
     def add_to(self, app: web.Application) -> None:
@@ -183,6 +184,9 @@ class ReadApi:
             response = of_http_error(error).response()
         if not response.prepared:  # a stream has sent its headers already
             response.headers.setdefault(hdrs.CACHE_CONTROL, "no-cache")  # may be kept, if checked again (ETag)
+        if self.metrics is not None:
+            resource = request.match_info.route.resource
+            self.metrics.answered(resource.canonical if resource is not None else "unmatched", response.status)
         return response
 
     async def _take_turn(self) -> None:

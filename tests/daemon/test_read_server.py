@@ -40,6 +40,10 @@ def test_serve_answers_for_every_key_of_the_topic_once_it_has_caught_up(kafka_br
         assert _json(serve, "/v1/keys/k3")[0] == 404                     # tombstoned
         assert _json(serve, "/v1/keys/junk")[0] == 404 and _json(serve, "/v1/keys/half")[0] == 404
         assert any("3 records skipped" in line for line in serve.log)
+        metrics = serve.get("/metrics")[1]
+        for line in ("gumbeld_serve_keys 9.0", "gumbeld_serve_caught_up 1.0", "gumbeld_serve_records_skipped_total 3.0",
+                     'gumbeld_api_requests_total{endpoint="/v1/keys/{key}",status="200"} 1.0'):
+            assert line in metrics, line
         listed = _json(serve, "/v1/keys?limit=100")[1]
         assert [entry["key"] for entry in listed["keys"]] == sorted(f"k{i}" for i in range(10) if i != 3)
 

@@ -32,10 +32,10 @@ def publication(keys: dict[str, list[float]], *, version: int = 1, events: int =
 
 
 @contextlib.asynccontextmanager
-async def api_client(published: Published, *, arrivals=None, owned=None, pacer=None, **settings):
+async def api_client(published: Published, *, arrivals=None, owned=None, pacer=None, metrics=None, **settings):
     """An aiohttp test client of ``/v1`` over ``published``."""
     api = ReadApi(ApiSettings(**settings), published, arrivals=arrivals or Arrivals(), owned=owned,
-                  seeds=np.random.default_rng(0), clock=lambda: NOW, pacer=pacer)
+                  seeds=np.random.default_rng(0), clock=lambda: NOW, pacer=pacer, metrics=metrics)
     app = web.Application(client_max_size=api.settings.max_body_bytes)
     api.add_to(app)
     async with TestClient(TestServer(app)) as client:

@@ -2,7 +2,9 @@
 import numpy as np
 import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
+from daemon.api.metrics import ApiMetrics
 from daemon.api.published import Published
 from tests.daemon.api.serving import CATEGORIES, api_client, publication
 
@@ -161,3 +163,16 @@ async def test_a_token_guards_v1_and_every_refusal_is_a_problem(published):
         headers = {"Authorization": "Bearer s3cret"}
         await problem(await client.get("/v1/nowhere", headers=headers), 404)
         await problem(await client.delete("/v1/keys/user%2F7", headers=headers), 405)
+
+
+async def test_every_answer_is_counted_by_route_template_and_status(published):
+    registry = CollectorRegistry()
+    async with api_client(published, metrics=ApiMetrics(registry)) as client:
+        await client.get("/v1/keys/user%2F7")
+        await client.get("/v1/keys/user%2F7")
+        await client.get("/v1/keys/nobody")
+        await client.get("/v1/nothing-here")
+    def count(endpoint: str, status: str) -> float:
+        return registry.get_sample_value("gumbeld_api_requests_total", {"endpoint": endpoint, "status": status})
+    assert count("/v1/keys/{key}", "200") == 2 and count("/v1/keys/{key}", "404") == 1  # no key in a label
+    assert count("unmatched", "404") == 1
