@@ -26,8 +26,8 @@ SUM_TOLERANCE = 1e-4  # float32 values, rounded once each: sums stay far closer 
 
 class Divergence(BaseModel):
     model_config = ConfigDict(frozen=True)
-    tv: float = Field(ge=0, le=1, description="total variation between learned and empirical")
-    kl: float = Field(ge=0, description="KL(empirical ‖ learned), nats (smoothed by 1e-6: always finite)")
+    tv: float = Field(ge=0, le=1, description="total variation between learned and the key's target: its empirical distribution, joined by the pooled prior's pseudo-counts with model.prior = pooled")
+    kl: float = Field(ge=0, description="KL(target ‖ learned), nats (smoothed by 1e-6: always finite)")
     js: float = Field(ge=0, le=math.log(2) + 1e-6, description="Jensen–Shannon divergence, nats")
 
 

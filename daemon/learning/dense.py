@@ -195,7 +195,8 @@ class DenseLearner:
         # step, and its final state must go out
         self._trained.index_fill_(0, rows_t, False)
         learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
-        divergence = {m: v.cpu().numpy() for m, v in divergences(empirical, learned).items()}
+        # against what the key learns: its histogram, plus the pooled prior's pseudo-counts with one
+        divergence = {m: v.cpu().numpy() for m, v in divergences(model.target(rows_t), learned).items()}
         self._published_learned.index_copy_(0, rows_t, learned)
         self.versions[rows] += 1
         self._published_events[rows], self._published_time[rows] = events[rows], now

@@ -6,6 +6,7 @@ from ..settings import GumbeldSettings
 from .full_supports import FullSupports
 from .keys import KeyTable
 from .learner import Learner
+from .pooling import PriorRefresh
 from .supports import Supports
 
 
@@ -20,8 +21,9 @@ def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = No
     else:
         table, supports = CategoryTable(len(m.labels)), FullSupports(len(m.labels))
         table.indices(m.labels)
+    prior = PriorRefresh(seed=t.seed) if m.prior == "pooled" else None
     return Learner(config, table, supports, seed=t.seed, device=t.device, round_seconds=t.round_seconds,
-                   active_set=t.active_set, max_step_cells=t.max_step_cells, clock=clock)
+                   active_set=t.active_set, max_step_cells=t.max_step_cells, prior=prior, clock=clock)
 
 
 def new_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable:

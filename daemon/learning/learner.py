@@ -39,15 +39,21 @@ from .dense import DenseLearner, RoundStats
 from .full_supports import FullSupports
 from .ingest import Pending
 from .key_rows import KeyRows
+from .pooling import PriorRefresh
 from .supports import Move, Supports
 
 
 class Learner:
     def __init__(self, config: GANConfig, table: CategoryTable, supports: Supports | FullSupports, *, seed: int = 0,
                  device="auto", round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
-                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
-        """``config``: the model settings (each class takes its own width); ``table``: the categories."""
+                 prior: PriorRefresh | None = None, clock: Callable[[], float] = time.time,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        """``config``: the model settings (each class takes its own width); ``table``: the categories;
+        ``prior``: the pooled prior's refresh (fixed categories only: one class, columns = labels)."""
+        if prior is not None and not isinstance(supports, FullSupports):
+            raise ValueError("a pooled prior needs fixed categories")
         self.config, self.table, self.supports, self.seed, self.device = config, table, supports, seed, device
+        self.prior = prior
         self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
         self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer)
         self.classes: dict[int, DenseLearner] = {}
@@ -115,6 +121,8 @@ class Learner:
         """Take ``pending``, then train every class in turn within ``round_seconds``."""
         self.absorb(pending)
         start, stats = self._timer(), []
+        if self.prior is not None and self.classes:
+            self.prior.refresh(next(iter(self.classes.values())).model)
         widths = sorted(self.classes)
         for i, width in enumerate(widths):
             learner = self.classes[width]

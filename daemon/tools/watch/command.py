@@ -24,7 +24,8 @@ from .state import WatchState
 
 DESCRIPTION = """\
 A live view of the learned distributions, redrawn in place: for each key shown, learned (█) vs
-empirical (▒) probability per category, TV and KL between them, events, version and the age of
+empirical (▒) probability per category, TV and KL between learned and the key's target (the
+empirical, or with a pooled prior the empirical joined by it), events, version and the age of
 the snapshot. The source is the learned-distribution topic (--bootstrap-servers, --topic), read
 from its beginning; or the HTTP API of gumbeld run or gumbeld serve (--url), every key and then
 its stream of updates; or a JSON-lines file of snapshots (sinks.jsonl_path, or stdout saved),

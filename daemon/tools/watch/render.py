@@ -1,9 +1,9 @@
 """Rich renderables of a :class:`~daemon.tools.watch.state.WatchState`: a header, one panel per key shown, a footer.
 
-A key's panel has its title (the key), a summary (events, version, TV and KL between learned and
-empirical, the snapshot's age) and, per category, a bar of the learned probability (``█``) and one
-of the empirical probability (``▒``), each ``BAR_WIDTH`` cells for a probability of 1, with the
-percentages. Panels are laid out in as many columns as the terminal's width holds.
+A key's panel has its title (the key), a summary (events, version, the snapshot's TV and KL between
+learned and the key's target, the snapshot's age) and, per category, a bar of the learned
+probability (``█``) and one of the empirical probability (``▒``), each ``BAR_WIDTH`` cells for a
+probability of 1, with the percentages. Panels are laid out in as many columns as the terminal's width holds.
 
 >>> bar(0.25, "█", width=8)
 '██      '
