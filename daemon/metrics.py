@@ -105,6 +105,11 @@ class Metrics:
         self.lag_seconds = gauge("gumbeld_consumer_lag_seconds",
                                  "Age of the last consumed message while the partition has more; 0 when caught up.",
                                  ["topic", "partition"])
+        # the pooled prior (model.prior = "pooled")
+        self.prior_concentration = gauge("gumbeld_prior_concentration", "The pooled prior's concentration α: the "
+                                         "events it weighs as in every key's target; 0 without a prior.")
+        self.prior_share = gauge("gumbeld_prior_share", "The prior's share of the real term, α/(n+α), averaged "
+                                 "over keys with events; 0 without a prior.")
         # the service itself
         self.ready = gauge("gumbeld_ready", "1 when gumbeld is ready to serve, else 0.")
         self.loop_lag = histogram("gumbeld_event_loop_lag_seconds", "How late a timer on the event loop fires: "
@@ -116,6 +121,11 @@ class Metrics:
         registry.register(self._key_gauges)
 
     # -- per-key labels -----------------------------------------------------------------------
+    def prior_fitted(self, concentration: float, share: float) -> None:
+        """The pooled prior was refitted: its concentration, and its mean share of the keys' targets."""
+        self.prior_concentration.set(concentration)
+        self.prior_share.set(share)
+
     def _label_for(self, key: str) -> str:
         """The ``key`` label of ``key``: its own while there is room (kept for good), else ``__other__``."""
         with self._lock:

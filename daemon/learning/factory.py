@@ -6,13 +6,15 @@ from ..settings import GumbeldSettings
 from .full_supports import FullSupports
 from .keys import KeyTable
 from .learner import Learner
-from .pooling import PriorRefresh
+from .pooling import PriorFitted, PriorRefresh
 from .supports import Supports
 
 
-def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = None, *, clock) -> Learner:
+def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = None, *, clock,
+                metrics: PriorFitted | None = None) -> Learner:
     """A learner afresh over the fixed categories (a table of them, every key over all), or over the
-    open ``categories`` table (emptied: also after a checkpoint that did not fit)."""
+    open ``categories`` table (emptied: also after a checkpoint that did not fit); ``metrics`` hears
+    of each fit of a pooled prior."""
     m, t = settings.model, settings.training
     config = m.gan_config()
     if categories is not None:
@@ -21,7 +23,7 @@ def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = No
     else:
         table, supports = CategoryTable(len(m.labels)), FullSupports(len(m.labels))
         table.indices(m.labels)
-    prior = PriorRefresh(seed=t.seed) if m.prior == "pooled" else None
+    prior = PriorRefresh(seed=t.seed, metrics=metrics) if m.prior == "pooled" else None
     return Learner(config, table, supports, seed=t.seed, device=t.device, round_seconds=t.round_seconds,
                    active_set=t.active_set, max_step_cells=t.max_step_cells, prior=prior, clock=clock)
 

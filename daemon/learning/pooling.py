@@ -6,7 +6,8 @@ Each refresh
 1. draws at most ``sample_keys`` of the keys with events (a fit on 20,000 keys measures the
    population as well as one on all of them, at a fraction of the cost);
 2. fits the Dirichlet to their histograms, starting from the last fit
-   (:func:`gumbel_models.pooled_prior.fit_pooled_prior`);
+   (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` its concentration
+   and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets;
 3. sets it as the model's prior when it is the first, or when its mean moved by more than
    ``mean_tolerance`` in TV or its concentration by more than ``concentration_tolerance``
    relatively: every key with events is then evaluated against its new target, and a prior that
@@ -17,7 +18,7 @@ The prior, like the histogram, feeds the discriminator only (:mod:`gumbel_models
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -30,10 +31,14 @@ MEAN_TOLERANCE = 0.002            # TV between the means
 CONCENTRATION_TOLERANCE = 0.02    # relative change of α
 
 
+class PriorFitted(Protocol):
+    def prior_fitted(self, concentration: float, share: float) -> None: ...
+
+
 class PriorRefresh:
     def __init__(self, *, seed: int = 0, interval: float = INTERVAL, sample_keys: int = SAMPLE_KEYS,
-                 timer: Callable[[], float] = time.perf_counter) -> None:
-        self.interval, self.sample_keys, self._timer = interval, sample_keys, timer
+                 metrics: PriorFitted | None = None, timer: Callable[[], float] = time.perf_counter) -> None:
+        self.interval, self.sample_keys, self.metrics, self._timer = interval, sample_keys, metrics, timer
         self._rng = torch.Generator().manual_seed(seed)
         self.prior: PooledPrior | None = None   # the one the model has
         self._last_fit: PooledPrior | None = None
@@ -49,11 +54,14 @@ class PriorRefresh:
         if rows.numel() > self.sample_keys:
             rows = rows[torch.randperm(rows.numel(), generator=self._rng)[:self.sample_keys]]
         rows = rows.to(model.device)
-        fit = fit_pooled_prior(model.histogram.counts.index_select(0, rows).cpu(),        # 2.
-                               model.generator.mask.index_select(0, rows).cpu(), start=self._last_fit)
+        counts, mask = model.histogram.counts.index_select(0, rows).cpu(), model.generator.mask.index_select(0, rows).cpu()
+        fit = fit_pooled_prior(counts, mask, start=self._last_fit)                          # 2.
         if fit is None:
             return False
         self._last_fit = fit
+        if self.metrics is not None:
+            weight = (fit.pseudo_counts * mask).sum(dim=-1)
+            self.metrics.prior_fitted(fit.concentration, float((weight / (counts.sum(dim=-1) + weight)).mean()))
         if self.prior is not None and not self._moved(self.prior, fit):                   # 3.
             return False
         self.prior = fit

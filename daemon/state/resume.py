@@ -37,7 +37,7 @@ def resume(settings: GumbeldSettings, store: CheckpointStore, *, source, metrics
     Runs on the training thread: loading puts the model on its device.
     """
     s, labels = settings.checkpoint, settings.model.categories if settings.model.open else settings.model.labels
-    learner = new_learner(settings, categories, clock=clock)
+    learner = new_learner(settings, categories, clock=clock, metrics=metrics)
     try:
         saved = store.load()
     except CheckpointError as error:
@@ -58,7 +58,7 @@ def resume(settings: GumbeldSettings, store: CheckpointStore, *, source, metrics
             raise StartupError(f"checkpoint in {s.directory} does not fit this configuration: {error}. "
                                "Remove it or set checkpoint.fresh_start=true to start anew.") from None
         log.warning("starting fresh, checkpoint does not fit: %s", error)
-        return Resumed(new_learner(settings, categories, clock=clock), new_keys(settings), None)
+        return Resumed(new_learner(settings, categories, clock=clock, metrics=metrics), new_keys(settings), None)
     if store.saved_at is not None:
         metrics.checkpoint_restored(store.saved_at)
         # downtime is not idleness: the keys' events may be waiting in the source

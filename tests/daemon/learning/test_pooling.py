@@ -32,9 +32,15 @@ def _population(keys: int, events: int, seed: int) -> np.ndarray:
 def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     model = GumbelGAN(GANConfig(n_categories=4), 500, seed=0, device="cpu")
     model.observe(_population(500, 50, seed=1))
-    timer = Timer()
-    refresh = PriorRefresh(interval=10.0, sample_keys=1000, timer=timer)  # every key: the same data, the same fit
+    timer, fits = Timer(), []
+
+    class Metrics:
+        def prior_fitted(self, concentration, share):
+            fits.append((concentration, share))
+
+    refresh = PriorRefresh(interval=10.0, sample_keys=1000, metrics=Metrics(), timer=timer)  # every key: same fit
     assert refresh.refresh(model) and model.prior is not None
+    assert fits[0][0] == refresh.prior.concentration and 0.2 < fits[0][1] < 0.6  # α/(50+α) with α ≈ 30
     assert np.abs(refresh.prior.mean.numpy() - MEAN).max() < 0.03 and 15 < refresh.prior.concentration < 60
     assert not refresh.refresh(model)                    # within the interval: no fit at all
     timer.now = 10.0
