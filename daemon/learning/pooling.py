@@ -9,7 +9,7 @@ Each refresh
    (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` its concentration
    and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets;
 3. sets it as the model's prior when it is the first, or when its mean moved by more than
-   ``mean_tolerance`` in TV or its concentration by more than ``concentration_tolerance``
+   :data:`MEAN_TOLERANCE` in TV or its concentration by more than :data:`CONCENTRATION_TOLERANCE`
    relatively: every key with events is then evaluated against its new target, and a prior that
    moved within its own sampling noise would wake keys for nothing.
 
