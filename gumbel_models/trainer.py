@@ -167,7 +167,7 @@ class GumbelGAN:
             mask = self.generator.mask.index_select(0, rows)
             goal, mass = self._targets(rows)
             # a row without events (a free one) has nothing to learn, whatever the prior says
-            mass = torch.where(self.histogram.counts.index_select(0, rows).sum(dim=-1) > 0, mass, torch.zeros_like(mass))
+            mass = torch.where(self._has_data.index_select(0, rows).squeeze(-1) > 0, mass, torch.zeros_like(mass))
             steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
             rows, tolerances = self.settling.evaluate(self.probabilities(rows=rows), goal, mass,
                                                       mask.sum(dim=-1), steps, rows)
