@@ -37,6 +37,20 @@ async def test_a_snapshot_a_sink_failed_to_take_reaches_it_with_the_next_publish
         assert await asyncio.wait_for(task, 10) == 0
 
 
+async def _stopped_once_a_is_counted(tmp_path, sink, **settings) -> int:
+    """A service publishing to ``sink`` once a minute (so the publish at shutdown is the only one
+    after the events), stopped once key a's events are counted; returns its exit code."""
+    source = ScriptedSource()
+    service = Service(service_settings(tmp_path, publish_interval=60.0, model={"n_categories": 5}, **settings),
+                      sinks=[sink], source=source)
+    task = asyncio.create_task(service.serve())
+    await until(task, lambda: service.training is not None, 30, "startup")
+    source.push("a", [0, 1, 2, 3, 4] * 40)
+    await until(task, lambda: "a" in service.training.keys, 30, "the events of a counted")
+    service.stopping.set()
+    return await asyncio.wait_for(task, 30)
+
+
 async def test_the_final_publish_offers_what_a_sink_failed_to_take_again_before_the_service_stops(tmp_path):
     failures = []
 
@@ -47,16 +61,7 @@ async def test_the_final_publish_offers_what_a_sink_failed_to_take_again_before_
 
     flaky = RecordingSink(on_publish=fail_until_three_publishes_failed)
     flaky.name = "flaky"
-    source = ScriptedSource()
-    # one publish a minute: the publish at shutdown is the only one after the events
-    settings = service_settings(tmp_path, publish_interval=60.0, model={"n_categories": 5})
-    service = Service(settings, sinks=[flaky], source=source)
-    task = asyncio.create_task(service.serve())
-    await until(task, lambda: service.training is not None, 30, "startup")
-    source.push("a", [0, 1, 2, 3, 4] * 40)
-    await until(task, lambda: "a" in service.training.keys, 30, "the events of a counted")
-    service.stopping.set()
-    assert await asyncio.wait_for(task, 30) == 0
+    assert await _stopped_once_a_is_counted(tmp_path, flaky) == 0
     assert len(failures) == 3 and [r["key"] for r in flaky.records] == ["a"]  # the fourth attempt took it
 
 
@@ -122,13 +127,5 @@ async def test_a_final_publish_that_outlasts_the_shutdown_timeout_is_cut_short_w
 
     stuck = RecordingSink(on_publish=never_finish)
     stuck.name = "stuck"
-    source = ScriptedSource()
-    settings = service_settings(tmp_path, publish_interval=60.0, shutdown_timeout=1.0, model={"n_categories": 5})
-    service = Service(settings, sinks=[stuck], source=source)
-    task = asyncio.create_task(service.serve())
-    await until(task, lambda: service.training is not None, 30, "startup")
-    source.push("a", [0, 1, 2, 3, 4] * 40)
-    await until(task, lambda: "a" in service.training.keys, 30, "the events of a counted")
-    service.stopping.set()
-    assert await asyncio.wait_for(task, 30) == 1  # no final checkpoint: said, not raised
+    assert await _stopped_once_a_is_counted(tmp_path, stuck, shutdown_timeout=1.0) == 1  # said, not raised
     assert "took longer than shutdown_timeout (1 s)" in caplog.text
