@@ -30,6 +30,7 @@ from .generator import CategoricalGenerator
 from .histogram import EmpiricalHistogram
 from .settling import Settling
 from .players import Players
+from .intervals import intervals
 from .target import check_prior, target
 from . import samples as gumbel_samples
 from .row_adam import RowAdam
@@ -257,9 +258,12 @@ class GumbelGAN:
 
     def _targets(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The target ``[B, K]`` and effective events ``[B]`` of every key (or of ``rows``), float64."""
-        counts = self.histogram.counts if rows is None else self.histogram.counts.index_select(0, rows)
-        mask = self.generator.mask if rows is None else self.generator.mask.index_select(0, rows)
-        return target(counts, mask, self.prior)
+        return target(*self._counts_and_mask(rows), self.prior)
+
+    def _counts_and_mask(self, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if rows is None:
+            return self.histogram.counts, self.generator.mask
+        return self.histogram.counts.index_select(0, rows), self.generator.mask.index_select(0, rows)
 
     def _refresh_reference(self, rows: torch.Tensor | None = None) -> None:
         dtype = self.config.torch_dtype
@@ -286,6 +290,11 @@ class GumbelGAN:
     def effective_events(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Events plus the prior's weight ``[B]``, float64 (:mod:`.target`)."""
         return self._targets(rows)[1]
+
+    def intervals(self, level: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each key's (or ``rows``') posterior interval of every category at ``level``: ``(lower, upper)``
+        ``[B, K]``, float32 (:mod:`.intervals`)."""
+        return intervals(*self._counts_and_mask(rows), self.prior, level)
 
     def divergences(self, rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """TV, KL(target ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""
