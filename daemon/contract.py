@@ -1,7 +1,7 @@
 """The published contract: one key's snapshot, as the topic, the JSON lines and ``/v1`` carry it.
 
 :class:`Snapshot` validates it (see the README): the three lists agree in length, both
-distributions sum to 1, divergences lie in their ranges. Its JSON Schema, for subscribers in
+distributions sum to 1, divergences lie in their ranges, every interval holds its bounds in order. Its JSON Schema, for subscribers in
 other languages, is checked in at ``docs/snapshot.schema.json``; ``/v1``'s OpenAPI document
 refers to it.
 
@@ -31,6 +31,21 @@ class Divergence(BaseModel):
     js: float = Field(ge=0, le=math.log(2) + 1e-6, description="Jensen–Shannon divergence, nats")
 
 
+class Intervals(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    level: float = Field(gt=0, lt=1, description="the posterior probability each interval holds (model.interval_level)")
+    lower: list[float] = Field(description="per category, in the order of categories: the (1 − level)/2 quantile of its posterior marginal")
+    upper: list[float] = Field(description="per category: the (1 + level)/2 quantile")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Intervals":
+        if len(self.lower) != len(self.upper):
+            raise ValueError(f"intervals have {len(self.lower)} lower and {len(self.upper)} upper bounds")
+        if any(not 0.0 <= lo <= hi <= 1.0 for lo, hi in zip(self.lower, self.upper)):
+            raise ValueError("an interval is not 0 <= lower <= upper <= 1")
+        return self
+
+
 class Snapshot(BaseModel):
     """One key's learned distribution as gumbeld publishes it (unknown fields are ignored)."""
 
@@ -43,6 +58,8 @@ class Snapshot(BaseModel):
     temperature: float = Field(gt=0, description="Gumbel-softmax temperature at this step")
     step: int = Field(ge=0, description="generator updates applied to this key")
     events: int = Field(ge=0, description="events counted for this key since it first appeared")
+    effective_events: float | None = Field(None, ge=0, description="events plus the pooled prior's weight α (events alone with model.prior = none); Beta(p·N, (1 − p)·N) of a probability p and these N gives intervals at other levels. Absent only from snapshots that earlier versions wrote")
+    intervals: Intervals | None = Field(None, description="how sure each category's probability is: the equal-tailed interval of its posterior marginal, of the histogram joined by the pooled prior (with model.prior = none, of each category's count under Jeffreys' prior). Absent only from snapshots that earlier versions wrote")
     published_at: datetime = Field(description="RFC 3339, UTC")
     model: Literal["gumbel-softmax-gan"] = "gumbel-softmax-gan"
     version: int = Field(ge=1, description="per key, +1 with every snapshot, across restarts")
@@ -58,6 +75,8 @@ class Snapshot(BaseModel):
                 raise ValueError(f"{name} has a value outside [0, 1]")
             if abs(math.fsum(values) - 1.0) > SUM_TOLERANCE:
                 raise ValueError(f"{name} sums to {math.fsum(values):.6g}, not 1")
+        if self.intervals is not None and len(self.intervals.lower) != k:
+            raise ValueError(f"intervals have {len(self.intervals.lower)} bounds for {k} categories")
         return self
 
     def distribution(self) -> dict[str, float]:

@@ -47,6 +47,7 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
     max_keys_policy: Literal["evict_least_recent", "dead_letter"] = Field("evict_least_recent", description="a new key past max_keys evicts the key seen least recently, or is dead-lettered (reason key_limit)")
     key_ttl: float | None = Field(None, gt=0, description="evict keys without events for this many seconds; unset keeps them")
     prior: Literal["none", "pooled"] = Field("none", description="pooled: every key's histogram is joined by a Dirichlet prior fitted to all keys' histograms, which shrinks keys with few events toward the population (fixed categories only); none: each key's own histogram alone")
+    interval_level: float = Field(0.9, ge=0.8, le=0.99, description="the probability of each category's posterior interval in snapshots (equal-tailed)")
 
     @field_validator("categories", mode="before")
     @classmethod

@@ -9,12 +9,13 @@ loop, for all sinks alike: the JSON-lines form (``lines``) for stdout and files,
 >>> batch = SnapshotBatch(keys=["a"], categories=[["x", "y"]], learned=np.array([[0.25, 0.75]]),
 ...     empirical=np.array([[0.2, 0.8]]), tv=np.array([0.05]), kl=np.array([0.01]), js=np.array([0.002]),
 ...     temperature=1.0, steps=np.array([10]), events=np.array([5]), versions=np.array([3]),
-...     published_at="2026-01-01T00:00:00.000Z")
+...     published_at="2026-01-01T00:00:00.000Z", effective_events=np.array([5.0]),
+...     lower=np.array([[0.05, 0.4]]), upper=np.array([[0.6, 0.95]]), interval_level=0.9)
 >>> p = Publication(batch, [Eviction("b", "ttl", "2026-01-01T00:00:00.000Z")]).encode()
 >>> p.values[1] is None, p.lines[1].decode()
 (True, '{"key":"b","evicted":true,"reason":"ttl","evicted_at":"2026-01-01T00:00:00.000Z"}')
->>> orjson.loads(p.lines[0])["probabilities"], orjson.loads(p.lines[0])["empirical"]
-([0.25, 0.75], [0.2, 0.8])
+>>> orjson.loads(p.lines[0])["probabilities"], orjson.loads(p.lines[0])["intervals"]
+([0.25, 0.75], {'level': 0.9, 'lower': [0.05, 0.4], 'upper': [0.6, 0.95]})
 """
 from __future__ import annotations
 
@@ -44,6 +45,10 @@ class SnapshotBatch:
     events: np.ndarray         # [n] events counted for each key
     versions: np.ndarray       # [n] each key's snapshot version
     published_at: str
+    effective_events: np.ndarray            # [n] events plus the prior's weight
+    lower: np.ndarray | list[np.ndarray]    # as learned: each category's interval at interval_level
+    upper: np.ndarray | list[np.ndarray]
+    interval_level: float
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -59,11 +64,13 @@ class SnapshotBatch:
         temperature = [self.temperature_of(i) for i in indices]
         tv, kl, js = self.tv[indices].tolist(), self.kl[indices].tolist(), self.js[indices].tolist()
         steps, events = self.steps[indices].tolist(), self.events[indices].tolist()
-        versions = self.versions[indices].tolist()
+        versions, effective = self.versions[indices].tolist(), self.effective_events[indices].tolist()
+        lower, upper = [self.lower[i].tolist() for i in indices], [self.upper[i].tolist() for i in indices]
         return [{"key": self.keys[i], "categories": self.categories[i],
                  "probabilities": learned[j], "empirical": empirical[j],
                  "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]}, "temperature": temperature[j],
-                 "step": int(steps[j]), "events": int(events[j]),
+                 "step": int(steps[j]), "events": int(events[j]), "effective_events": effective[j],
+                 "intervals": {"level": self.interval_level, "lower": lower[j], "upper": upper[j]},
                  "published_at": self.published_at, "model": MODEL_NAME, "version": int(versions[j])}
                 for j, i in enumerate(indices)]
 
@@ -74,7 +81,8 @@ class SnapshotBatch:
     @classmethod
     def empty(cls, temperature: float, published_at: str) -> "SnapshotBatch":
         nothing = np.zeros(0, dtype=np.int64)
-        return cls([], [], [], [], nothing, nothing, nothing, temperature, nothing, nothing, nothing, published_at)
+        return cls([], [], [], [], nothing, nothing, nothing, temperature, nothing, nothing, nothing, published_at,
+                   np.zeros(0), [], [], 0.9)
 
 
 @dataclass(frozen=True)
@@ -106,17 +114,21 @@ class Publication:
         # Values go out with float32 precision (what the model computes in), written straight from
         # the arrays; a category list that keys share is encoded once. 2.5× faster than plain dicts of floats.
         encoded_lists: dict[int, orjson.Fragment] = {}
-        learned, empirical = (values.astype(np.float32) if isinstance(values, np.ndarray) else
-                              [row.astype(np.float32) for row in values] for values in (b.learned, b.empirical))
+        learned, empirical, lower, upper = (
+            values.astype(np.float32) if isinstance(values, np.ndarray) else [row.astype(np.float32) for row in values]
+            for values in (b.learned, b.empirical, b.lower, b.upper))
         tv, kl, js = b.tv.tolist(), b.kl.tolist(), b.js.tolist()
         steps, events, versions = b.steps.tolist(), b.events.tolist(), b.versions.tolist()
+        effective = b.effective_events.astype(np.float32).tolist()
         for i, key in enumerate(b.keys):
             encoded = orjson.dumps(
                 {"key": key, "categories": _encoded(b.categories[i], encoded_lists), "probabilities": learned[i],
                  "empirical": empirical[i], "divergence": {"tv": tv[i], "kl": kl[i], "js": js[i]},
-                 "temperature": b.temperature_of(i),
-                 "step": int(steps[i]), "events": int(events[i]), "published_at": b.published_at,
-                 "model": MODEL_NAME, "version": int(versions[i])}, option=orjson.OPT_SERIALIZE_NUMPY)
+                 "temperature": b.temperature_of(i), "step": int(steps[i]), "events": int(events[i]),
+                 "effective_events": effective[i],
+                 "intervals": {"level": b.interval_level, "lower": lower[i], "upper": upper[i]},
+                 "published_at": b.published_at, "model": MODEL_NAME, "version": int(versions[i])},
+                option=orjson.OPT_SERIALIZE_NUMPY)
             self.keys.append(key.encode())
             self.values.append(encoded)
             self.lines.append(encoded)

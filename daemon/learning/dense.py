@@ -45,9 +45,9 @@ class RoundStats:
 
 class DenseLearner:
     def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
-                 active_set: bool = True, max_step_cells: int = 1 << 21,
+                 active_set: bool = True, max_step_cells: int = 1 << 21, interval_level: float = 0.9,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
-        self.model, self.labels = model, list(labels)
+        self.model, self.labels, self.interval_level = model, list(labels), interval_level
         self.round_seconds, self.active_set, self.max_step_cells = round_seconds, active_set, max_step_cells
         self._clock, self._timer = clock, timer
         self.versions = np.zeros(model.n_keys, dtype=np.int64)
@@ -206,11 +206,13 @@ class DenseLearner:
         self._worst = {m: float(v[others].max()) for m, v in self._divergence.items()} if others.any() else {}
         probabilities = learned.double().cpu().numpy()
         probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
+        lower, upper = model.intervals(self.interval_level, rows_t)
         batch = SnapshotBatch(
             [names_by_row[r] for r in rows.tolist()], [self.labels] * len(rows), probabilities,
             empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
             model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
-            self.versions[rows].copy(), rfc3339(now))
+            self.versions[rows].copy(), rfc3339(now), model.effective_events(rows_t).cpu().numpy(),
+            lower.cpu().numpy(), upper.cpu().numpy(), self.interval_level)
         return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------

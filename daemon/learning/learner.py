@@ -46,16 +46,18 @@ from .supports import Move, Supports
 class Learner:
     def __init__(self, config: GANConfig, table: CategoryTable, supports: Supports | FullSupports, *, seed: int = 0,
                  device="auto", round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
-                 prior: PriorRefresh | None = None, clock: Callable[[], float] = time.time,
+                 prior: PriorRefresh | None = None, interval_level: float = 0.9, clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.perf_counter) -> None:
         """``config``: the model settings (each class takes its own width); ``table``: the categories;
-        ``prior``: the pooled prior's refresh (fixed categories only: one class, columns = labels)."""
+        ``prior``: the pooled prior's refresh (fixed categories only: one class, columns = labels);
+        ``interval_level``: of the posterior intervals in snapshots."""
         if prior is not None and not isinstance(supports, FullSupports):
             raise ValueError("a pooled prior needs fixed categories")
         self.config, self.table, self.supports, self.seed, self.device = config, table, supports, seed, device
         self.prior = prior
         self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
-        self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer)
+        self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer,
+                                     interval_level=interval_level)
         self.classes: dict[int, DenseLearner] = {}
         self._moves = 0  # part of the revision: a move changes state without a class counting it
         self._labels = np.zeros(0, dtype=object)
@@ -165,20 +167,22 @@ class Learner:
         """One batch of snapshots, each cut to its key's support, from the classes' batches."""
         if not parts:
             return SnapshotBatch.empty(self.config.temperature(0), rfc3339(self._clock()))
-        keys, categories, learned, empirical, temperatures = [], [], [], [], []
+        keys, categories, temperatures = [], [], []
+        cut = {name: [] for name in ("learned", "empirical", "lower", "upper")}
         labels = self._label_array()
         for size_class, batch in parts:
             local = np.asarray(batch.keys, dtype=np.int64)
             keys += [names_by_row[row] for row in size_class.owner[local].tolist()]
             categories += size_class.labels_of(local, labels)
             sizes = size_class.size[local]
-            learned.append(_cut(batch.learned, sizes))
-            empirical.append(_cut(batch.empirical, sizes))
+            for name, rows in cut.items():
+                rows.append(_cut(getattr(batch, name), sizes))
             temperatures.append(np.full(len(local), batch.temperature))
         joined = {name: np.concatenate([getattr(batch, name) for _, batch in parts])
-                  for name in ("tv", "kl", "js", "steps", "events", "versions")}
-        return SnapshotBatch(keys, categories, _joined(learned), _joined(empirical),
-                             temperature=np.concatenate(temperatures), published_at=parts[0][1].published_at, **joined)
+                  for name in ("tv", "kl", "js", "steps", "events", "versions", "effective_events")}
+        return SnapshotBatch(keys, categories, **{name: _joined(rows) for name, rows in cut.items()},
+                             temperature=np.concatenate(temperatures), published_at=parts[0][1].published_at,
+                             interval_level=parts[0][1].interval_level, **joined)
 
     # -- state topics -------------------------------------------------------------------------
     def take_changed_rows(self) -> tuple[np.ndarray, KeyRows, np.ndarray]:

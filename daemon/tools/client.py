@@ -3,17 +3,19 @@
 For subscribers of the learned-distribution topic (``sinks.kafka.topic``) or of the JSON lines
 (:func:`parse_line` reads one line: a snapshot or an eviction record).
 :class:`Snapshot` (:mod:`daemon.contract`) validates the published contract (see the README): the
-three lists agree in length, both distributions sum to 1, divergences lie in their ranges. Its JSON
+lists agree in length, both distributions sum to 1, divergences lie in their ranges, each
+category's interval holds its bounds in order. Its JSON
 Schema, for subscribers in other languages, is checked in at ``docs/snapshot.schema.json``
 (``python -m daemon.tools.client`` prints it).
 
 >>> line = ('{"key": "a", "categories": ["x", "y"], "probabilities": [0.25, 0.75], '
 ...         '"empirical": [0.2, 0.8], "divergence": {"tv": 0.05, "kl": 0.006, "js": 0.0015}, '
-...         '"temperature": 1.0, "step": 10, "events": 5, "published_at": "2026-01-01T00:00:00.000Z", '
-...         '"model": "gumbel-softmax-gan", "version": 3}')
+...         '"temperature": 1.0, "step": 10, "events": 5, "effective_events": 5.0, '
+...         '"intervals": {"level": 0.9, "lower": [0.04, 0.5], "upper": [0.5, 0.96]}, '
+...         '"published_at": "2026-01-01T00:00:00.000Z", "model": "gumbel-softmax-gan", "version": 3}')
 >>> snapshot = Snapshot.model_validate_json(line)
->>> snapshot.key, snapshot.distribution()
-('a', {'x': 0.25, 'y': 0.75})
+>>> snapshot.key, snapshot.distribution(), snapshot.intervals.upper
+('a', {'x': 0.25, 'y': 0.75}, [0.5, 0.96])
 >>> parse(None) is None  # a tombstone: the key was evicted
 True
 >>> parse_line('{"key": "a", "evicted": true, "reason": "ttl", "evicted_at": "2026-01-01T00:00:00.000Z"}')
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 import orjson
 from pydantic import ValidationError
 
-from ..contract import Divergence, Snapshot, schema  # noqa: F401 (part of this module's interface)
+from ..contract import Divergence, Intervals, Snapshot, schema  # noqa: F401 (part of this module's interface)
 from ..kafka.read import PartitionReader
 
 

@@ -54,7 +54,12 @@ def bars_figure(snapshot: Snapshot) -> "Figure":
     figure = Figure(figsize=(max(4.0, 0.5 * len(snapshot.categories) + 2), 3.2))
     axes = figure.subplots()
     x, width = np.arange(len(snapshot.categories)), 0.4
-    axes.bar(x - width / 2, snapshot.probabilities, width, label="learned")
+    intervals = snapshot.intervals
+    # error bars: each category's posterior interval, around the learned probability
+    error = None if intervals is None else np.clip(
+        [np.subtract(snapshot.probabilities, intervals.lower), np.subtract(intervals.upper, snapshot.probabilities)], 0, None)
+    axes.bar(x - width / 2, snapshot.probabilities, width, yerr=error, capsize=2,
+             label="learned" if intervals is None else f"learned, {intervals.level:.0%} interval")
     axes.bar(x + width / 2, snapshot.empirical, width, label="empirical")
     axes.set_xticks(x, snapshot.categories, rotation=45 if len(snapshot.categories) > 12 else 0)
     axes.set_ylabel("probability")

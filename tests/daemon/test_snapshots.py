@@ -10,12 +10,13 @@ from daemon.learning.full_supports import FullSupports
 from daemon.learning.ingest import Pending
 from daemon.learning.learner import Learner
 from daemon.snapshots import MODEL_NAME, Eviction, Publication, SnapshotBatch
+from tests.daemon.snapshot_intervals import interval_fields
 from gumbel_models import GANConfig
 
 LABELS = ["red", "green", "blue"]
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CONTRACT_FIELDS = {"key", "categories", "probabilities", "empirical", "divergence", "temperature", "step",
-                   "events", "published_at", "model", "version"}
+                   "events", "effective_events", "intervals", "published_at", "model", "version"}
 
 
 def _publication(evictions=()) -> Publication:
@@ -60,6 +61,16 @@ def test_encoded_snapshots_parse_back_to_the_published_contract():
     assert [r["events"] for r in records] == [100, 3, 7]
     assert records[0]["probabilities"][2] == 0.0      # a masked category is exactly 0
     assert records[0]["empirical"] == pytest.approx([0.9, 0.1, 0.0])
+    # no prior: effective events are the events; each interval holds its histogram's proportion,
+    # and a masked category's is exactly [0, 0]
+    assert [r["effective_events"] for r in records] == [100.0, 3.0, 7.0]
+    for r in records:
+        intervals = r["intervals"]
+        assert intervals["level"] == 0.9
+        assert all(lo <= p <= hi for lo, p, hi in zip(intervals["lower"], r["empirical"], intervals["upper"]))
+    assert (records[0]["intervals"]["lower"][2], records[0]["intervals"]["upper"][2]) == (0.0, 0.0)
+    assert records[1]["intervals"]["upper"][0] - records[1]["intervals"]["lower"][0] > \
+        records[0]["intervals"]["upper"][0] - records[0]["intervals"]["lower"][0]  # 3 events: wider than 100
     # tv as published is TV(learned, empirical) of the published vectors
     for r in records:
         tv = 0.5 * sum(abs(p - q) for p, q in zip(r["probabilities"], r["empirical"]))
@@ -96,10 +107,14 @@ def test_records_at_picks_the_snapshots_asked_for():
                           empirical=np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]),
                           tv=np.array([0.1, 0.0, 0.3]), kl=np.array([0.2, 0.0, 0.4]), js=np.array([0.01, 0.0, 0.02]),
                           temperature=1.5, steps=np.array([1, 2, 3]), events=np.array([4, 5, 6]),
-                          versions=np.array([7, 8, 9]), published_at="2026-01-01T00:00:00.000Z")
+                          versions=np.array([7, 8, 9]), published_at="2026-01-01T00:00:00.000Z",
+                          **interval_fields(np.array([[0.0, 1.0], [0.5, 0.5], [1.0, 0.0]]), np.array([4, 5, 6])))
     picked = batch.records_at([2, 0])
     assert [(r["key"], r["probabilities"], r["step"], r["events"], r["version"], r["divergence"]["tv"])
             for r in picked] == [("c", [0.7, 0.3], 3, 6, 9, 0.3), ("a", [0.1, 0.9], 1, 4, 7, 0.1)]
+    assert [(r["effective_events"], r["intervals"]) for r in picked] == [
+        (6.0, {"level": 0.9, "lower": batch.lower[2].tolist(), "upper": batch.upper[2].tolist()}),
+        (4.0, {"level": 0.9, "lower": batch.lower[0].tolist(), "upper": batch.upper[0].tolist()})]
     assert batch.records() == batch.records_at([0, 1, 2])
 
 
@@ -110,7 +125,7 @@ def test_a_large_publication_encodes_every_snapshot_once_in_order():
     batch = SnapshotBatch(keys=[f"k{i}" for i in range(n)], categories=[LABELS] * n, learned=learned,
                           empirical=learned, tv=np.zeros(n), kl=np.zeros(n), js=np.zeros(n), temperature=1.0,
                           steps=np.arange(n), events=np.arange(n) + 1, versions=np.full(n, 2),
-                          published_at="2026-01-01T00:00:00.000Z")
+                          published_at="2026-01-01T00:00:00.000Z", **interval_fields(learned, np.arange(n) + 1))
     publication = Publication(batch, [Eviction("gone", "ttl", "t")]).encode()
     assert len(publication.lines) == n + 1
     records = [json.loads(line) for line in publication.lines[:n]]

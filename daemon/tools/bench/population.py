@@ -15,7 +15,9 @@ All events are counted first; then the prior is fitted to the histograms, set, a
 trained as the service trains them (:class:`~daemon.learning.dense.DenseLearner` rounds) until
 every key has settled or the budget is spent. Per bucket of key size the row reports the mean
 TV to the truth of the learned distributions, of counting, and of the exact posterior mean under
-the fitted prior (what the game should reach).
+the fitted prior (what the game should reach); and the coverage of the snapshots' intervals at
+level 0.9: the share of (key, category) cells whose true probability they hold, with the prior
+and, for comparison, without it (Jeffreys' intervals of the counts).
 """
 from __future__ import annotations
 
@@ -25,11 +27,14 @@ import numpy as np
 import torch
 
 from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models.intervals import intervals
 from gumbel_models.pooled_prior import fit_pooled_prior
 
 from ...learning.dense import DenseLearner
 
 KEYS = 10_000
+LEVEL = 0.9
+COVERAGE = (0.85, 0.95)  # the target range of the intervals' coverage at LEVEL
 BUCKETS = ((3, 9), (10, 29), (30, 99), (100, 999), (1000, None))
 POPULATIONS = ("population_shared", "population_shared_k100", "population_independent", "population_clusters")
 
@@ -77,6 +82,8 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
     events = counts.sum(axis=1)
     counting = counts / events[:, None]
     posterior = (counts + prior.pseudo_counts.numpy()) / (events + prior.concentration)[:, None]
+    holds = {"coverage": _holds(truth, model.intervals(LEVEL)),
+             "coverage_without_prior": _holds(truth, intervals(model.histogram.counts, model.generator.mask, None, LEVEL))}
     buckets = []
     for low, high in BUCKETS:
         chosen = (events >= low) & (events <= (high if high is not None else np.inf))
@@ -88,7 +95,8 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
                         "tv_learned_truth": round(tv["learned"], 4), "tv_counting_truth": round(tv["counting"], 4),
                         "tv_posterior_truth": round(tv["posterior"], 4),
                         "learned_vs_counting": round(tv["learned"] / tv["counting"], 3),
-                        "learned_vs_posterior": round(tv["learned"] / tv["posterior"], 3)})
+                        "learned_vs_posterior": round(tv["learned"] / tv["posterior"], 3),
+                        **{what: round(float(inside[chosen].mean()), 3) for what, inside in holds.items()}})
     small = events < 30
     return {"name": name, "keys": keys, "categories": categories, "events": int(events.sum()), "steps": model.t,
             "seconds": round(seconds, 1), "prior_fit_seconds": round(fitted, 2),
@@ -97,15 +105,24 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
             "tv_counting_truth": round(float(_tv(counting, truth).mean()), 5),
             "truth_ratio": round(float(_tv(learned, truth).mean() / _tv(counting, truth).mean()), 3),
             "tv_learned_counting": round(float(_tv(learned, counting).mean()), 5),
-            "target": "keys < 30 events within 1.05x the posterior mean's error; no bucket over 1.02x counting",
+            "coverage": round(float(holds["coverage"].mean()), 3),
+            "target": "keys < 30 events within 1.05x the posterior mean's error; no bucket over 1.02x counting; "
+                      f"every bucket's interval coverage in {list(COVERAGE)} at level {LEVEL}",
             "met": bool(float(_tv(learned[small], truth[small]).mean()) <= 1.05 * float(_tv(posterior[small], truth[small]).mean())
-                        and all(b["learned_vs_counting"] <= 1.02 for b in buckets)),
+                        and all(b["learned_vs_counting"] <= 1.02 for b in buckets)
+                        and all(COVERAGE[0] <= b["coverage"] <= COVERAGE[1] for b in buckets)),
             "nonfinite": int(model.nonfinite.item()), "buckets": buckets}
+
+
+def _holds(truth: np.ndarray, bounds: tuple[torch.Tensor, torch.Tensor]) -> np.ndarray:
+    """``[keys]``: the share of each key's categories whose true probability its interval holds."""
+    lower, upper = (bound.double().cpu().numpy() for bound in bounds)
+    return ((truth >= lower) & (truth <= upper)).mean(axis=1)
 
 
 def format_buckets(row: dict) -> str:
     columns = ("events", "keys", "tv_learned_truth", "tv_counting_truth", "tv_posterior_truth",
-               "learned_vs_counting", "learned_vs_posterior")
+               "learned_vs_counting", "learned_vs_posterior", "coverage", "coverage_without_prior")
     cells = [[str(bucket[c]) for c in columns] for bucket in row["buckets"]]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
     lines = [f"{row['name']} (α̂ = {row['prior_concentration']}):", "  ".join(c.ljust(w) for c, w in zip(columns, widths))]

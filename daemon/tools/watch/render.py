@@ -3,10 +3,14 @@
 A key's panel has its title (the key), a summary (events, version, the snapshot's TV and KL between
 learned and the key's target, the snapshot's age) and, per category, a bar of the learned
 probability (``█``) and one of the empirical probability (``▒``), each ``BAR_WIDTH`` cells for a
-probability of 1, with the percentages. Panels are laid out in as many columns as the terminal's width holds.
+probability of 1, with the percentages. The learned bar carries the category's interval as a
+whisker: ``▓`` from its lower bound up to the probability, ``╌`` on to its upper bound. Panels are
+laid out in as many columns as the terminal's width holds.
 
 >>> bar(0.25, "█", width=8)
 '██      '
+>>> whisker_bar(0.5, 0.25, 0.875, width=8)
+'██▓▓╌╌╌ '
 >>> age_text(42.4), age_text(185), age_text(7300), age_text(-3)
 ('42s', '3m05s', '2h01m', '0s')
 """
@@ -37,6 +41,15 @@ def bar(probability: float, glyph: str, width: int = BAR_WIDTH) -> str:
     return glyph * cells + " " * (width - cells)
 
 
+def whisker_bar(probability: float, lower: float, upper: float, width: int = BAR_WIDTH) -> str:
+    """A learned bar of ``probability`` with its interval ``[lower, upper]`` drawn in, ``width`` cells."""
+    def cells(p: float) -> int:
+        return min(width, max(0, round(p * width)))
+    low, mid = min(cells(lower), cells(probability)), cells(probability)
+    high = max(cells(upper), mid)
+    return LEARNED * low + "▓" * (mid - low) + "╌" * (high - mid) + " " * (width - high)
+
+
 def age_text(seconds: float) -> str:
     """A duration in its two largest units (a snapshot from a clock ahead of this one: 0s)."""
     s = max(0, int(seconds))
@@ -61,8 +74,11 @@ def key_panel(snapshot: Snapshot, now: float) -> Panel:
     table.add_column("learned", no_wrap=True)
     table.add_column("empirical", no_wrap=True)
     rows = list(zip(snapshot.categories, snapshot.probabilities, snapshot.empirical))
-    for label, learned, empirical in rows[:MAX_CATEGORIES]:
-        table.add_row(Text(label), _cell(learned, LEARNED, LEARNED_STYLE), _cell(empirical, EMPIRICAL, EMPIRICAL_STYLE))
+    intervals = snapshot.intervals
+    for i, (label, learned, empirical) in enumerate(rows[:MAX_CATEGORIES]):
+        cell = _cell(learned, LEARNED, LEARNED_STYLE) if intervals is None else \
+            _interval_cell(learned, intervals.lower[i], intervals.upper[i])
+        table.add_row(Text(label), cell, _cell(empirical, EMPIRICAL, EMPIRICAL_STYLE))
     if len(rows) > MAX_CATEGORIES:
         rest = rows[MAX_CATEGORIES:]
         table.add_row(Text(f"+{len(rest)} more", style="dim"), _cell(sum(r[1] for r in rest), LEARNED, LEARNED_STYLE),
@@ -72,6 +88,11 @@ def key_panel(snapshot: Snapshot, now: float) -> Panel:
 
 def _cell(probability: float, glyph: str, style: str) -> Text:
     return Text.assemble((bar(probability, glyph), style), f" {probability:6.1%}")
+
+
+def _interval_cell(probability: float, lower: float, upper: float) -> Text:
+    return Text.assemble((whisker_bar(probability, lower, upper), LEARNED_STYLE), f" {probability:6.1%}",
+                         (f" {lower:.1%}–{upper:.1%}", "dim"))
 
 
 def header(state: WatchState, page: Page, source: str) -> Text:
@@ -93,7 +114,8 @@ def footer(state: WatchState) -> Text:
     if state.editing is not None:
         return Text.assemble(("/", "bold"), state.editing, ("▏", "blink"), "   Enter applies · Esc cancels")
     return Text.assemble("q quit · ↑↓ scroll · PgUp/PgDn page · / filter   ",
-                         (LEARNED, LEARNED_STYLE), " learned  ", (EMPIRICAL, EMPIRICAL_STYLE), " empirical", style="dim")
+                         (LEARNED, LEARNED_STYLE), " learned ", ("▓╌", LEARNED_STYLE), " its interval  ",
+                         (EMPIRICAL, EMPIRICAL_STYLE), " empirical", style="dim")
 
 
 def render(state: WatchState, *, now: float, source: str) -> RenderableType:

@@ -11,6 +11,7 @@ from daemon.api.published import Published
 from daemon.api.reads import ReadApi
 from daemon.api.settings import ApiSettings
 from daemon.snapshots import Publication, SnapshotBatch
+from tests.daemon.snapshot_intervals import interval_fields
 
 CATEGORIES = ["a", "b", "c", "d"]
 NOW = 1_800_000_012.5  # 12.5 s after PUBLISHED_AT
@@ -27,7 +28,8 @@ def publication(keys: dict[str, list[float]], *, version: int = 1, events: int =
     learned = np.array(list(keys.values()), dtype=np.float64)
     n = len(keys)
     batch = SnapshotBatch(list(keys), [CATEGORIES] * n, learned, learned, np.zeros(n), np.zeros(n), np.zeros(n),
-                          0.5, np.full(n, 10), np.full(n, events), np.full(n, version), published_at)
+                          0.5, np.full(n, 10), np.full(n, events), np.full(n, version), published_at,
+                          **interval_fields(learned, np.full(n, events)))
     return Publication(batch).encode()
 
 

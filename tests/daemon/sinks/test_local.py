@@ -10,6 +10,7 @@ from daemon.events import BadEvent
 from daemon.sinks.local import DeadLetterFile, JsonLinesSink, StreamSink
 from daemon.sinks.sink import ReaderGone
 from daemon.snapshots import Eviction, Publication, SnapshotBatch
+from tests.daemon.snapshot_intervals import interval_fields
 
 AT = "2026-01-01T00:00:00.000Z"
 
@@ -20,7 +21,7 @@ def _publication(keys=("a", "ü"), evictions=(Eviction("gone", "ttl", AT),)) -> 
     batch = SnapshotBatch(keys=list(keys), categories=[["x", "y"]] * len(keys), learned=learned, empirical=learned,
                           tv=np.zeros(n), kl=np.zeros(n), js=np.zeros(n), temperature=1.0,
                           steps=np.arange(n), events=np.arange(n) + 10, versions=np.ones(n, dtype=np.int64),
-                          published_at=AT)
+                          published_at=AT, **interval_fields(learned, np.arange(n) + 10))
     return Publication(batch, list(evictions)).encode()
 
 

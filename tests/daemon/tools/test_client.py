@@ -14,6 +14,7 @@ from daemon.kafka.producer import Producer
 from daemon.settings import KafkaSourceSettings
 from daemon.sinks.kafka import KafkaSnapshotSink
 from daemon.snapshots import Eviction, Publication, SnapshotBatch
+from tests.daemon.snapshot_intervals import interval_fields
 from daemon.tools.client import (
     Snapshot,
     Subscription,
@@ -33,7 +34,7 @@ def _publication(keys: list[str], evicted: list[str] = (), version: int = 1) -> 
     n = len(keys)
     batch = SnapshotBatch(list(keys), [["a", "b", "c", "d"]] * len(keys), learned, empirical, np.full(n, 0.1), np.full(n, 0.02),
                           np.full(n, 0.01), 1.0, np.arange(n) + 5, np.arange(n) + 10, np.full(n, version),
-                          "2026-11-28T10:00:00.000Z")
+                          "2026-11-28T10:00:00.000Z", **interval_fields(empirical, np.arange(n) + 10))
     return Publication(batch, [Eviction(k, "ttl", "2026-11-28T10:00:00.000Z") for k in evicted]).encode()
 
 
@@ -42,6 +43,8 @@ def test_what_the_daemon_encodes_validates_as_a_snapshot():
     snapshots = [Snapshot.model_validate_json(v) for v in publication.values if v is not None]
     assert [s.key for s in snapshots] == ["k1", "k2"] and snapshots[1].events == 11
     assert snapshots[0].distribution().keys() == {"a", "b", "c", "d"}
+    assert snapshots[1].effective_events == 11.0 and snapshots[1].intervals.level == 0.9
+    assert len(snapshots[1].intervals.lower) == len(snapshots[1].intervals.upper) == 4
 
 
 @pytest.mark.parametrize("change, message", [
@@ -50,6 +53,10 @@ def test_what_the_daemon_encodes_validates_as_a_snapshot():
     (lambda r: r["divergence"].update(tv=1.5), "less than or equal to 1"),
     (lambda r: r.update(version=0), "greater than or equal to 1"),
     (lambda r: r.pop("key"), "key"),
+    (lambda r: r["intervals"].update(lower=[0.1, 0.1, 0.1]), "3 lower and 4 upper bounds"),
+    (lambda r: r["intervals"].update(lower=[0.9] * 4, upper=[0.1] * 4), "not 0 <= lower <= upper <= 1"),
+    (lambda r: r["intervals"].update(level=1.0), "less than 1"),
+    (lambda r: r.update(effective_events=-1.0), "greater than or equal to 0"),
 ])
 def test_a_snapshot_breaking_the_contract_is_refused(change, message):
     record = orjson.loads(_publication(["k"]).values[0])

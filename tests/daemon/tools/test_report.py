@@ -1,10 +1,12 @@
 """gumbeld report: the figures hold what they claim (labels, one heatmap column per publish), and the page holds them."""
 
 import numpy as np
+from matplotlib.container import BarContainer
 import orjson
 
 from daemon.cli import main as gumbeld
 from daemon.snapshots import Eviction, Publication, SnapshotBatch
+from tests.daemon.snapshot_intervals import interval_fields
 from daemon.tools.client import Snapshot
 from daemon.tools.report import bars_figure, heatmap_figure, read_snapshots
 
@@ -15,21 +17,27 @@ def _lines(keys=("a", "b"), publishes: int = 5) -> list[bytes]:
     rng, lines = np.random.default_rng(0), []
     for t in range(publishes):
         n = len(keys)
-        batch = SnapshotBatch(list(keys), [LABELS] * len(keys), rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n),
+        empirical, events = rng.dirichlet(np.ones(3), n), np.array([100 * (t + 1) * (i + 1) for i in range(n)])
+        batch = SnapshotBatch(list(keys), [LABELS] * len(keys), rng.dirichlet(np.ones(3), n), empirical,
                               np.full(n, 0.1), np.full(n, 0.01), np.full(n, 0.005), 1.5 - 0.1 * t, np.full(n, 10 * t),
-                              np.array([100 * (t + 1) * (i + 1) for i in range(n)]), np.full(n, t + 1),
-                              f"2026-11-28T10:00:{t:02d}.000Z")
+                              events, np.full(n, t + 1), f"2026-11-28T10:00:{t:02d}.000Z",
+                              **interval_fields(empirical, events))
         lines += Publication(batch).encode().lines
     return lines
 
 
-def test_the_bars_carry_the_category_labels_and_both_distributions():
+def test_the_bars_carry_the_category_labels_both_distributions_and_the_intervals():
     snapshot = Snapshot.model_validate_json(_lines()[-1])
     axes = bars_figure(snapshot).axes[0]
     assert [t.get_text() for t in axes.get_xticklabels()] == LABELS
-    learned, empirical = axes.containers
+    learned, empirical = (c for c in axes.containers if isinstance(c, BarContainer))
     assert np.allclose([b.get_height() for b in learned], snapshot.probabilities)
     assert np.allclose([b.get_height() for b in empirical], snapshot.empirical)
+    # the learned bars' error bars span each category's interval (clipped to hold the bar's top)
+    segments = learned.errorbar.lines[2][0].get_segments()
+    lower = np.minimum(snapshot.intervals.lower, snapshot.probabilities)
+    upper = np.maximum(snapshot.intervals.upper, snapshot.probabilities)
+    assert np.allclose([(s[0][1], s[1][1]) for s in segments], np.column_stack([lower, upper]), atol=1e-6)
 
 
 def test_the_heatmap_has_a_row_per_category_and_a_column_per_publish():

@@ -46,6 +46,19 @@ def test_a_snapshot_shows_its_labels_bars_in_proportion_and_its_numbers():
     assert "red" in text.split("green")[0]  # the categories in the snapshot's order
 
 
+def test_each_learned_bar_carries_its_interval_as_a_whisker_and_its_bounds():
+    state = WatchState()
+    state.apply(Update("shop-17", snapshot("shop-17", categories=("red", "green"), learned=(0.6, 0.4), empirical=(0.5, 0.5),
+                                           intervals=([0.45, 0.25], [0.75, 0.55]))))
+    text = _text(state)
+    for label, learned, lower, upper in [("red", 0.6, 0.45, 0.75), ("green", 0.4, 0.25, 0.55)]:
+        row = _row(text, label)
+        assert row.count(LEARNED) == round(lower * BAR_WIDTH), row
+        assert row.count("▓") == round(learned * BAR_WIDTH) - round(lower * BAR_WIDTH), row
+        assert row.count("╌") == round(upper * BAR_WIDTH) - round(learned * BAR_WIDTH), row
+        assert f"{learned:.1%} {lower:.1%}–{upper:.1%}" in row, row
+
+
 def test_the_header_says_the_source_status_keys_shown_malformed_and_filter():
     state = WatchState(top=2)
     for i, key in enumerate(["a", "b", "c"]):
