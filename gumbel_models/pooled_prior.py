@@ -16,9 +16,11 @@ are taken as they are.
 
 With ``support`` (``[B, K]`` bool), key ``b``'s distribution is over its own categories only: its
 ``a_0b`` is the sum of ``a_k`` over them, and it adds to both sums of ``a_k`` only if ``k`` is one.
+With ``categories``, each key's columns name their categories (open categories: a key's columns
+are the categories it has seen), so the sums run over the (key, category) cells that exist.
 
-Shapes: ``counts`` ``[B, K]`` (float64); the fit is a :class:`PooledPrior` of ``mean`` ``[K]`` and a
-``concentration``. Cost: O(B·K) per iteration.
+Shapes: ``counts`` ``[B, W]`` (float64); the fit is a :class:`PooledPrior` of ``mean`` ``[K]`` and a
+``concentration``. Cost: O(cells) per iteration, cells = Σ_b (b's categories) ≤ B·W.
 
 >>> import torch
 >>> g = torch.Generator().manual_seed(0)
@@ -54,25 +56,30 @@ class PooledPrior:
 
 
 def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, *, iterations: int = 200,
-                     start: PooledPrior | None = None) -> PooledPrior | None:
-    """The maximum-likelihood Dirichlet of the keys' ``counts`` ``[B, K]``; None when fewer than two
+                     start: PooledPrior | None = None, categories: torch.Tensor | None = None,
+                     n_categories: int | None = None) -> PooledPrior | None:
+    """The maximum-likelihood Dirichlet of the keys' ``counts`` ``[B, W]``; None when fewer than two
     keys have events (no spread to measure). ``start`` (the last fit) saves iterations when the
-    population has changed little since."""
-    counts, support = _checked(counts, support)
-    totals = counts.sum(dim=-1)
-    informative = totals > 0
-    if int(informative.sum()) < 2:
+    population has changed little since.
+
+    ``categories`` ``[B, W]`` names the category of each column, out of ``n_categories`` (a key's
+    columns are its own categories, in its own order, as with open categories); without it column
+    ``k`` is category ``k`` for every key. A category no key with events has gets the smallest
+    pseudo-count."""
+    cells = _Cells.of(counts, support, categories, n_categories)
+    if cells is None:
         return None
-    counts, support, totals = counts[informative], support[informative], totals[informative]
-    a = (start.pseudo_counts.to(counts) if start is not None else moment_estimate(counts, support).pseudo_counts)
-    a = a.clamp_min(MIN_CONCENTRATION / counts.shape[-1])
+    a = start.pseudo_counts.to(cells.counts) if start is not None and start.mean.numel() == cells.n_categories \
+        else moment_estimate(counts, support, categories=categories, n_categories=n_categories).pseudo_counts
+    floor = MIN_CONCENTRATION / cells.n_categories
+    a = a.clamp_min(floor)
+    informed = cells.per_category(torch.ones_like(cells.counts)) > 0
     for _ in range(iterations):
-        a0 = (support * a).sum(dim=-1)
-        numerator = (support * (torch.digamma(counts + a) - torch.digamma(a))).sum(dim=0)
-        denominator = (support * (torch.digamma(totals + a0) - torch.digamma(a0)).unsqueeze(-1)).sum(dim=0)
-        if bool((denominator <= 0).any()):  # a category no key with events may have
-            break
-        updated = (a * numerator / denominator).clamp_min(MIN_CONCENTRATION / counts.shape[-1])
+        a_cell = a[cells.category]
+        a0 = cells.per_key(a_cell)
+        numerator = cells.per_category(torch.digamma(cells.counts + a_cell) - torch.digamma(a_cell))
+        denominator = cells.per_category((torch.digamma(cells.totals + a0) - torch.digamma(a0))[cells.key])
+        updated = torch.where(informed, a * numerator / denominator.clamp_min(1e-300), a).clamp_min(floor)
         if updated.sum() > MAX_CONCENTRATION:
             updated = updated * (MAX_CONCENTRATION / updated.sum())
         converged = bool(((updated - a).abs() <= TOLERANCE * a).all())
@@ -82,31 +89,66 @@ def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, 
     return PooledPrior(a / a.sum(), float(a.sum()))
 
 
-def moment_estimate(counts: torch.Tensor, support: torch.Tensor | None = None) -> PooledPrior:
-    """The method-of-moments Dirichlet of ``counts`` ``[B, K]``: ``m`` the pooled proportions, and
-    α from the keys' overdispersion. With ``ρ = 1/(1+α)``, ``Var(p̂_bk) = m_k(1−m_k)(1+(n_b−1)ρ)/n_b``,
-    so ``Σ_b n_b Σ_k (p̂_bk − m_k)² = (1 − Σ_k m_k²) Σ_b (1 + (n_b−1)ρ)`` gives ρ."""
-    counts, support = _checked(counts, support)
-    totals = counts.sum(dim=-1)
-    keys = totals > 0
-    mean = counts.sum(dim=0) / counts.sum()
-    proportions = counts[keys] / totals[keys].unsqueeze(-1)
-    spread = (totals[keys].unsqueeze(-1) * support[keys] * (proportions - mean) ** 2).sum()
-    purity = 1.0 - float((mean ** 2).sum())
-    excess = float((totals[keys] - 1.0).clamp_min(0).sum())
-    rho = (float(spread) / max(purity, 1e-12) - int(keys.sum())) / max(excess, 1e-12)
+def moment_estimate(counts: torch.Tensor, support: torch.Tensor | None = None, *,
+                    categories: torch.Tensor | None = None, n_categories: int | None = None) -> PooledPrior:
+    """The method-of-moments Dirichlet of ``counts`` ``[B, W]`` (columns as :func:`fit_pooled_prior`
+    takes them): ``m`` the pooled proportions, and α from the keys' overdispersion. With
+    ``ρ = 1/(1+α)`` and ``m̃_b`` the mean restricted to key ``b``'s categories,
+    ``Var(p̂_bk) = m̃_bk(1−m̃_bk)(1+(n_b−1)ρ)/n_b``, so
+    ``Σ_b n_b Σ_k (p̂_bk − m̃_bk)² = Σ_b (1 − Σ_k m̃_bk²)(1 + (n_b−1)ρ)`` gives ρ."""
+    cells = _Cells.of(counts, support, categories, n_categories)
+    if cells is None:
+        raise ValueError("no key has events")
+    mean = cells.per_category(cells.counts)
+    mean = mean / mean.sum()
+    m_cell = mean[cells.category]
+    m_cell = m_cell / cells.per_key(m_cell).clamp_min(1e-300)[cells.key]      # m̃_b, over b's own categories
+    proportions = cells.counts / cells.totals[cells.key]
+    spread = float((cells.totals[cells.key] * (proportions - m_cell) ** 2).sum())
+    purity = 1.0 - cells.per_key(m_cell ** 2)
+    rho = (spread - float(purity.sum())) / max(float((purity * (cells.totals - 1.0).clamp_min(0)).sum()), 1e-12)
     rho = min(max(rho, 1.0 / (1.0 + MAX_CONCENTRATION)), 1.0 / (1.0 + MIN_CONCENTRATION))
     return PooledPrior(mean, 1.0 / rho - 1.0)
 
 
-def _checked(counts: torch.Tensor, support: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if counts.dim() != 2 or counts.shape[-1] < 2:
-        raise ValueError(f"counts must be [keys, categories] with at least 2 categories, not {tuple(counts.shape)}")
-    if bool((counts < 0).any()):
-        raise ValueError("counts must be non-negative")
-    counts = counts.to(torch.float64)
-    if support is None:
-        return counts, torch.ones_like(counts)
-    if support.shape != counts.shape:
-        raise ValueError(f"support {tuple(support.shape)} must have the shape of counts {tuple(counts.shape)}")
-    return counts * support, support.to(counts)
+@dataclass(frozen=True)
+class _Cells:
+    """The (key, category, count) cells of the keys with events, over each key's own categories."""
+
+    key: torch.Tensor        # [N] key of each cell, 0..keys−1
+    category: torch.Tensor   # [N] its category, 0..n_categories−1
+    counts: torch.Tensor     # [N] float64
+    totals: torch.Tensor     # [keys] n_b
+    n_categories: int
+
+    @classmethod
+    def of(cls, counts: torch.Tensor, support: torch.Tensor | None, categories: torch.Tensor | None,
+           n_categories: int | None) -> "_Cells | None":
+        if counts.dim() != 2 or counts.shape[-1] < 1:
+            raise ValueError(f"counts must be [keys, columns], not {tuple(counts.shape)}")
+        if bool((counts < 0).any()):
+            raise ValueError("counts must be non-negative")
+        counts = counts.to(torch.float64)
+        support = torch.ones_like(counts, dtype=torch.bool) if support is None else support.to(torch.bool)
+        if categories is None:
+            categories = torch.arange(counts.shape[-1]).expand(counts.shape)
+            n_categories = counts.shape[-1] if n_categories is None else n_categories
+        if support.shape != counts.shape or categories.shape != counts.shape:
+            raise ValueError(f"support and categories must have the shape of counts {tuple(counts.shape)}")
+        if n_categories is None or n_categories < 2:
+            raise ValueError("a prior needs at least 2 categories (give n_categories with categories)")
+        support = support & (categories >= 0)
+        totals = (counts * support).sum(dim=-1)
+        informative = totals > 0
+        if int(informative.sum()) < 2:
+            return None
+        support, totals = support[informative], totals[informative]
+        key, column = torch.nonzero(support, as_tuple=True)
+        return cls(key, categories[informative][key, column].to(torch.long), counts[informative][key, column],
+                   totals, n_categories)
+
+    def per_key(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(self.totals), dtype=values.dtype).index_add_(0, self.key, values)
+
+    def per_category(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(self.n_categories, dtype=values.dtype).index_add_(0, self.category, values)

@@ -31,7 +31,7 @@ from .histogram import EmpiricalHistogram
 from .settling import Settling
 from .players import Players
 from .intervals import intervals
-from .target import check_prior, target
+from .target import KeyColumns, check_prior, pseudo_counts_of, target
 from . import samples as gumbel_samples
 from .row_adam import RowAdam
 
@@ -65,6 +65,7 @@ class GumbelGAN:
         self.t = 0
         self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # skipped row-updates
         self.prior: torch.Tensor | None = None  # pseudo-counts [K] added to every key's histogram
+        self._prior_columns: KeyColumns | None = None  # or [C] of a catalogue, each key's columns naming theirs
         self.g_loss, self.d_loss = torch.zeros(n_keys, device=self.device), torch.zeros(n_keys, device=self.device)
         self._refresh_reference()
 
@@ -128,10 +129,15 @@ class GumbelGAN:
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
         self.generator.set_mask(index, torch.as_tensor(mask).reshape(len(index), -1))
 
-    def set_prior(self, pseudo_counts: torch.Tensor | None) -> None:
+    def set_prior(self, pseudo_counts: torch.Tensor | None, columns: KeyColumns | None = None) -> None:
         """Every key's target becomes its histogram plus ``pseudo_counts`` ``[K]`` over its own
-        categories (None: the histogram alone); the keys with events are evaluated afresh."""
-        self.prior = None if pseudo_counts is None else check_prior(pseudo_counts, self.config.n_categories).to(self.device)
+        categories (None: the histogram alone); the keys with events are evaluated afresh. With
+        ``columns``, ``pseudo_counts`` ``[C]`` are over a catalogue, and ``columns`` says which of its
+        categories each key's column holds (:func:`.target.pseudo_counts_of`; it reads them from the
+        host, once per call that needs targets)."""
+        size = self.config.n_categories if columns is None else None
+        self.prior = None if pseudo_counts is None else check_prior(pseudo_counts, size).to(self.device)
+        self._prior_columns = columns
         self.settling.mark_dirty(self.histogram.has_data())
         self._refresh_reference()
 
@@ -258,7 +264,13 @@ class GumbelGAN:
 
     def _targets(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The target ``[B, K]`` and effective events ``[B]`` of every key (or of ``rows``), float64."""
-        return target(*self._counts_and_mask(rows), self.prior)
+        return target(*self._counts_and_mask(rows), self._pseudo_counts(rows))
+
+    def _pseudo_counts(self, rows: torch.Tensor | None) -> torch.Tensor | None:
+        if self.prior is None:
+            return None
+        rows = torch.arange(self.n_keys, device=self.device) if rows is None else rows
+        return pseudo_counts_of(self.prior, self._prior_columns, rows)
 
     def _counts_and_mask(self, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if rows is None:
@@ -294,7 +306,7 @@ class GumbelGAN:
     def intervals(self, level: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Each key's (or ``rows``') posterior interval of every category at ``level``: ``(lower, upper)``
         ``[B, K]``, float32 (:mod:`.intervals`)."""
-        return intervals(*self._counts_and_mask(rows), self.prior, level)
+        return intervals(*self._counts_and_mask(rows), self._pseudo_counts(rows), level)
 
     def divergences(self, rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """TV, KL(target ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""

@@ -39,7 +39,7 @@ from .dense import DenseLearner, RoundStats
 from .full_supports import FullSupports
 from .ingest import Pending
 from .key_rows import KeyRows
-from .pooling import PriorRefresh
+from .pooling import PriorClass, PriorRefresh
 from .supports import Move, Supports
 
 
@@ -49,10 +49,7 @@ class Learner:
                  prior: PriorRefresh | None = None, interval_level: float = 0.9, clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.perf_counter) -> None:
         """``config``: the model settings (each class takes its own width); ``table``: the categories;
-        ``prior``: the pooled prior's refresh (fixed categories only: one class, columns = labels);
-        ``interval_level``: of the posterior intervals in snapshots."""
-        if prior is not None and not isinstance(supports, FullSupports):
-            raise ValueError("a pooled prior needs fixed categories")
+        ``prior``: the pooled prior's refresh; ``interval_level``: of the posterior intervals in snapshots."""
         self.config, self.table, self.supports, self.seed, self.device = config, table, supports, seed, device
         self.prior = prior
         self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
@@ -84,7 +81,14 @@ class Learner:
                           device=self.device)
         self.classes[width] = DenseLearner(model, [str(i) for i in range(width)], round_seconds=self.round_seconds,
                                            **self._learner_options)
+        if self.prior is not None:
+            self.prior.attach(self._prior_class(width))
         return self.classes[width]
+
+    def _prior_class(self, width: int) -> PriorClass:
+        """Class ``width`` as the pooled prior sees it: with fixed categories column k is category k."""
+        columns = None if isinstance(self.supports, FullSupports) else self.supports.classes[width]
+        return PriorClass(self.classes[width].model, columns)
 
     def _learner(self, width: int) -> DenseLearner:
         """The learner of class ``width``, made if new, with a model row for every row of the class."""
@@ -123,8 +127,8 @@ class Learner:
         """Take ``pending``, then train every class in turn within ``round_seconds``."""
         self.absorb(pending)
         start, stats = self._timer(), []
-        if self.prior is not None and self.classes:
-            self.prior.refresh(next(iter(self.classes.values())).model)
+        if self.prior is not None:
+            self.prior.refresh([self._prior_class(width) for width in self.classes], len(self.table))
         widths = sorted(self.classes)
         for i, width in enumerate(widths):
             learner = self.classes[width]

@@ -77,6 +77,15 @@ class _SizeClass:
         self.owner[rows] = owners
         return rows
 
+    def catalogue_indices(self, rows: torch.Tensor) -> torch.Tensor:
+        """``[len(rows), width]`` the categories of ``rows``' columns, −1 where unused (also past the
+        rows allocated): :class:`gumbel_models.target.KeyColumns`, for a pooled prior."""
+        rows = rows.cpu().numpy()
+        inside = rows < len(self.categories)
+        indices = np.full((len(rows), self.width), -1, dtype=np.int64)
+        indices[inside] = self.categories[rows[inside]]
+        return torch.from_numpy(indices)
+
     def labels_of(self, rows: np.ndarray, labels: np.ndarray) -> list[list[str]]:
         """The support of each of ``rows`` as labels, in column order."""
         return [labels[c[:n]].tolist() for c, n in zip(self.categories[rows], self.size[rows].tolist())]

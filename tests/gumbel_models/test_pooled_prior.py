@@ -69,7 +69,7 @@ def test_a_start_from_the_last_fit_gives_the_same_fit():
 
 
 @pytest.mark.parametrize("counts, support, message", [
-    (torch.ones(3), None, "must be \\[keys, categories\\]"),
+    (torch.ones(3), None, "must be \\[keys, columns\\]"),
     (torch.ones(3, 1), None, "at least 2 categories"),
     (-torch.ones(3, 2), None, "non-negative"),
     (torch.ones(3, 2), torch.ones(2, 2, dtype=torch.bool), "must have the shape of counts"),
@@ -77,3 +77,23 @@ def test_a_start_from_the_last_fit_gives_the_same_fit():
 def test_bad_inputs_are_refused_with_a_message(counts, support, message):
     with pytest.raises(ValueError, match=message):
         fit_pooled_prior(counts, support)
+
+
+def test_columns_that_name_their_categories_fit_as_the_same_keys_over_the_whole_catalogue():
+    """Open categories: each key's columns are its own categories, in its own order, padded with −1."""
+    rng = np.random.default_rng(8)
+    mean = rng.dirichlet(np.ones(12))
+    support = rng.random((3_000, 12)) < 0.4
+    support[np.arange(3_000), rng.integers(12, size=3_000)] = True
+    counts = population(30.0, mean, keys=3_000, seed=9, support=support)
+    width = int(support.sum(axis=1).max())
+    categories = np.full((3_000, width), -1)
+    for b in range(3_000):  # a key's categories in the order it saw them
+        own = rng.permutation(np.flatnonzero(support[b]))
+        categories[b, :len(own)] = own
+    columns = np.take_along_axis(counts.numpy(), categories.clip(0), axis=1) * (categories >= 0)
+    dense = fit_pooled_prior(counts, torch.from_numpy(support))
+    by_column = fit_pooled_prior(torch.from_numpy(columns), torch.from_numpy(categories >= 0),
+                                 categories=torch.from_numpy(categories), n_categories=12)
+    assert torch.allclose(dense.mean, by_column.mean, atol=1e-6)
+    assert by_column.concentration == pytest.approx(dense.concentration, rel=1e-6)

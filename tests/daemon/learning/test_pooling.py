@@ -1,16 +1,14 @@
 """A running learner's pooled prior (daemon.learning.pooling): fitted on the training thread, set
 when it moved, and what it does to a key with few events. Seeds are fixed; tolerances stated."""
 import numpy as np
-import pytest
 import torch
 
 from daemon.categories import CategoryTable
 from daemon.learning.full_supports import FullSupports
 from daemon.learning.ingest import Pending, SparseCounts
 from daemon.learning.learner import Learner
-from daemon.learning.pooling import PriorRefresh
+from daemon.learning.pooling import PriorClass, PriorRefresh
 from daemon.learning.supports import Supports
-from daemon.settings import GumbeldSettings
 from gumbel_models import GANConfig, GumbelGAN, total_variation
 
 MEAN = np.array([0.4, 0.3, 0.2, 0.1])
@@ -39,16 +37,17 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
             fits.append((concentration, share))
 
     refresh = PriorRefresh(interval=10.0, sample_keys=1000, metrics=Metrics(), timer=timer)  # every key: same fit
-    assert refresh.refresh(model) and model.prior is not None
+    classes = [PriorClass(model)]
+    assert refresh.refresh(classes, 4) and model.prior is not None
     assert fits[0][0] == refresh.prior.concentration and 0.2 < fits[0][1] < 0.6  # α/(50+α) with α ≈ 30
     assert np.abs(refresh.prior.mean.numpy() - MEAN).max() < 0.03 and 15 < refresh.prior.concentration < 60
-    assert not refresh.refresh(model)                    # within the interval: no fit at all
+    assert not refresh.refresh(classes, 4)                    # within the interval: no fit at all
     timer.now = 10.0
     first = model.prior.clone()
-    assert not refresh.refresh(model) and torch.equal(model.prior, first)  # fitted again, not moved: not set
+    assert not refresh.refresh(classes, 4) and torch.equal(model.prior, first)  # fitted again, not moved: not set
     model.observe(np.tile([0.0, 0.0, 0.0, 200.0], (500, 1)))  # the population moves to the last category
     timer.now = 20.0
-    assert refresh.refresh(model) and float(refresh.prior.mean[3]) > 0.5
+    assert refresh.refresh(classes, 4) and float(refresh.prior.mean[3]) > 0.5
 
 
 def test_a_key_with_three_events_learns_near_the_population_through_the_game_and_without_a_prior_does_not():
@@ -79,8 +78,37 @@ def test_a_key_with_three_events_learns_near_the_population_through_the_game_and
     assert float(total_variation(learned[True], torch.from_numpy(MEAN))) > 0.5
 
 
-def test_a_pooled_prior_needs_fixed_categories():
-    with pytest.raises(ValueError, match="fixed categories"):
-        Learner(GANConfig(n_categories=8), CategoryTable(100), Supports(smallest=8), prior=PriorRefresh())
-    with pytest.raises(ValueError, match='prior = "pooled" needs fixed categories'):
-        GumbeldSettings(model={"categories": "open", "prior": "pooled"})
+def test_with_open_categories_each_key_learns_the_population_over_its_own_categories():
+    """Open categories (seed 0): 300 keys of 200 events around MEAN over labels a–d, each seeing
+    all four, and a key with 3 events of d, then 2 of a. Its prior is the population's over the
+    categories it has seen: its target is (3 + α·m_d, 2 + α·m_a)/(5 + α·(m_a + m_d)), which it
+    learns within TV 0.05 through the game, and b and c, never seen, stay at 0."""
+    table = CategoryTable(100)
+    learner = Learner(GANConfig(n_categories=4), table, Supports(smallest=4), seed=0, device="cpu",
+                      round_seconds=0.2, prior=PriorRefresh(seed=0))
+    labels = np.array(["a", "b", "c", "d"])
+
+    def events(rows, per_row_counts):
+        cells = SparseCounts(width=100)
+        for row, counts in zip(rows, per_row_counts.astype(int)):
+            cells.add(np.repeat(row, counts.sum()), table.indices(list(np.repeat(labels, counts))))
+        return cells.take()
+
+    population = _population(300, 200, seed=2)
+    learner.train(Pending(301, events(range(300), population)))
+    learner.train(Pending(0, events([300], np.array([[0.0, 0.0, 0.0, 3.0]])), []))
+    prior = learner.prior.prior
+    assert prior is not None and np.abs(prior.mean.numpy()[table.indices(["a", "b", "c", "d"])] - MEAN).max() < 0.03
+    learner.train(Pending(0, events([300], np.array([[2.0, 0.0, 0.0, 0.0]])), []))
+    for _ in range(300):
+        if learner.train(Pending(0, None, [])).active == 0:
+            break
+    width = int(learner.supports.width[300])
+    model, row = learner.classes[width].model, int(learner.supports.row[300])
+    support = learner.supports.support(300).tolist()
+    assert [table.labels[c] for c in support] == ["d", "a"]
+    a = prior.pseudo_counts.numpy()[support]
+    target = (np.array([3.0, 2.0]) + a) / (5.0 + a.sum())
+    learned = model.probabilities()[row].double().numpy()
+    assert 0.5 * np.abs(learned[:2] - target).sum() < 0.05, (learned, target)
+    assert learned[2:].sum() == 0.0  # columns it does not use (b and c, never seen)
