@@ -26,6 +26,7 @@ from gumbel_models.rows import read_rows, write_rows
 from ..arrays import grown
 from ..snapshots import Eviction, Publication, SnapshotBatch
 from ..timestamps import rfc3339
+from .bounds import IntervalBounds
 
 BLOCK_STEPS = 4  # steps per chunk between clock reads: gathering a chunk costs ~2% of 4 steps
 
@@ -47,7 +48,8 @@ class DenseLearner:
     def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
                  active_set: bool = True, max_step_cells: int = 1 << 21, interval_level: float = 0.9,
                  clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
-        self.model, self.labels, self.interval_level = model, list(labels), interval_level
+        self.model, self.labels = model, list(labels)
+        self._bounds = IntervalBounds(interval_level)
         self.round_seconds, self.active_set, self.max_step_cells = round_seconds, active_set, max_step_cells
         self._clock, self._timer = clock, timer
         self.versions = np.zeros(model.n_keys, dtype=np.int64)
@@ -94,6 +96,7 @@ class DenseLearner:
         if not rows:
             return
         self.model.reset_keys(rows)
+        self._bounds.forget(rows)
         self._unwritten[rows] = True
         self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
         self._changed, self.revision = True, self.revision + 1
@@ -206,13 +209,13 @@ class DenseLearner:
         self._worst = {m: float(v[others].max()) for m, v in self._divergence.items()} if others.any() else {}
         probabilities = learned.double().cpu().numpy()
         probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
-        lower, upper = model.intervals(self.interval_level, rows_t)
+        lower, upper = self._bounds.of(model, rows_t, events[rows])
         batch = SnapshotBatch(
             [names_by_row[r] for r in rows.tolist()], [self.labels] * len(rows), probabilities,
             empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
             model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
             self.versions[rows].copy(), rfc3339(now), model.effective_events(rows_t).cpu().numpy(),
-            lower.cpu().numpy(), upper.cpu().numpy(), self.interval_level)
+            lower, upper, self._bounds.level)
         return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------
@@ -235,6 +238,7 @@ class DenseLearner:
             self.grow(int(rows.max()) + 1)
         index = torch.from_numpy(rows).to(self.model.device)
         write_rows(self.model, index, state)
+        self._bounds.forget(rows)
         self.versions[rows] = versions
         self._published_events[rows], self._published_time[rows] = 0, -np.inf
         self._changed, self.revision = True, self.revision + 1
