@@ -28,6 +28,7 @@ from pathlib import Path
 
 from gumbel_models import resolve_device
 
+from ...settings import ModelSettings
 from .machine import describe_machine
 from .scale_catchup import CATCH_UP_TABLE, add_catch_up_arguments, run_catch_ups
 from .scale_embedded import run_embedded
@@ -63,7 +64,7 @@ def scale_flags(mode: str, keys: int, args, workdir: Path) -> list[str]:
             "--source.synthetic.rate", f"{args.rate:g}", "--source.synthetic.events", str(events_target(args)),
             "--sinks.stdout", "false", "--sinks.jsonl_path", str(workdir / "snapshots.jsonl"),
             "--checkpoint.directory", str(workdir / "state"), "--dead_letter.path", str(workdir / "dead.jsonl"),
-            "--training.active_set", "true" if mode == "active" else "false"]
+            "--training.active_set", "true" if mode == "active" else "false", "--model.prior", args.prior]
 
 
 def events_target(args) -> int:
@@ -226,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             ("--categories", CATEGORIES, "K, the categories of every key"),
             ("--seed", 0, "seed of the generated keys and their distributions")):
         parser.add_argument(flag, type=type(default), default=default, help=f"{text} (default {default:g})")
+    parser.add_argument("--prior", choices=("none", "pooled"), default=ModelSettings.model_fields["prior"].default,
+                        help="model.prior of the runs (default: the service's)")
     parser.add_argument("--embedded", action="store_true", help="also measure plain 'gumbeld run' (embedded default)")
     parser.add_argument("--keep", type=Path, help="keep each run's directory under DIR (default: temporary)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
