@@ -15,8 +15,8 @@ Quantiles are approximated in closed form (:func:`beta_interval`); an exact inve
 beta function costs about a microsecond per value, and a publication of 100,000 keys of 16
 categories needs 3.2 million of them.
 
-Shapes: ``counts`` and ``mask`` ``[B, K]``, ``prior`` ``[K]`` or None; bounds ``[B, K]``, zero on
-columns outside a key's mask.
+Shapes: ``counts`` and ``mask`` ``[B, K]``, ``prior`` ``[K]``, ``[B, K]`` or None; bounds ``[B, K]``,
+zero on columns outside a key's mask.
 
 >>> import torch
 >>> counts = torch.tensor([[6., 2., 0.]], dtype=torch.float64)
