@@ -1,6 +1,7 @@
 """A running learner's pooled prior (daemon.learning.pooling): fitted on the training thread, set
 when it moved, and what it does to a key with few events. Seeds are fixed; tolerances stated."""
 import numpy as np
+import pytest
 import torch
 
 from daemon.categories import CategoryTable
@@ -48,6 +49,32 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     model.observe(np.tile([0.0, 0.0, 0.0, 200.0], (500, 1)))  # the population moves to the last category
     timer.now = 20.0
     assert refresh.refresh(classes, 4) and float(refresh.prior.mean[3]) > 0.5
+
+
+def test_with_forgetting_the_prior_weighs_in_the_same_decayed_units_as_the_events_it_joins():
+    """500 keys (seed 3) around MEAN with α = 30, each fed 2,000 events in batches of 10 with a
+    half-life of 50 events: a key's histogram holds ~77 decayed events (10/(1 − 2^(−10/50))), not
+    2,000. The fit runs on those, so the prior's share of a key's target is α/(77 + α), about 0.3,
+    where against all 2,000 events it would be 0.015. Tolerance: α within 15–120 (decayed counts are
+    less noisy than a multinomial sample of their mass, which the fit reads as less spread)."""
+    model = GumbelGAN(GANConfig(n_categories=4, half_life=50.0), 500, seed=0, device="cpu")
+    rng = np.random.default_rng(3)
+    truth = rng.dirichlet(30.0 * MEAN, size=500)
+    for _ in range(200):
+        model.observe(rng.multinomial(10, truth).astype(np.float64))
+    fits = []
+
+    class Metrics:
+        def prior_fitted(self, concentration, share):
+            fits.append((concentration, share))
+
+    assert PriorRefresh(seed=0, metrics=Metrics()).refresh([PriorClass(model)], 4)
+    mass = float(model.histogram.counts.sum(dim=-1).mean())
+    concentration, share = fits[0]
+    assert 70 < mass < 80 and 15 < concentration < 120, (mass, concentration)
+    assert share == pytest.approx(float((concentration / (model.histogram.counts.sum(dim=-1) + concentration)).mean()))
+    assert 0.15 < share < 0.65
+    assert model.effective_events().mean().item() == pytest.approx(mass + concentration, rel=1e-6)
 
 
 def test_a_key_with_three_events_learns_near_the_population_through_the_game_and_without_a_prior_does_not():
