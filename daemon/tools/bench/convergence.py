@@ -2,8 +2,10 @@
 
 Usage: ``gumbeld bench convergence [--scenarios seed,zipf100] [--json PATH] [--device auto] [--scale F]``
 
-The population scenarios (:mod:`.population`) learn many keys with a pooled prior, and report
-per bucket of key size.
+With ``--prior pooled`` (or when it is the service's default) a scenario of several keys learns
+with the pooled prior as the service does (:mod:`daemon.learning.pooling`), refitted after every
+chunk of events; a scenario of one key has no population to pool. The population scenarios
+(:mod:`.population`) learn many keys with a pooled prior, and report per bucket of key size.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ import torch
 
 from gumbel_models import GumbelGAN, resolve_device
 
+from ...learning.pooling import PriorClass, PriorRefresh
+from ...settings import ModelSettings
 from .machine import describe_machine
 from .open_catalogue import run_open_catalogue
 from .population import KEYS, POPULATIONS, format_buckets, run_population
@@ -30,9 +34,10 @@ def _tv(p: np.ndarray, q: np.ndarray) -> float:
     return float((0.5 * np.abs(p - q).sum(-1)).mean())
 
 
-def run_scenario(scenario: Scenario, device: torch.device, seed: int = 0) -> dict:
+def run_scenario(scenario: Scenario, device: torch.device, seed: int = 0, *, prior: str = "none") -> dict:
     rng = np.random.default_rng(seed)
     model = GumbelGAN(scenario.config, scenario.truth.shape[0], seed=seed, device=device)
+    pooling = PriorRefresh(seed=seed, interval=0.0) if prior == "pooled" else None
     fed, trace = 0, []  # trace rows: (seconds, steps, events fed, tv learned-truth, tv learned-counting)
     start = time.perf_counter()
     while True:
@@ -40,6 +45,8 @@ def run_scenario(scenario: Scenario, device: torch.device, seed: int = 0) -> dic
             n = min(scenario.chunk_per_key, scenario.events_per_key - fed)
             model.observe(rng.multinomial(n, scenario.truth_at(fed)).astype(np.float64))
             fed += n
+            if pooling is not None:
+                pooling.refresh([PriorClass(model)], model.config.n_categories)
             model.step(scenario.steps_per_chunk)
             due = model.t % scenario.eval_every < scenario.steps_per_chunk or fed == scenario.events_per_key
         else:
@@ -53,7 +60,8 @@ def run_scenario(scenario: Scenario, device: torch.device, seed: int = 0) -> dic
             trace.append((time.perf_counter() - start, model.t, fed,
                           _tv(learned, scenario.truth_at(fed - 1)), _tv(learned, counting)))
     seconds = time.perf_counter() - start
-    return _report(scenario, model, trace, seconds)
+    fitted = None if pooling is None or pooling.prior is None else round(pooling.prior.concentration, 2)
+    return {**_report(scenario, model, trace, seconds), "prior_concentration": fitted}
 
 
 def _settled_at(trace: list[tuple], column: int, target: float) -> int | None:
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda")
     parser.add_argument("--scale", type=float, default=1.0, help="shrink events, steps and time (e.g. 0.05 for a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--prior", choices=("none", "pooled"), default=ModelSettings.model_fields["prior"].default,
+                        help="model.prior of the scenarios of several keys (default: the service's)")
     args = parser.parse_args(argv)
     wanted = [n.strip() for n in args.scenarios.split(",") if n.strip()]
     unknown = sorted(set(wanted) - set(known))
@@ -121,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     scenarios = [s if args.scale == 1.0 else s.scaled(args.scale) for s in build_scenarios(args.seed) if s.name in wanted]
     rows = []
     for scenario in scenarios:
-        rows.append(run_scenario(scenario, device, args.seed))
+        rows.append(run_scenario(scenario, device, args.seed, prior=args.prior))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
     if "open_catalogue" in wanted:  # sparse, through the open learner: not a dense Scenario
         rows.append(run_open_catalogue(device, args.seed, scale=args.scale, budget_seconds=120.0 * args.scale))
