@@ -82,10 +82,9 @@ def beta_interval(a: torch.Tensor, b: torch.Tensor, level: float) -> tuple[torch
     wide_a, wide_b = a.clamp_min(1.0), b.clamp_min(1.0)
     log_beta = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b)
     tail = (1.0 - level) / 2
-    lower = torch.where(a < 1.0, torch.minimum(_paulson(wide_a, wide_b, -z), _near_zero(a, log_beta, tail)),
-                        _paulson(wide_a, wide_b, -z))
-    upper = torch.where(b < 1.0, torch.maximum(_paulson(wide_a, wide_b, z), 1.0 - _near_zero(b, log_beta, tail)),
-                        _paulson(wide_a, wide_b, z))
+    lower, upper = _paulson(wide_a, wide_b, -z), _paulson(wide_a, wide_b, z)
+    lower = torch.where(a < 1.0, torch.minimum(lower, _near_zero(a, log_beta, tail)), lower)
+    upper = torch.where(b < 1.0, torch.maximum(upper, 1.0 - _near_zero(b, log_beta, tail)), upper)
     return lower, upper
 
 
