@@ -297,11 +297,16 @@ class GumbelGAN:
 
     def target(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """What each key (or ``rows``) learns ``[B, K]``, float32: the empirical without a prior."""
-        return self._targets(rows)[0].to(torch.float32)
+        return self.target_and_weight(rows)[0]
 
     def effective_events(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Events plus the prior's weight ``[B]``, float64 (:mod:`.target`)."""
         return self._targets(rows)[1]
+
+    def target_and_weight(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`target` and :meth:`effective_events` from one pass over the counts."""
+        goal, weight = self._targets(rows)
+        return goal.to(torch.float32), weight
 
     def intervals(self, level: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Each key's (or ``rows``') posterior interval of every category at ``level``: ``(lower, upper)``

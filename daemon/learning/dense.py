@@ -199,7 +199,8 @@ class DenseLearner:
         self._trained.index_fill_(0, rows_t, False)
         learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
         # against what the key learns: its histogram, plus the pooled prior's pseudo-counts with one
-        divergence = {m: v.cpu().numpy() for m, v in divergences(model.target(rows_t), learned).items()}
+        goal, effective = model.target_and_weight(rows_t)
+        divergence = {m: v.cpu().numpy() for m, v in divergences(goal, learned).items()}
         self._published_learned.index_copy_(0, rows_t, learned)
         self.versions[rows] += 1
         self._published_events[rows], self._published_time[rows] = events[rows], now
@@ -214,7 +215,7 @@ class DenseLearner:
             [names_by_row[r] for r in rows.tolist()], [self.labels] * len(rows), probabilities,
             empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
             model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
-            self.versions[rows].copy(), rfc3339(now), model.effective_events(rows_t).cpu().numpy(),
+            self.versions[rows].copy(), rfc3339(now), effective.cpu().numpy(),
             lower, upper, self._bounds.level)
         return Publication(batch, evictions), self._worst
 
