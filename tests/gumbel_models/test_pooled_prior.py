@@ -22,6 +22,13 @@ def population(alpha: float, mean: np.ndarray, keys: int, seed: int, support: np
     return torch.from_numpy(counts.astype(np.float64))
 
 
+def _supports(rng: np.random.Generator, keys: int, categories: int, share: float) -> np.ndarray:
+    """Each key's categories ``[keys, categories]``: each with probability ``share``, and one at least."""
+    support = rng.random((keys, categories)) < share
+    support[np.arange(keys), rng.integers(categories, size=keys)] = True
+    return support
+
+
 @pytest.mark.parametrize("alpha, categories, mean_tolerance", [(2.0, 16, 0.01), (40.0, 16, 0.01), (200.0, 16, 0.01),
                                                              (40.0, 100, 0.004)])
 def test_the_fit_recovers_the_mean_and_concentration_of_a_population(alpha, categories, mean_tolerance):
@@ -52,8 +59,7 @@ def test_keys_without_events_change_nothing_and_too_few_keys_fit_nothing():
 def test_keys_over_their_own_categories_still_give_the_population_mean():
     rng = np.random.default_rng(6)
     mean = rng.dirichlet(np.ones(16))
-    support = rng.random((10_000, 16)) < 0.6
-    support[np.arange(10_000), rng.integers(16, size=10_000)] = True
+    support = _supports(rng, 10_000, 16, share=0.6)
     counts = population(40.0, mean, keys=10_000, seed=7, support=support)
     prior = fit_pooled_prior(counts, torch.from_numpy(support))
     assert abs(prior.concentration / 40 - 1) < 0.15, prior.concentration
@@ -83,8 +89,7 @@ def test_columns_that_name_their_categories_fit_as_the_same_keys_over_the_whole_
     """Open categories: each key's columns are its own categories, in its own order, padded with −1."""
     rng = np.random.default_rng(8)
     mean = rng.dirichlet(np.ones(12))
-    support = rng.random((3_000, 12)) < 0.4
-    support[np.arange(3_000), rng.integers(12, size=3_000)] = True
+    support = _supports(rng, 3_000, 12, share=0.4)
     counts = population(30.0, mean, keys=3_000, seed=9, support=support)
     width = int(support.sum(axis=1).max())
     categories = np.full((3_000, width), -1)
