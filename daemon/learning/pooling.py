@@ -11,10 +11,12 @@ for every key, as with fixed categories). Each refresh
    last fit (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` its
    concentration and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the
    pseudo-counts of ``b``'s own categories);
-3. sets it as every model's prior when it is the first, or when its mean moved by more than
-   :data:`MEAN_TOLERANCE` in TV or its concentration by more than :data:`CONCENTRATION_TOLERANCE`
-   relatively: every key with events is then evaluated against its new target, and a prior that
-   moved within its own sampling noise would wake keys for nothing.
+3. sets it as every model's prior when it is the first, or when it moved beyond the sampling noise
+   of both fits (:meth:`~gumbel_models.pooled_prior.PooledPrior.moved_from`) and by more than
+   :data:`MEAN_TOLERANCE` in TV or :data:`CONCENTRATION_TOLERANCE` relatively in α. Every key
+   with events is then evaluated against its new target: a prior that moved within its noise
+   (a fit on another sample of the same population moves the mean by ~0.006 in TV at 20,000 keys
+   of K = 16) would wake and republish keys for nothing, every refresh.
 
 With open categories a key's prior is the population's, over the categories the key has seen: a
 category it has never seen has no pseudo-counts in it, and gets probability 0 until its first event.
@@ -56,7 +58,7 @@ class PriorRefresh:
         self.interval, self.sample_keys, self.metrics, self._timer = interval, sample_keys, metrics, timer
         self._rng = torch.Generator().manual_seed(seed)
         self.prior: PooledPrior | None = None   # the one the models have
-        self._last_fit: PooledPrior | None = None
+        self.last_fit: PooledPrior | None = None  # the latest fit, set or not
         self._due = float("-inf")
 
     def refresh(self, classes: Sequence[PriorClass], n_categories: int) -> bool:
@@ -67,15 +69,16 @@ class PriorRefresh:
             return False
         self._due = now + self.interval
         counts, mask, categories = self._sample(classes)                                  # 1.
-        fit = fit_pooled_prior(counts, mask, start=self._last_fit, categories=categories,  # 2.
+        fit = fit_pooled_prior(counts, mask, start=self.last_fit, categories=categories,  # 2.
                                n_categories=n_categories)
         if fit is None:
             return False
-        self._last_fit = fit
+        self.last_fit = fit
         if self.metrics is not None:
             weight = (fit.pseudo_counts[categories.clamp(0)] * mask).sum(dim=-1)
             self.metrics.prior_fitted(fit.concentration, float((weight / (counts.sum(dim=-1) + weight)).mean()))
-        if self.prior is not None and not self._moved(self.prior, fit):                   # 3.
+        if self.prior is not None and not fit.moved_from(                                  # 3.
+                self.prior, mean_tolerance=MEAN_TOLERANCE, concentration_tolerance=CONCENTRATION_TOLERANCE):
             return False
         self.prior = fit
         for size_class in classes:
@@ -107,11 +110,3 @@ class PriorRefresh:
                           torch.nn.functional.pad(model.generator.mask.index_select(0, index).cpu(), (0, pad)),
                           torch.nn.functional.pad(columns, (0, pad), value=-1)))
         return tuple(torch.cat(part) for part in zip(*parts))
-
-    @staticmethod
-    def _moved(old: PooledPrior, new: PooledPrior) -> bool:
-        if old.mean.shape != new.mean.shape:  # the catalogue grew
-            return True
-        mean_shift = 0.5 * float((old.mean - new.mean).abs().sum())
-        return (mean_shift > MEAN_TOLERANCE
-                or abs(new.concentration / old.concentration - 1.0) > CONCENTRATION_TOLERANCE)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from gumbel_models.pooled_prior import fit_pooled_prior, moment_estimate
+from gumbel_models.pooled_prior import PooledPrior, fit_pooled_prior, moment_estimate
 
 
 def population(alpha: float, mean: np.ndarray, keys: int, seed: int, support: np.ndarray | None = None):
@@ -102,3 +102,36 @@ def test_columns_that_name_their_categories_fit_as_the_same_keys_over_the_whole_
                                  categories=torch.from_numpy(categories), n_categories=12)
     assert torch.allclose(dense.mean, by_column.mean, atol=1e-6)
     assert by_column.concentration == pytest.approx(dense.concentration, rel=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [2.0, 40.0])
+def test_the_standard_errors_match_the_spread_of_fits_over_independent_populations(alpha):
+    """30 populations of 2,000 keys (seeds 100–129) from one Dirichlet over K = 8: the spread of the
+    fitted means and concentrations is within 0.7–1.4× the standard errors each fit reports (30 draws
+    estimate a standard deviation within ~±13 % at one sigma)."""
+    mean = np.random.default_rng(8).dirichlet(np.ones(8))
+    fits = [fit_pooled_prior(population(alpha, mean, keys=2_000, seed=seed)) for seed in range(100, 130)]
+    means = torch.stack([fit.mean for fit in fits])
+    spread, reported = means.std(dim=0), torch.stack([fit.mean_error for fit in fits]).mean(dim=0)
+    ratio = (spread / reported).numpy()
+    assert ((0.7 < ratio) & (ratio < 1.4)).all(), ratio
+    alphas = np.array([fit.concentration for fit in fits])
+    assert 0.7 < alphas.std(ddof=1) / np.mean([fit.concentration_error for fit in fits]) < 1.4
+
+
+def test_a_fit_moved_only_when_the_population_moved_beyond_both_fits_noise():
+    """Fits of two independent samples of one population (5,000 keys each, K = 16, α = 40) are
+    within each other's noise, though their means differ by more than the 0.002 TV tolerance; a
+    population whose mean moved by 0.03 in TV, or whose concentration grew by half, has moved.
+    Without standard errors (priors known exactly) any change past the tolerances counts."""
+    mean = np.random.default_rng(16).dirichlet(np.ones(16))
+    shifted = 0.94 * mean + 0.06 * np.eye(16)[0]
+    tolerances = dict(mean_tolerance=0.002, concentration_tolerance=0.02)
+    fits = [fit_pooled_prior(population(40.0, mean, keys=5_000, seed=seed)) for seed in (200, 201, 202)]
+    for old, new in ((fits[0], fits[1]), (fits[1], fits[2]), (fits[0], fits[2])):
+        assert 0.5 * float((old.mean - new.mean).abs().sum()) > 0.002
+        assert not new.moved_from(old, **tolerances)
+    assert fit_pooled_prior(population(40.0, shifted, keys=5_000, seed=203)).moved_from(fits[0], **tolerances)
+    assert fit_pooled_prior(population(60.0, mean, keys=5_000, seed=204)).moved_from(fits[0], **tolerances)
+    exact = [PooledPrior(fit.mean, fit.concentration) for fit in fits[:2]]
+    assert exact[1].moved_from(exact[0], **tolerances)

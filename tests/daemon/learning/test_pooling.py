@@ -51,6 +51,24 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     assert refresh.refresh(classes, 4) and float(refresh.prior.mean[3]) > 0.5
 
 
+def test_refits_on_other_samples_of_one_population_keep_the_prior_the_models_have():
+    """3,000 keys around MEAN (seed 4), fitted on 1,000 of them drawn afresh at each of 20 refreshes:
+    each sample's mean differs from the last by more than the 0.002 TV tolerance, but within both
+    fits' noise, so the models keep their first prior and no key is woken for nothing."""
+    model = GumbelGAN(GANConfig(n_categories=4), 3000, seed=0, device="cpu")
+    model.observe(_population(3000, 20, seed=4))
+    timer = Timer()
+    refresh = PriorRefresh(interval=10.0, sample_keys=1000, timer=timer)
+    assert refresh.refresh([PriorClass(model)], 4)
+    first, shifts, last = model.prior, [], refresh.prior
+    for i in range(1, 21):
+        timer.now = 10.0 * i
+        assert not refresh.refresh([PriorClass(model)], 4)
+        shifts.append(0.5 * float((refresh.last_fit.mean - last.mean).abs().sum()))
+        last = refresh.last_fit
+    assert model.prior is first and np.median(shifts) > 0.002, shifts
+
+
 def test_with_forgetting_the_prior_weighs_in_the_same_decayed_units_as_the_events_it_joins():
     """500 keys (seed 3) around MEAN with α = 30, each fed 2,000 events in batches of 10 with a
     half-life of 50 events: a key's histogram holds ~77 decayed events (10/(1 − 2^(−10/50))), not
