@@ -106,8 +106,9 @@ class Metrics:
                                  "Age of the last consumed message while the partition has more; 0 when caught up.",
                                  ["topic", "partition"])
         # the pooled prior (model.prior = "pooled")
-        self.prior_concentration = gauge("gumbeld_prior_concentration", "The pooled prior's concentration α: the "
-                                         "events it weighs as in every key's target; 0 without a prior.")
+        self.prior_concentration = gauge("gumbeld_prior_concentration", "The events the pooled prior weighs as in "
+                                         "every key's target: the lower confidence bound of its concentration α; "
+                                         "0 without a prior.")
         self.prior_share = gauge("gumbeld_prior_share", "The prior's share of the real term, α/(n+α), averaged "
                                  "over keys with events; 0 without a prior.")
         # the service itself
@@ -122,7 +123,7 @@ class Metrics:
 
     # -- per-key labels -----------------------------------------------------------------------
     def prior_fitted(self, concentration: float, share: float) -> None:
-        """The pooled prior was refitted: its concentration, and its mean share of the keys' targets."""
+        """The pooled prior was refitted: the concentration it weighs as, and its mean share of the keys' targets."""
         self.prior_concentration.set(concentration)
         self.prior_share.set(share)
 

@@ -22,16 +22,10 @@ are the categories it has seen), so the sums run over the (key, category) cells 
 Shapes: ``counts`` ``[B, W]`` (float64); the fit is a :class:`PooledPrior` of ``mean`` ``[K]`` and a
 ``concentration``. Cost: O(cells) per iteration, cells = Σ_b (b's categories) ≤ B·W.
 
-A fit also says how far it is from the truth by sampling alone, so that two fits can be told
-apart from noise (:meth:`PooledPrior.moved_from`). Its standard errors come from the observed
-information of the likelihood in ``a``: with ``w_b = ψ'(a_0b) − ψ'(n_b+a_0b)`` and ``s_b`` key
-``b``'s categories, ``J = diag(Σ_b [ψ'(a_k) − ψ'(c_bk+a_k)]) − Σ_b w_b s_b s_bᵀ``. The sum over keys
-is taken as ``v vᵀ/z + diag(v − v²/z)``, with ``v_k = Σ_{b∋k} w_b`` and ``z = Σ_b w_b`` (exact when
-every key has every category), so ``J = diag(d) − v vᵀ/z`` inverts by Sherman–Morrison::
-
-    Var(α̂) = 1ᵀJ⁻¹1 = S + T²/(z − U),   S = Σ_k 1/d_k,  T = Σ_k v_k/d_k,  U = Σ_k v_k²/d_k
-    Var(m̂_k) = gᵀJ⁻¹g,  g = (e_k − m_k·1)/α     (the delta method: the gradient of a_k/Σa)
-
+A fit also says how well it is known (:mod:`.prior_precision`): its standard errors, so that two
+fits can be told apart from noise (:meth:`PooledPrior.moved_from`), and the lower confidence bound
+of α it weighs as (:attr:`PooledPrior.weight`), so that a population too small to measure its
+spread does not pin its keys to its mean.
 
 >>> import torch
 >>> g = torch.Generator().manual_seed(0)
@@ -49,6 +43,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .prior_precision import chi2_quantile, concentration_lower_bound, standard_errors
+
 MIN_CONCENTRATION, MAX_CONCENTRATION = 1e-3, 1e6  # keys identical to the mean would push α to infinity
 SIGNIFICANCE_Z = 3.09  # standard errors of a shift that noise alone passes once in a thousand (one-sided)
 TOLERANCE = 1e-4  # relative change of every a_k below which the fixed point has converged: the prior is
@@ -57,39 +53,47 @@ TOLERANCE = 1e-4  # relative change of every a_k below which the fixed point has
 
 @dataclass(frozen=True)
 class PooledPrior:
-    """A Dirichlet over the categories: ``mean`` ``[K]`` (sums to 1), ``concentration`` α, and, for a
-    fit, the standard errors of both (``mean_error`` ``[K]``; None: known exactly)."""
+    """A Dirichlet over the categories: ``mean`` ``[K]`` (sums to 1) and ``concentration`` α; for a
+    fit, also the standard errors of the mean (``mean_error`` ``[K]``), the concentration the prior
+    weighs as (``weight``: α's lower confidence bound) and that weight's standard error. None: known
+    exactly (the weight is then α)."""
 
     mean: torch.Tensor
     concentration: float
     mean_error: torch.Tensor | None = None
-    concentration_error: float | None = None
+    weight: float | None = None
+    weight_error: float | None = None
 
     @property
     def pseudo_counts(self) -> torch.Tensor:
-        """``α m`` ``[K]``: what the prior adds to every key's counts."""
-        return self.concentration * self.mean
+        """``w m`` ``[K]``: what the prior adds to every key's counts, ``w`` its :attr:`events`."""
+        return self.events * self.mean
+
+    @property
+    def events(self) -> float:
+        """The events the prior weighs as: its ``weight``, or α when it is known exactly."""
+        return self.concentration if self.weight is None else self.weight
 
     def moved_from(self, old: "PooledPrior", *, mean_tolerance: float, concentration_tolerance: float,
                    z: float = SIGNIFICANCE_Z) -> bool:
-        """Whether this prior differs from ``old`` beyond both fits' sampling noise and beyond the
-        tolerances: TV between the means over ``mean_tolerance``, with Pearson's
-        ``Σ_k (m_k − m'_k)²/(se_k² + se'_k²)`` over the χ²(K−1) quantile at ``z`` (Wilson–Hilferty);
-        or α's relative change over ``concentration_tolerance``, and over ``z`` standard errors."""
+        """Whether this prior differs from ``old`` by more than the tolerances and by more than this
+        fit's noise alone could show, twice over (as if ``old`` were as precise: a fit of a larger
+        sample replaces a rougher one): the TV between the means over ``mean_tolerance``, with
+        Pearson's ``Σ_k (m_k − m'_k)²/(2 se_k²)`` over the χ²(K−1) quantile at ``z``; or the
+        weights' relative change over ``concentration_tolerance``, and over ``z·√2`` standard errors."""
         if old.mean.shape != self.mean.shape:  # the catalogue grew
             return True
         shift = self.mean - old.mean
         if 0.5 * float(shift.abs().sum()) > mean_tolerance:
-            variance = torch.as_tensor(_variance(self.mean_error) + _variance(old.mean_error), dtype=shift.dtype)
-            statistic = float((shift ** 2 / variance.clamp_min(1e-300)).sum())
-            freedom = max(self.mean.numel() - 1, 1)
-            if statistic > freedom * (1 - 2 / (9 * freedom) + z * (2 / (9 * freedom)) ** 0.5) ** 3:
+            if self.mean_error is None:
                 return True
-        change = self.concentration - old.concentration
-        if abs(change) <= concentration_tolerance * old.concentration:
+            statistic = float((shift ** 2 / (2.0 * self.mean_error ** 2).clamp_min(1e-300)).sum())
+            if statistic > chi2_quantile(max(self.mean.numel() - 1, 1), z):
+                return True
+        change = abs(self.events - old.events)
+        if change <= concentration_tolerance * old.events:
             return False
-        errors = [e for e in (self.concentration_error, old.concentration_error) if e is not None]
-        return abs(change) > z * sum(e * e for e in errors) ** 0.5
+        return self.weight_error is None or change > z * 2 ** 0.5 * self.weight_error
 
 
 def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, *, iterations: int = 200,
@@ -106,7 +110,7 @@ def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, 
     cells = _Cells.of(counts, support, categories, n_categories)
     if cells is None:
         return None
-    a = start.pseudo_counts.to(cells.counts) if start is not None and start.mean.numel() == cells.n_categories \
+    a = (start.concentration * start.mean).to(cells.counts) if start is not None and start.mean.numel() == cells.n_categories \
         else moment_estimate(counts, support, categories=categories, n_categories=n_categories).pseudo_counts
     floor = MIN_CONCENTRATION / cells.n_categories
     a = a.clamp_min(floor)
@@ -127,33 +131,22 @@ def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, 
         a = updated
         if converged:
             break
-    return _with_errors(cells, a)
+    return _fitted(cells, a)
 
 
-def _variance(error: torch.Tensor | None) -> torch.Tensor | float:
-    return 0.0 if error is None else error ** 2
-
-
-def _with_errors(cells: "_Cells", a: torch.Tensor) -> PooledPrior:
-    """The fit ``a`` with its standard errors (module docstring); without them when the
-    approximated information is not positive definite."""
-    trigamma = lambda x: torch.special.polygamma(1, x)  # noqa: E731
-    a_cell, a0 = a[cells.category], cells.per_key(a[cells.category])
-    key_weight = trigamma(a0) - trigamma(cells.totals + a0)
-    z = key_weight.sum()
-    v = cells.per_category(key_weight[cells.key])
-    d = cells.per_category(trigamma(a_cell) - trigamma(cells.counts + a_cell)) - v * (1.0 - v / z)
-    alpha, mean = a.sum(), a / a.sum()
-    informed = cells.per_category(cells.counts) > 0  # a category without events is not estimated
-    if not bool((d[informed] > 0).all()):
-        return PooledPrior(mean, float(alpha))
-    inverse = torch.where(informed, 1.0 / d.where(informed, 1.0), 0.0)
-    s, t, u = inverse.sum(), (v * inverse).sum(), (v * v * inverse).sum()
-    if float(z - u) <= 0.0:
-        return PooledPrior(mean, float(alpha))
-    mean_variance = ((1.0 - 2.0 * mean) * inverse + mean ** 2 * s + (v * inverse - mean * t) ** 2 / (z - u)) / alpha ** 2
-    mean_error = torch.where(informed, mean_variance.clamp_min(0.0).sqrt(), torch.inf)
-    return PooledPrior(mean, float(alpha), mean_error, float((s + t * t / (z - u)).sqrt()))
+def _fitted(cells: "_Cells", a: torch.Tensor) -> PooledPrior:
+    """The fit ``a`` ``[K]`` with how well it is known (:mod:`.prior_precision`)."""
+    alpha, mean = float(a.sum()), a / a.sum()
+    weight, weight_error = concentration_lower_bound(cells, mean, alpha, MIN_CONCENTRATION)
+    errors = standard_errors(cells, a)
+    if errors is None:  # α̂ at its bound: the errors of a weighted mean of the keys' proportions
+        precision = cells.per_category((cells.totals / (cells.totals + weight))[cells.key])
+        mean_error = (mean * (1.0 - mean) / ((weight + 1.0) * precision).clamp_min(1e-300)).sqrt()
+    else:
+        mean_error = errors[0]
+        # at α̂'s bound its error says nothing of how well α_L is known: there, the curvature at α_L
+        weight_error = errors[1] if errors[1] < weight else weight_error
+    return PooledPrior(mean, alpha, mean_error, weight, weight_error)
 
 
 def moment_estimate(counts: torch.Tensor, support: torch.Tensor | None = None, *,

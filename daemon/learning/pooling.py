@@ -8,12 +8,12 @@ for every key, as with fixed categories). Each refresh
 1. draws at most ``sample_keys`` of the keys with events, over all classes (a fit on 20,000 keys
    measures the population as well as one on all of them, at a fraction of the cost);
 2. fits the Dirichlet to their histograms over the catalogue's ``n_categories``, starting from the
-   last fit (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` its
-   concentration and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the
+   last fit (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` the
+   concentration it weighs as (:attr:`~gumbel_models.pooled_prior.PooledPrior.events`) and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the
    pseudo-counts of ``b``'s own categories);
-3. sets it as every model's prior when it is the first, or when it moved beyond the sampling noise
-   of both fits (:meth:`~gumbel_models.pooled_prior.PooledPrior.moved_from`) and by more than
-   :data:`MEAN_TOLERANCE` in TV or :data:`CONCENTRATION_TOLERANCE` relatively in α. Every key
+3. sets it as every model's prior when it is the first, or when it moved beyond its sampling noise
+   (:meth:`~gumbel_models.pooled_prior.PooledPrior.moved_from`) and by more than
+   :data:`MEAN_TOLERANCE` in TV or :data:`CONCENTRATION_TOLERANCE` relatively in weight. Every key
    with events is then evaluated against its new target: a prior that moved within its noise
    (a fit on another sample of the same population moves the mean by ~0.006 in TV at 20,000 keys
    of K = 16) would wake and republish keys for nothing, every refresh.
@@ -76,7 +76,7 @@ class PriorRefresh:
         self.last_fit = fit
         if self.metrics is not None:
             weight = (fit.pseudo_counts[categories.clamp(0)] * mask).sum(dim=-1)
-            self.metrics.prior_fitted(fit.concentration, float((weight / (counts.sum(dim=-1) + weight)).mean()))
+            self.metrics.prior_fitted(fit.events, float((weight / (counts.sum(dim=-1) + weight)).mean()))
         if self.prior is not None and not fit.moved_from(                                  # 3.
                 self.prior, mean_tolerance=MEAN_TOLERANCE, concentration_tolerance=CONCENTRATION_TOLERANCE):
             return False

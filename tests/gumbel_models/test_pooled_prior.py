@@ -107,7 +107,7 @@ def test_columns_that_name_their_categories_fit_as_the_same_keys_over_the_whole_
 @pytest.mark.parametrize("alpha", [2.0, 40.0])
 def test_the_standard_errors_match_the_spread_of_fits_over_independent_populations(alpha):
     """30 populations of 2,000 keys (seeds 100–129) from one Dirichlet over K = 8: the spread of the
-    fitted means and concentrations is within 0.7–1.4× the standard errors each fit reports (30 draws
+    fitted means and weights is within 0.7–1.4× the standard errors each fit reports (30 draws
     estimate a standard deviation within ~±13 % at one sigma)."""
     mean = np.random.default_rng(8).dirichlet(np.ones(8))
     fits = [fit_pooled_prior(population(alpha, mean, keys=2_000, seed=seed)) for seed in range(100, 130)]
@@ -115,8 +115,8 @@ def test_the_standard_errors_match_the_spread_of_fits_over_independent_populatio
     spread, reported = means.std(dim=0), torch.stack([fit.mean_error for fit in fits]).mean(dim=0)
     ratio = (spread / reported).numpy()
     assert ((0.7 < ratio) & (ratio < 1.4)).all(), ratio
-    alphas = np.array([fit.concentration for fit in fits])
-    assert 0.7 < alphas.std(ddof=1) / np.mean([fit.concentration_error for fit in fits]) < 1.4
+    weights = np.array([fit.weight for fit in fits])
+    assert 0.7 < weights.std(ddof=1) / np.mean([fit.weight_error for fit in fits]) < 1.4
 
 
 def test_a_fit_moved_only_when_the_population_moved_beyond_both_fits_noise():
@@ -135,3 +135,25 @@ def test_a_fit_moved_only_when_the_population_moved_beyond_both_fits_noise():
     assert fit_pooled_prior(population(60.0, mean, keys=5_000, seed=204)).moved_from(fits[0], **tolerances)
     exact = [PooledPrior(fit.mean, fit.concentration) for fit in fits[:2]]
     assert exact[1].moved_from(exact[0], **tolerances)
+
+
+def test_the_prior_weighs_as_the_lower_bound_of_its_concentration():
+    """α's one-sided 95 % lower bound: below the truth in at least 25 of 30 populations of 2,000 keys
+    (α = 40, K = 8, seeds 100–129; 28.5 expected), and within 2.5 standard errors below the fit."""
+    mean = np.random.default_rng(8).dirichlet(np.ones(8))
+    fits = [fit_pooled_prior(population(40.0, mean, keys=2_000, seed=seed)) for seed in range(100, 130)]
+    assert sum(fit.weight < 40.0 for fit in fits) >= 25
+    for fit in fits:
+        assert fit.concentration - 2.5 * fit.weight_error < fit.weight < fit.concentration
+        assert torch.allclose(fit.pseudo_counts, fit.weight * fit.mean)
+
+
+def test_a_population_too_small_to_measure_its_spread_weighs_as_almost_nothing():
+    """Two keys of three identical events put α̂ at its bound, where any α fits; their prior weighs
+    as less than two events, fewer than either key has. 5,000 identical keys of
+    20 events also put α̂ at its bound, but their likelihood bounds α from below: α_L > 100."""
+    few = fit_pooled_prior(torch.tensor([[2.0, 1.0, 0.0], [2.0, 1.0, 0.0]]))
+    assert few.concentration > 1e5 and few.events < 2.0 and few.weight_error < 10.0
+    rng = np.random.default_rng(5)
+    same = fit_pooled_prior(torch.from_numpy(rng.multinomial(20, [0.5, 0.3, 0.2], size=5_000).astype(np.float64)))
+    assert same.events > 100.0 and abs(float(same.mean[0]) - 0.5) < 0.01

@@ -81,7 +81,7 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
     learned /= learned.sum(axis=1, keepdims=True)
     events = counts.sum(axis=1)
     counting = counts / events[:, None]
-    posterior = (counts + prior.pseudo_counts.numpy()) / (events + prior.concentration)[:, None]
+    posterior = (counts + prior.pseudo_counts.numpy()) / (events + prior.events)[:, None]
     holds = {"coverage": _holds(truth, model.intervals(LEVEL)),
              "coverage_without_prior": _holds(truth, intervals(model.histogram.counts, model.generator.mask, None, LEVEL))}
     buckets = []
@@ -100,7 +100,7 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
     small = events < 30
     return {"name": name, "keys": keys, "categories": categories, "events": int(events.sum()), "steps": model.t,
             "seconds": round(seconds, 1), "prior_fit_seconds": round(fitted, 2),
-            "prior_concentration": round(prior.concentration, 2), "settled": settled,
+            "prior_concentration": round(prior.concentration, 2), "prior_weight": round(prior.events, 2), "settled": settled,
             "tv_learned_truth": round(float(_tv(learned, truth).mean()), 5),
             "tv_counting_truth": round(float(_tv(counting, truth).mean()), 5),
             "truth_ratio": round(float(_tv(learned, truth).mean() / _tv(counting, truth).mean()), 3),

@@ -40,7 +40,7 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     refresh = PriorRefresh(interval=10.0, sample_keys=1000, metrics=Metrics(), timer=timer)  # every key: same fit
     classes = [PriorClass(model)]
     assert refresh.refresh(classes, 4) and model.prior is not None
-    assert fits[0][0] == refresh.prior.concentration and 0.2 < fits[0][1] < 0.6  # α/(50+α) with α ≈ 30
+    assert fits[0][0] == refresh.prior.events and 0.2 < fits[0][1] < 0.6  # α/(50+α) with α ≈ 30
     assert np.abs(refresh.prior.mean.numpy() - MEAN).max() < 0.03 and 15 < refresh.prior.concentration < 60
     assert not refresh.refresh(classes, 4)                    # within the interval: no fit at all
     timer.now = 10.0
@@ -117,7 +117,7 @@ def test_a_key_with_three_events_learns_near_the_population_through_the_game_and
         learned[prior is None] = model.probabilities()[300].double()
         if prior is not None:
             target = (torch.tensor([0.0, 0.0, 0.0, 3.0], dtype=torch.float64) + prior.prior.pseudo_counts) \
-                / (3.0 + prior.prior.concentration)
+                / (3.0 + prior.prior.events)
             assert float(total_variation(learned[False], target)) < 0.05
             assert float(total_variation(learned[False], torch.from_numpy(MEAN))) < 0.2
     assert float(total_variation(learned[True], torch.from_numpy(MEAN))) > 0.5
