@@ -46,7 +46,7 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
     max_keys: int = Field(10_000, ge=1, description="keys kept at most; what happens to a new key past it is max_keys_policy")
     max_keys_policy: Literal["evict_least_recent", "dead_letter"] = Field("evict_least_recent", description="a new key past max_keys evicts the key seen least recently, or is dead-lettered (reason key_limit)")
     key_ttl: float | None = Field(None, gt=0, description="evict keys without events for this many seconds; unset keeps them")
-    prior: Literal["none", "pooled"] = Field("none", description="pooled: every key's histogram is joined by a Dirichlet prior fitted to all keys' histograms, which shrinks keys with few events toward the population (with open categories, over each key's own categories); none: each key's own histogram alone")
+    prior: Literal["none", "pooled"] = Field("pooled", description="pooled: every key's histogram is joined by a Dirichlet prior fitted to all keys' histograms, which shrinks keys with few events toward the population (with open categories, over each key's own categories); none: each key's own histogram alone")
     interval_level: float = Field(0.9, ge=0.8, le=0.99, description="the probability of each category's posterior interval in snapshots (equal-tailed)")
 
     @field_validator("categories", mode="before")
