@@ -3,7 +3,7 @@
 State per key ``b``: generator logits ``θ_b`` (and their average), a logistic discriminator
 ``(w_b, β_b)``, Adam moments for both, and the empirical histogram of the events observed. What
 the discriminator sees as real is the key's target ``p̂_b`` (:mod:`.target`): its histogram, plus
-the pseudo-counts of a prior when one is set (:meth:`GumbelGAN.set_prior`).
+the pseudo-counts of a prior when one is set (:meth:`GumbelGAN.set_prior`), read by :mod:`.key_targets`.
 
 One training step (``discriminator_steps`` D updates, then ``generator_steps`` G updates)::
 
@@ -30,8 +30,8 @@ from .generator import CategoricalGenerator
 from .histogram import EmpiricalHistogram
 from .settling import Settling
 from .players import Players
-from .intervals import intervals
-from .target import KeyColumns, check_prior, pseudo_counts_of, target
+from .key_targets import KeyTargets
+from .target import KeyColumns
 from . import samples as gumbel_samples
 from .row_adam import RowAdam
 
@@ -64,8 +64,7 @@ class GumbelGAN:
         self._expected_fake = config.hard and config.expected_fake
         self.t = 0
         self.nonfinite = torch.zeros((), dtype=torch.float64, device=self.device)  # skipped row-updates
-        self.prior: torch.Tensor | None = None  # pseudo-counts [K] added to every key's histogram
-        self._prior_columns: KeyColumns | None = None  # or [C] of a catalogue, each key's columns naming theirs
+        self.targets = KeyTargets(self.histogram, self.generator, k, self.device)
         self.g_loss, self.d_loss = torch.zeros(n_keys, device=self.device), torch.zeros(n_keys, device=self.device)
         self._refresh_reference()
 
@@ -130,14 +129,10 @@ class GumbelGAN:
         self.generator.set_mask(index, torch.as_tensor(mask).reshape(len(index), -1))
 
     def set_prior(self, pseudo_counts: torch.Tensor | None, columns: KeyColumns | None = None) -> None:
-        """Every key's target becomes its histogram plus ``pseudo_counts`` ``[K]`` over its own
-        categories (None: the histogram alone); the keys with events are evaluated afresh. With
-        ``columns``, ``pseudo_counts`` ``[C]`` are over a catalogue, and ``columns`` says which of its
-        categories each key's column holds (:func:`.target.pseudo_counts_of`; it reads them from the
-        host, once per call that needs targets)."""
-        size = self.config.n_categories if columns is None else None
-        self.prior = None if pseudo_counts is None else check_prior(pseudo_counts, size).to(self.device)
-        self._prior_columns = columns
+        """Every key's target becomes its histogram plus ``pseudo_counts`` over its own categories
+        (None: the histogram alone; ``columns``: :meth:`.key_targets.KeyTargets.set_prior`); the
+        keys with events are evaluated afresh."""
+        self.targets.set_prior(pseudo_counts, columns)
         self.settling.mark_dirty(self.histogram.has_data())
         self._refresh_reference()
 
@@ -172,7 +167,7 @@ class GumbelGAN:
             rows, tolerances = self.settling.awake_rows()
         else:
             mask = self.generator.mask.index_select(0, rows)
-            goal, mass = self._targets(rows)
+            goal, mass = self.targets.of(rows)
             # a row without events (a free one) has nothing to learn, whatever the prior says
             mass = torch.where(self._has_data.index_select(0, rows).squeeze(-1) > 0, mass, torch.zeros_like(mass))
             steps = self.g_opt.steps.index_select(0, rows).squeeze(-1)
@@ -262,32 +257,22 @@ class GumbelGAN:
         self.nonfinite += (p.has_data - on).sum()
         return torch.where(finite, grad, 0.0), on
 
-    def _targets(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The target ``[B, K]`` and effective events ``[B]`` of every key (or of ``rows``), float64."""
-        return target(*self._counts_and_mask(rows), self._pseudo_counts(rows))
-
-    def _pseudo_counts(self, rows: torch.Tensor | None) -> torch.Tensor | None:
-        if self.prior is None:
-            return None
-        rows = torch.arange(self.n_keys, device=self.device) if rows is None else rows
-        return pseudo_counts_of(self.prior, self._prior_columns, rows)
-
-    def _counts_and_mask(self, rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if rows is None:
-            return self.histogram.counts, self.generator.mask
-        return self.histogram.counts.index_select(0, rows), self.generator.mask.index_select(0, rows)
-
     def _refresh_reference(self, rows: torch.Tensor | None = None) -> None:
         dtype = self.config.torch_dtype
         if rows is None or self._reference.shape[0] != self.n_keys:
-            self._reference = self._targets()[0].to(dtype)
+            self._reference = self.targets.of()[0].to(dtype)
             self._has_data = self.histogram.has_data().unsqueeze(-1).to(dtype)
         else:
-            self._reference.index_copy_(0, rows, self._targets(rows)[0].to(dtype))
+            self._reference.index_copy_(0, rows, self.targets.of(rows)[0].to(dtype))
             self._has_data.index_copy_(0, rows, (self.histogram.events.index_select(0, rows) > 0)
                                         .unsqueeze(-1).to(dtype))
 
     # -- reading ------------------------------------------------------------------------------
+    @property
+    def prior(self) -> torch.Tensor | None:
+        """The prior's pseudo-counts (:meth:`set_prior`), or None."""
+        return self.targets.prior
+
     def probabilities(self, averaged: bool = True, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Learned ``q`` ``[B, K]`` (or of ``rows``), float32."""
         return self.generator.probabilities(averaged, rows)
@@ -296,22 +281,9 @@ class GumbelGAN:
         return self.histogram.probabilities(torch.float32, rows)
 
     def target(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """What each key (or ``rows``) learns ``[B, K]``, float32: the empirical without a prior."""
-        return self.target_and_weight(rows)[0]
-
-    def effective_events(self, rows: torch.Tensor | None = None) -> torch.Tensor:
-        """Events plus the prior's weight ``[B]``, float64 (:mod:`.target`)."""
-        return self._targets(rows)[1]
-
-    def target_and_weight(self, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`target` and :meth:`effective_events` from one pass over the counts."""
-        goal, weight = self._targets(rows)
-        return goal.to(torch.float32), weight
-
-    def intervals(self, level: float, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Each key's (or ``rows``') posterior interval of every category at ``level``: ``(lower, upper)``
-        ``[B, K]``, float32 (:mod:`.intervals`)."""
-        return intervals(*self._counts_and_mask(rows), self._pseudo_counts(rows), level)
+        """What each key (or ``rows``) learns ``[B, K]``, float32: the empirical without a prior.
+        With the effective events, and the intervals: :attr:`targets`."""
+        return self.targets.of(rows)[0].to(torch.float32)
 
     def divergences(self, rows: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """TV, KL(target ‖ learned) and JS per key (or of ``rows``), ``[B]`` each."""

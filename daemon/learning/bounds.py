@@ -47,7 +47,7 @@ class IntervalBounds:
         index = rows.cpu().numpy()
         stale = self._events[index] != events
         if stale.any():
-            lower, upper = model.intervals(self.level, rows[torch.from_numpy(stale).to(rows.device)])
+            lower, upper = model.targets.intervals(self.level, rows[torch.from_numpy(stale).to(rows.device)])
             self._lower[index[stale]], self._upper[index[stale]] = lower.cpu().numpy(), upper.cpu().numpy()
             self._events[index[stale]] = events[stale]
             self.computed += int(stale.sum())

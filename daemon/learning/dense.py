@@ -199,8 +199,8 @@ class DenseLearner:
         self._trained.index_fill_(0, rows_t, False)
         learned, empirical = model.probabilities(rows=rows_t), model.empirical(rows_t)
         # against what the key learns: its histogram, plus the pooled prior's pseudo-counts with one
-        goal, effective = model.target_and_weight(rows_t)
-        divergence = {m: v.cpu().numpy() for m, v in divergences(goal, learned).items()}
+        goal, effective = model.targets.of(rows_t)
+        divergence = {m: v.cpu().numpy() for m, v in divergences(goal.to(torch.float32), learned).items()}
         self._published_learned.index_copy_(0, rows_t, learned)
         self.versions[rows] += 1
         self._published_events[rows], self._published_time[rows] = events[rows], now

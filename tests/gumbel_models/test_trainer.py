@@ -237,7 +237,7 @@ def test_with_a_prior_keys_learn_their_posterior_mean_through_the_game_and_settl
     model.set_prior(prior)
     expected = (model.histogram.counts + prior) / (model.histogram.counts.sum(-1, keepdim=True) + 20.0)
     assert torch.allclose(model.target().double(), expected, atol=1e-6)
-    assert model.effective_events().tolist() == pytest.approx([26.0, 60_020.0])
+    assert model.targets.of()[1].tolist() == pytest.approx([26.0, 60_020.0])
     _train_until_settled(model)
     learned = model.probabilities().double()
     assert float(total_variation(learned[0], expected[0])) < 0.01

@@ -82,7 +82,7 @@ def run_population(name: str, device: torch.device, seed: int = 0, *, keys: int 
     events = counts.sum(axis=1)
     counting = counts / events[:, None]
     posterior = (counts + prior.pseudo_counts.numpy()) / (events + prior.events)[:, None]
-    holds = {"coverage": _holds(truth, model.intervals(LEVEL)),
+    holds = {"coverage": _holds(truth, model.targets.intervals(LEVEL)),
              "coverage_without_prior": _holds(truth, intervals(model.histogram.counts, model.generator.mask, None, LEVEL))}
     buckets = []
     for low, high in BUCKETS:

@@ -14,7 +14,7 @@ def _model() -> GumbelGAN:
 
 
 def _fresh(model: GumbelGAN, rows: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    return tuple(bound.numpy() for bound in model.intervals(0.9, rows))
+    return tuple(bound.numpy() for bound in model.targets.intervals(0.9, rows))
 
 
 def test_new_events_a_new_prior_a_forgotten_row_and_new_rows_are_computed_again_and_nothing_else():

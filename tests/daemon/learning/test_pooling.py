@@ -92,7 +92,7 @@ def test_with_forgetting_the_prior_weighs_in_the_same_decayed_units_as_the_event
     assert 70 < mass < 80 and 15 < concentration < 120, (mass, concentration)
     assert share == pytest.approx(float((concentration / (model.histogram.counts.sum(dim=-1) + concentration)).mean()))
     assert 0.15 < share < 0.65
-    assert model.effective_events().mean().item() == pytest.approx(mass + concentration, rel=1e-6)
+    assert model.targets.of()[1].mean().item() == pytest.approx(mass + concentration, rel=1e-6)
 
 
 def test_a_key_with_three_events_learns_near_the_population_through_the_game_and_without_a_prior_does_not():
