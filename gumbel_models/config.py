@@ -20,7 +20,7 @@ from .temperature import TemperatureSchedule
 @dataclass(frozen=True)
 class GANConfig:
     n_categories: int = checked(ge=2)
-    samples_per_step: int = checked(256, "Gumbel-softmax samples per key in each generator update, for keys learned to settle_floor", ge=1)
+    samples_per_step: int = checked(256, "Gumbel-softmax samples per key in each generator update, for keys learned to a tolerance of 0.002 or finer", ge=1)
     min_samples_per_step: int = checked(32, "fewest samples per step, for keys whose settle tolerance is loose (few events); M ∝ 1/tolerance² in between", ge=1)
     hard: bool = checked(True, "straight-through one-hot samples (exact equilibrium); false for soft samples")
     generator_steps: int = checked(1, "generator updates per training step", ge=1)
@@ -41,7 +41,7 @@ class GANConfig:
     change_p_value: float | None = checked(None, "restart a key's histogram when a window of its events differs at this p-value", gt=0, lt=1)
     change_window: int = checked(2000, "events per key in each change test", ge=1)
     settle_tolerance: float = checked(0.02, "a key settles (stops training) when TV(learned, empirical) <= max(settle_floor, settle_tolerance·sqrt(K_seen/n))", gt=0)
-    settle_floor: float = checked(0.002, "the smallest settle tolerance, in TV", gt=0)
+    settle_floor: float = checked(0.001, "the smallest settle tolerance, in TV", gt=0)
     max_steps_awake: int = checked(4000, "a key that has not settled after this many of its own steps since it woke sleeps until new events", ge=1)
     dtype: Literal["float32", "float64", "bfloat16"] = checked("float32", "parameter precision")
 

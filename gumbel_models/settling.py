@@ -29,10 +29,12 @@ from their histograms: docs/benchmarks.md, "Measurements behind the code".)
 Samples per step follow the precision a key needs: the generator gradient's noise falls as
 ``1/sqrt(M)``, and a key's tolerance sets the precision worth paying for, so ``M ∝ 1/tol²``::
 
-    M_b = clamp(M_max · (floor / tol_b)², M_min, M_max), rounded down to a power of two
+    M_b = clamp(M_max · (0.002 / tol_b)², M_min, M_max), rounded down to a power of two
 
-A key with a few events (``tol`` ≥ 2.8× the floor) steps with ``M_min`` samples, 8× fewer than one
-learned to the floor: it settles in as many steps as with ``M_max``, at a fraction of the cost. Its
+(:data:`FULL_SAMPLES_TOLERANCE`: below 0.002 more samples buy no precision the averaged generator
+lacks; a key settling to the 0.001 floor takes more steps of M_max, measured in
+docs/benchmarks.md.) A key with a few events (``tol`` ≥ 0.0057) steps with ``M_min`` samples, 8× fewer than one
+learned to 0.002: it settles in as many steps as with ``M_max``, at a fraction of the cost. Its
 step size grows as its precision may: the learning rates scale by ``sqrt(M_max / M_b)`` (up to 2.8×
 with the defaults), which settles such keys in fewer key-steps with the same final accuracy.
 ``M_min`` is 32, not 16: a key-step of 32 samples costs little more than one of 16, and the quieter
@@ -56,6 +58,8 @@ from __future__ import annotations
 import torch
 
 from .divergence import total_variation
+
+FULL_SAMPLES_TOLERANCE = 0.002  # keys learned to this tolerance or finer step with max_samples
 
 
 class Settling:
@@ -85,10 +89,10 @@ class Settling:
 
     def samples(self, tolerances: torch.Tensor) -> torch.Tensor:
         """``M_b`` ``[A]`` (int64) for tolerances ``[A]``: a power of two in ``[min_samples, max_samples]``
-        (``max_samples`` itself at the floor, whatever it is)."""
-        wanted = self.max_samples * (self.floor / tolerances) ** 2
+        (``max_samples`` itself at :data:`FULL_SAMPLES_TOLERANCE` and below, whatever it is)."""
+        wanted = self.max_samples * (FULL_SAMPLES_TOLERANCE / tolerances) ** 2
         power = torch.exp2(torch.floor(torch.log2(wanted.clamp(min=1.0))))
-        return torch.where(tolerances <= self.floor, float(self.max_samples),
+        return torch.where(tolerances <= FULL_SAMPLES_TOLERANCE, float(self.max_samples),
                            power.clamp(self.min_samples, self.max_samples)).long()
 
     def step_scale(self, samples: int) -> float:
