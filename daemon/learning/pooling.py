@@ -9,8 +9,9 @@ for every key, as with fixed categories). Each refresh
    measures the population as well as one on all of them, at a fraction of the cost);
 2. fits the Dirichlet to their histograms over the catalogue's ``n_categories``, starting from the
    last fit (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` the
-   concentration it weighs as (:attr:`~gumbel_models.pooled_prior.PooledPrior.events`) and its mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the
-   pseudo-counts of ``b``'s own categories);
+   concentration it weighs as (:attr:`~gumbel_models.pooled_prior.PooledPrior.events`) and its
+   mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the pseudo-counts of
+   ``b``'s own categories);
 3. sets it as every model's prior when it is the first, or when it moved beyond its sampling noise
    (:meth:`~gumbel_models.pooled_prior.PooledPrior.moved_from`) and by more than
    :data:`MEAN_TOLERANCE` in TV or :data:`CONCENTRATION_TOLERANCE` relatively in weight. Every key

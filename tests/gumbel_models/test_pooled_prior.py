@@ -119,7 +119,7 @@ def test_the_standard_errors_match_the_spread_of_fits_over_independent_populatio
     assert 0.7 < weights.std(ddof=1) / np.mean([fit.weight_error for fit in fits]) < 1.4
 
 
-def test_a_fit_moved_only_when_the_population_moved_beyond_both_fits_noise():
+def test_a_fit_moved_only_when_the_population_moved_beyond_its_noise():
     """Fits of two independent samples of one population (5,000 keys each, K = 16, α = 40) are
     within each other's noise, though their means differ by more than the 0.002 TV tolerance; a
     population whose mean moved by 0.03 in TV, or whose concentration grew by half, has moved.

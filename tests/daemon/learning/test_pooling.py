@@ -53,7 +53,7 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
 
 def test_refits_on_other_samples_of_one_population_keep_the_prior_the_models_have():
     """3,000 keys around MEAN (seed 4), fitted on 1,000 of them drawn afresh at each of 20 refreshes:
-    each sample's mean differs from the last by more than the 0.002 TV tolerance, but within both
+    each sample's mean differs from the last by more than the 0.002 TV tolerance, but within the
     fits' noise, so the models keep their first prior and no key is woken for nothing."""
     model = GumbelGAN(GANConfig(n_categories=4), 3000, seed=0, device="cpu")
     model.observe(_population(3000, 20, seed=4))
