@@ -29,6 +29,7 @@ read from the likelihood's curvature in α at α_L (:func:`concentration_lower_b
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -82,14 +83,14 @@ def concentration_lower_bound(cells: "_Cells", mean: torch.Tensor, alpha: float,
                      - (key_times * (torch.lgamma(totals + a0) - torch.lgamma(a0))).sum())
 
     drop = likelihood(alpha) - 0.5 * z * z
-    low, high = torch.tensor(floor).log().item(), torch.tensor(alpha).log().item()
+    low, high = math.log(floor), math.log(alpha)
     if likelihood(floor) >= drop:
         bound = floor
     else:
         for _ in range(BISECTIONS):
             middle = 0.5 * (low + high)
-            low, high = (middle, high) if likelihood(float(torch.tensor(middle).exp())) < drop else (low, middle)
-        bound = float(torch.tensor(high).exp())
+            low, high = (middle, high) if likelihood(math.exp(middle)) < drop else (low, middle)
+        bound = math.exp(high)
     a_counted, a0 = bound * m_counted, bound * share
     information = float((cell_times * m_counted ** 2 * (_trigamma(a_counted) - _trigamma(counts + a_counted))).sum()
                         - (key_times * share ** 2 * (_trigamma(a0) - _trigamma(totals + a0))).sum())
