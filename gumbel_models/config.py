@@ -28,7 +28,7 @@ class GANConfig:
     generator_lr: float = checked(0.05, "Adam learning rate of the generator logits", gt=0)
     discriminator_lr: float = checked(0.05, "Adam learning rate of the discriminator", gt=0)
     betas: tuple[float, float] = checked((0.5, 0.999), "Adam (β1, β2) of both players", ge=0, lt=1)
-    r1_gamma: float = checked(0.1, "R1 penalty ½γ‖w‖² on the discriminator weights", ge=0)
+    r1_gamma: float = checked(0.1, "penalty ½γ·K·Σ_k m_k·w_k² on the discriminator weights, m = (p̂+q)/2 (R1 with each category weighed by how often samples land on it)", ge=0)
     ema_decay: float = checked(0.995, "Polyak averaging of the generator logits; published probabilities use the average", ge=0, lt=1)
     reference_categories: int | None = checked(100, "with more categories than this, learning rates scale by sqrt(reference/K) and the averaging window by K/reference; unset turns it off", ge=2)
     young_steps: float | None = checked(30.0, "above reference_categories, a young key steps at the reference's sizes, falling to the scaled ones over about young_steps·K/reference updates; unset: scaled from the start", gt=0)

@@ -8,7 +8,18 @@ Losses (``softplus(s) = −log(1 − σ(s))``, ``softplus(−s) = −log σ(s)``
 
     real:  L_real,b = Σ_k p̂_bk · softplus(−(w_bk + β_b))     (p̂ = normalised histogram)
     fake:  L_fake,b = mean_m softplus(s_b(y_bm))
-    R1:    ½·γ·‖∇_x s_b‖² = ½·γ·‖w_b‖²                          (Mescheder et al. 2018)
+    weights: ½·γ·Σ_k max(K_b·m_bk, ε)·w_bk²,   m_b = (p̂_b + q_b)/2   (K_b: the key's categories)
+
+The weight penalty is Mescheder et al.'s R1 (2018), ``½·γ·‖∇_x s‖² = ½·γ·‖w‖²`` for a linear
+score, with each vertex weighed by how often real and fake samples land on it (``m``, scaled by
+``K_b`` so that a uniform ``m`` gives R1 itself). The evidence on ``w_k`` of both loss terms is
+proportional to ``m_k``; a flat penalty outweighs it on a rare category, whose weight then stays
+near 0 and tells the generator nothing, so a category with probability 1e-4 was learned at
+several times its counting noise above its target (docs/benchmarks.md, "Measurements behind the
+model"). Scaled by ``m_k``, the penalty shrinks every weight by the same factor, down to ``ε`` of a
+uniform category's: without a floor an absent category was pushed to 1e-6 and below, from where the
+softmax's vanishing gradient took thousands of steps to bring it back when it appeared (the
+``drift`` scenario did not recover). With ``ε`` = 0.01 it stays near 1e-4, as 0.005 did too.
 
 Real events are the one-hot vertices ``e_k``, so the real loss of any batch is ``Σ_k c_k·ℓ(D(e_k))``:
 it is computed from the exact histogram of every event received, at O(K) cost per step.
@@ -19,6 +30,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+RARE_FLOOR = 0.02  # ε: a category's penalty weighs at least this share of a uniform category's
 
 
 def real_loss_from_counts(params: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -43,9 +56,18 @@ def generator_loss(params: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
     return F.softplus(-scores(params, samples)).mean(dim=-1)
 
 
-def r1_penalty(params: torch.Tensor, gamma: float) -> torch.Tensor:
-    """``[B]`` ``½·γ·‖w‖²``; the bias is not penalised (it does not enter ∇_x s)."""
-    return 0.5 * gamma * params[:, :-1].pow(2).sum(dim=-1)
+def penalty_weights(gamma: float, real: torch.Tensor, fake: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``γ·max(K_b·m_bk, ε)`` ``[B, K]`` on the key's categories (0 elsewhere), ``m = (p̂ + q)/2``,
+    ``ε`` = :data:`RARE_FLOOR`, for real and fake probabilities ``[B, K]`` and the categories
+    ``mask`` ``[B, K]`` (bool)."""
+    categories = mask.sum(dim=-1, keepdim=True).to(real)
+    return gamma * torch.clamp(categories * 0.5 * (real + fake), min=RARE_FLOOR) * mask
+
+
+def weight_penalty(params: torch.Tensor, weights: torch.Tensor | float) -> torch.Tensor:
+    """``[B]`` ``½·Σ_k c_k·w_k²`` for penalty weights ``c`` (:func:`penalty_weights`, or a number:
+    plain R1); the bias is not penalised (it does not enter ∇_x s)."""
+    return 0.5 * (weights * params[:, :-1].pow(2)).sum(dim=-1)
 
 
 def init_params(n_keys: int, n_categories: int, *, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:

@@ -10,7 +10,7 @@ hard straight-through samples; else ``y``) against per-row vectors without mater
 
 Discriminator, with ``x_m`` the forward sample (``e_{z_m}`` or ``y_m``) and ``σ`` the logistic::
 
-    ∂L/∂w_k = −p̂_k·σ(−(w_k+β)) + (1/M)·Σ_m σ(s_m)·x_mk + γ·w_k
+    ∂L/∂w_k = −p̂_k·σ(−(w_k+β)) + (1/M)·Σ_m σ(s_m)·x_mk + c_k·w_k     (c: the penalty weights)
     ∂L/∂β   = −Σ_k p̂_k·σ(−(w_k+β)) + (1/M)·Σ_m σ(s_m)
 
 With hard samples every fake is a vertex ``e_k`` drawn with probability ``q_k = softmax(θ)_k``, so the
@@ -33,8 +33,10 @@ from .samples import Samples
 
 
 def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Tensor | Samples,
-                       gamma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient ``[B, K+1]`` and loss ``[B]`` of real (``p̂`` ``[B, K]``) + fake + R1 terms.
+                       penalty: torch.Tensor | float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ``[B, K+1]`` and loss ``[B]`` of real (``p̂`` ``[B, K]``) + fake + weight-penalty terms
+    (``penalty``: the weights ``c`` ``[B, K]`` of :func:`~gumbel_models.discriminator.penalty_weights`,
+    or a number ``γ``, plain R1).
 
     ``fake`` is either the generator's probabilities ``q`` ``[B, K]`` (exact expected fake term
     of hard samples) or drawn samples.
@@ -42,7 +44,7 @@ def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Ten
     w, bias = params[:, :-1], params[:, -1:]
     vertex_scores = w + bias
     real_grad = -real * torch.sigmoid(-vertex_scores)
-    loss = (real * F.softplus(-vertex_scores)).sum(-1) + 0.5 * gamma * w.pow(2).sum(-1)
+    loss = (real * F.softplus(-vertex_scores)).sum(-1) + 0.5 * (penalty * w.pow(2)).sum(-1)
     if isinstance(fake, torch.Tensor):
         fake_grad = fake * torch.sigmoid(vertex_scores)
         fake_bias_grad = fake_grad.sum(-1, keepdim=True)
@@ -53,7 +55,7 @@ def discriminator_step(params: torch.Tensor, real: torch.Tensor, fake: torch.Ten
         fake_grad = fake.forward_sum(fake_weight)
         fake_bias_grad = fake_weight.sum(-1, keepdim=True)
         loss = loss + F.softplus(scores).mean(-1)
-    grad_w = real_grad + fake_grad + gamma * w
+    grad_w = real_grad + fake_grad + penalty * w
     grad_b = real_grad.sum(-1, keepdim=True) + fake_bias_grad
     return torch.cat([grad_w, grad_b], dim=-1), loss
 

@@ -235,8 +235,10 @@ class GumbelGAN:
         return torch.zeros_like(p.reference).scatter_add_(-1, drawn, torch.ones_like(drawn, dtype=safe.dtype)) / n
 
     def _discriminator_update(self, p: Players, samples, lr_scale: float) -> None:
-        fake = p.generator.probabilities(averaged=False).to(p.d_params) if samples is None else samples
-        grad, loss = discriminator_step(p.d_params, self._real_weights(p), fake, self.config.r1_gamma)
+        q = p.generator.probabilities(averaged=False).to(p.d_params)
+        real = self._real_weights(p)
+        penalty = disc.penalty_weights(self.config.r1_gamma, real, q, p.generator.mask)
+        grad, loss = discriminator_step(p.d_params, real, q if samples is None else samples, penalty)
         grad, on = self._skip_nonfinite(p, grad)
         p.d_opt.step(p.d_params, grad, on, lr_scale * self.config.young_step_scale(p.d_opt.steps))
         p.d_loss = loss
@@ -321,3 +323,4 @@ class GumbelGAN:
         self.g_loss = state["g_loss"].to(self.device).clone()
         self.d_loss = state["d_loss"].to(self.device).clone()
         self._refresh_reference()
+

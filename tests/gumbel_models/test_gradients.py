@@ -23,9 +23,10 @@ def test_discriminator_gradient_matches_autograd(hard):
     params = torch.randn(4, 7, generator=gen, dtype=torch.float64, requires_grad=True)
     real = torch.softmax(torch.randn(4, 6, generator=gen, dtype=torch.float64), -1)
     _, soft, index, forward = _samples(logits, 0.6, hard, gen)
-    loss = disc.real_loss_from_counts(params, real) + disc.fake_loss(params, forward) + disc.r1_penalty(params, 0.3)
+    penalty = disc.penalty_weights(0.3, real, torch.softmax(logits, -1), torch.ones(4, 6, dtype=torch.bool))
+    loss = disc.real_loss_from_counts(params, real) + disc.fake_loss(params, forward) + disc.weight_penalty(params, penalty)
     (expected,) = torch.autograd.grad(loss.sum(), params)
-    grad, value = discriminator_step(params.detach(), real, DenseSamples(soft, index), 0.3)
+    grad, value = discriminator_step(params.detach(), real, DenseSamples(soft, index), penalty)
     assert torch.allclose(grad, expected, atol=1e-12)
     assert torch.allclose(value, loss.detach(), atol=1e-12)
 
