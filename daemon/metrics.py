@@ -111,6 +111,8 @@ class Metrics:
                                          "0 without a prior.")
         self.prior_share = gauge("gumbeld_prior_share", "The prior's share of the real term, α/(n+α), averaged "
                                  "over keys with events; 0 without a prior.")
+        self.prior_rejected_fits = counter("gumbeld_prior_rejected_fits", "Pooled-prior fits set aside because "
+                                           "they were not finite; the keys keep the prior they have.")
         # the service itself
         self.ready = gauge("gumbeld_ready", "1 when gumbeld is ready to serve, else 0.")
         self.loop_lag = histogram("gumbeld_event_loop_lag_seconds", "How late a timer on the event loop fires: "
@@ -126,6 +128,10 @@ class Metrics:
         """The pooled prior was refitted: the concentration it weighs as, and its mean share of the keys' targets."""
         self.prior_concentration.set(concentration)
         self.prior_share.set(share)
+
+    def prior_rejected(self) -> None:
+        """A pooled-prior fit was not finite and was set aside."""
+        self.prior_rejected_fits.inc()
 
     def _label_for(self, key: str) -> str:
         """The ``key`` label of ``key``: its own while there is room (kept for good), else ``__other__``."""

@@ -39,6 +39,7 @@ spread does not pin its keys to its mean.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -68,6 +69,11 @@ class PooledPrior:
     def pseudo_counts(self) -> torch.Tensor:
         """``w m`` ``[K]``: what the prior adds to every key's counts, ``w`` its :attr:`events`."""
         return self.events * self.mean
+
+    @property
+    def finite(self) -> bool:
+        """Whether the mean and the weight are finite numbers, so the prior can be given to models."""
+        return bool(torch.isfinite(self.mean).all()) and math.isfinite(self.events) and self.events > 0
 
     @property
     def events(self) -> float:

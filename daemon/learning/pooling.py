@@ -11,7 +11,7 @@ for every key, as with fixed categories). Each refresh
    last fit (:func:`gumbel_models.pooled_prior.fit_pooled_prior`), and tells ``metrics`` the
    concentration it weighs as (:attr:`~gumbel_models.pooled_prior.PooledPrior.events`) and its
    mean share ``α_b/(n_b+α_b)`` of the sampled keys' targets (``α_b``: the pseudo-counts of
-   ``b``'s own categories);
+   ``b``'s own categories); a fit that is not finite is counted, logged and set aside;
 3. sets it as every model's prior when it is the first, or when it moved beyond its sampling noise
    (:meth:`~gumbel_models.pooled_prior.PooledPrior.moved_from`) and by more than
    :data:`MEAN_TOLERANCE` in TV or :data:`CONCENTRATION_TOLERANCE` relatively in weight. Every key
@@ -25,6 +25,7 @@ The prior, like the histogram, feeds the discriminator only (:mod:`gumbel_models
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
@@ -35,6 +36,8 @@ from gumbel_models import GumbelGAN
 from gumbel_models.pooled_prior import PooledPrior, fit_pooled_prior
 from gumbel_models.target import KeyColumns
 
+log = logging.getLogger("gumbeld.prior")
+
 SAMPLE_KEYS = 20_000
 INTERVAL = 10.0                   # seconds of the timer between two fits
 MEAN_TOLERANCE = 0.002            # TV between the means
@@ -43,6 +46,8 @@ CONCENTRATION_TOLERANCE = 0.02    # relative change of α
 
 class PriorFitted(Protocol):
     def prior_fitted(self, concentration: float, share: float) -> None: ...
+
+    def prior_rejected(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,12 @@ class PriorRefresh:
         fit = fit_pooled_prior(counts, mask, start=self.last_fit, categories=categories,  # 2.
                                n_categories=n_categories)
         if fit is None:
+            return False
+        if not fit.finite:  # nothing known makes one; were it to happen, the keys keep what they learn from
+            log.warning("a pooled-prior fit was not finite (concentration %s); the models keep their prior",
+                        fit.concentration)
+            if self.metrics is not None:
+                self.metrics.prior_rejected()
             return False
         self.last_fit = fit
         if self.metrics is not None:
