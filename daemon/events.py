@@ -1,7 +1,7 @@
 """Events in batches, and the codec that turns raw records into them.
 
-A batch is columnar: ``key_names[keys[i]]`` and ``categories[i]`` (an index into the model's
-categories) describe event ``i``. Sources that generate events (synthetic) build batches directly;
+A batch is columnar: ``key_names[keys[i]]``, ``categories[i]`` (an index into the model's
+categories) and ``times[i]`` (its event time, :mod:`daemon.event_time`) describe event ``i``. Sources that generate events (synthetic) build batches directly;
 sources that receive records (JSON) go through :class:`EventCodec`, which sets every invalid
 record aside as a :class:`BadEvent` with its reason — the good records of the batch still count.
 
@@ -22,7 +22,7 @@ from .categories import CategoryTable
 from .field_path import FieldPath
 
 BAD_REASONS = ("not_json", "not_an_object", "missing_field", "wrong_type", "unknown_category", "key_limit",
-               "empty", "oversized", "missing_key", "not_utf8", "category_limit", "bad_framing")
+               "empty", "oversized", "missing_key", "not_utf8", "category_limit", "bad_framing", "bad_time", "late")
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,8 @@ class EventBatch:
     keys: np.ndarray         # int64 [n], index into key_names
     categories: np.ndarray   # int64 [n], index into the model's categories
     bad: list[BadEvent] = field(default_factory=list)
+    times: np.ndarray | None = None  # int64 [n], event times in epoch milliseconds (daemon.event_time); None: unknown
+    provenance: Any = None   # received records: ``of(i)`` → (raw record, origin) of event i; None for generated events
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])

@@ -17,16 +17,18 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
 from gumbel_models.temperature import check_floor
 
 from .api.settings import ApiSettings
+from .event_time import parse_duration
 from .field_path import FieldPath
 from .setting_sections import Section, core_rule, settings_of
 
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
+Duration = Annotated[float, BeforeValidator(parse_duration)]  # seconds, or text: "500ms", "90s", "30m", "1h", "7d"
 OPEN_SMALLEST_CLASS = 8  # open categories: the narrowest size class (gumbel_models.size_classes)
 
 
@@ -48,6 +50,7 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
     key_ttl: float | None = Field(None, gt=0, description="evict keys without events for this many seconds; unset keeps them")
     prior: Literal["none", "pooled"] = Field("pooled", description="pooled: every key's histogram is joined by a Dirichlet prior fitted to all keys' histograms, which shrinks keys with few events toward the population (with open categories, over each key's own categories); none: each key's own histogram alone")
     interval_level: float = Field(0.9, ge=0.8, le=0.99, description="the probability of each category's posterior interval in snapshots (equal-tailed)")
+    allowed_lateness: Duration | None = Field(None, description="an event older than its key's newest event by more than this is dead-lettered (reason late): seconds, or text such as \"90s\", \"30m\", \"1h\"; unset: no event is late")
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -157,6 +160,7 @@ class KafkaSourceSettings(Section):
     key_field: str = Field("key", description="JSON field of the key when key_from = field: a name, a dotted path (user.id) or a JSON Pointer (/user/id; /user.id is a name with a dot)")
     category_field: str = Field("category", description="JSON field of the category (value_format = json): a name, a dotted path (properties.category) or a JSON Pointer (/properties/category, /items/0/category; /a.b is a name with a dot)")
     default_key: str | None = Field(None, description="key for messages without one; unset dead-letters them")
+    time_field: str | None = Field(None, description="JSON field of the event time (value_format = json), RFC 3339 text or epoch milliseconds, as a name, dotted path or JSON Pointer; unset: the record's timestamp. A record without a readable time is dead-lettered (bad_time)")
     max_message_bytes: int = Field(1 << 20, ge=1, description="larger messages are dead-lettered as oversized")
     max_poll_records: int = Field(1_000, ge=1, description="records taken per poll; each poll is decoded and counted in one turn of the event loop (1,000 single-event records: ~5 ms of it)")
     auto_offset_reset: Literal["earliest", "latest"] = Field("earliest", description="where to start without a committed or checkpointed offset")
@@ -168,11 +172,18 @@ class KafkaSourceSettings(Section):
     retry_backoff_max: float = Field(30.0, gt=0, description="longest wait between reconnection attempts, seconds")
     state: StateTopicSettings = StateTopicSettings()
 
-    @field_validator("key_field", "category_field")
+    @field_validator("key_field", "category_field", "time_field")
     @classmethod
-    def _a_field_path(cls, value: str) -> str:
-        FieldPath(value)  # the syntax of both path forms; its ValueError says what is wrong
+    def _a_field_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            FieldPath(value)  # the syntax of both path forms; its ValueError says what is wrong
         return value
+
+    @model_validator(mode="after")
+    def _a_time_field_in_objects(self) -> "KafkaSourceSettings":
+        if self.time_field is not None and self.value_format != "json":
+            raise ValueError(f"time_field needs value_format = json (a field of an object), not {self.value_format!r}")
+        return self
 
     @property
     def state_topics(self) -> dict[str, str]:

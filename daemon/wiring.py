@@ -2,6 +2,7 @@
 and key table: :mod:`daemon.learning.factory`)."""
 from __future__ import annotations
 
+from .event_time import Watermarks
 from .learning.ingest import BadEventLog, Ingest
 from .kafka.failures import KafkaFailures
 from .kafka.producer import Producer
@@ -40,7 +41,7 @@ def build_source(settings: GumbeldSettings, *, health, metrics, failures: KafkaF
     k = settings.source.kafka
     decoder = RecordDecoder(labels, value_format=k.value_format, value_framing=k.value_framing, key_from=k.key_from,
                             key_field=k.key_field, category_field=k.category_field, default_key=k.default_key,
-                            max_message_bytes=k.max_message_bytes, table=categories)
+                            max_message_bytes=k.max_message_bytes, table=categories, time_field=k.time_field)
     return KafkaSource(k, decoder, health=health, metrics=metrics, failures=failures, clock=clock)
 
 
@@ -49,7 +50,8 @@ def build_ingest(settings: GumbeldSettings, keys: KeyTable, categories=None, *, 
     m = settings.model
     return Ingest(keys, categories if m.open else m.labels, metrics=metrics, dead_letters=dead_letters,
                   bad_log=BadEventLog(settings.dead_letter.log_interval, clock),
-                  clock=clock, open_width=m.max_categories if m.open else None)
+                  clock=clock, open_width=m.max_categories if m.open else None,
+                  watermarks=Watermarks(None if m.allowed_lateness is None else round(m.allowed_lateness * 1000)))
 
 
 def _producer(settings: GumbeldSettings, failures: KafkaFailures, *, operation: str = "produce",

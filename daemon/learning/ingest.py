@@ -4,7 +4,8 @@ Runs on the event loop and costs O(batch) work, however many keys there are. Cou
 distinct ``(row, category)`` cells (:class:`SparseCounts`) until the trainer takes them
 (:class:`Pending`), so memory follows the cells with events — not rows × K, which may be a whole
 catalogue — however far training falls behind, and no event is dropped: every good event is
-counted once, every bad one is dead-lettered and counted by reason.
+counted once, every bad one is dead-lettered and counted by reason. An event older than its key's
+watermark (:class:`~daemon.event_time.Watermarks`) is one of those: ``late``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from ..arrays import grown
+from ..event_time import Watermarks
 from ..events import BadEvent, EventBatch
 from ..metrics import OTHER_KEY
 from ..timestamps import rfc3339
@@ -127,10 +129,13 @@ class SparseCounts:
 
 class Ingest:
     def __init__(self, keys: KeyTable, labels, *, metrics, dead_letters, bad_log: BadEventLog,
-                 clock: Callable[[], float], open_width: int | None = None) -> None:
+                 clock: Callable[[], float], open_width: int | None = None,
+                 watermarks: Watermarks | None = None) -> None:
         """``labels``: the categories' labels (a list, or the open :class:`~daemon.categories.CategoryTable`,
-        whose ``labels`` grow); ``open_width``: open categories, at most this many (sparse counts)."""
+        whose ``labels`` grow); ``open_width``: open categories, at most this many (sparse counts);
+        ``watermarks``: each key's newest event time, and which events are late (none without)."""
         self.keys, self.labels = keys, labels
+        self.watermarks = Watermarks(None) if watermarks is None else watermarks
         self._metrics, self._dead_letters, self._bad_log = metrics, dead_letters, bad_log
         self._clock = clock
         self._open = open_width is not None
@@ -151,15 +156,37 @@ class Ingest:
             bad += [BadEvent("key_limit", f"more than {self.keys.max_keys} keys (model.max_keys)",
                              {"key": batch.key_names[k], "category": self._label(c)})
                     for k, c in zip(batch.keys[refused], batch.categories[refused])]
-            rows, categories = rows[~refused], batch.categories[~refused]
+            events = np.flatnonzero(~refused)
+            rows, categories = rows[events], batch.categories[events]
         else:
-            categories = batch.categories
+            events, categories = None, batch.categories
+        if batch.times is not None and len(rows):
+            times = batch.times if events is None else batch.times[events]
+            on_time = self.watermarks.admit(rows, times)
+            if not on_time.all():
+                late = np.flatnonzero(~on_time)
+                bad += self._late(batch, late if events is None else events[late], rows[late], times[late])
+                rows, categories = rows[on_time], categories[on_time]
         counted = int(rows.shape[0])
         if counted:
             self._count(rows, categories)
         if bad:
             self._dead_letter(bad)
         return counted
+
+    def _late(self, batch: EventBatch, events: np.ndarray, rows: np.ndarray, times: np.ndarray) -> list[BadEvent]:
+        """Bad events of the late ``events`` of ``batch`` (its records' when it has them)."""
+        newest, names, late = self.watermarks.newest(rows), self.keys.names_by_row, []
+        for event, row, time, last in zip(events.tolist(), rows.tolist(), times.tolist(), newest.tolist()):
+            detail = (f"event time {rfc3339(time / 1000)} is before key {names[row]!r}'s watermark "
+                      f"{rfc3339((last - self.watermarks.lateness_ms) / 1000)} (its newest event less "
+                      "model.allowed_lateness)")
+            if batch.provenance is not None:
+                late.append(BadEvent("late", detail, *batch.provenance.of(event)))
+            else:
+                late.append(BadEvent("late", detail, {"key": names[row], "time": rfc3339(time / 1000),
+                                                      "category": self._label(int(batch.categories[event]))}))
+        return late
 
     def _label(self, category: int) -> str:
         return (self.labels.labels if self._open else self.labels)[category]
@@ -181,6 +208,7 @@ class Ingest:
     def _forget_left(self) -> None:
         """Keys that left the table: their pending counts go with them, and their metric series."""
         for row, name in self.keys.take_left():
+            self.watermarks.forget([row])
             if row < self._touched.shape[0]:
                 if self._touched[row]:
                     self._counts.drop_row(row)

@@ -16,7 +16,9 @@ not grow with the key count either. A listed key's distribution switches after
 effect at batch granularity.
 
 Pacing is by deadline (``emitted / rate`` seconds after the start), so the long-run rate is exact
-whatever the cost of a batch; ``rate = 0`` runs as fast as the consumer takes batches. With
+whatever the cost of a batch; ``rate = 0`` runs as fast as the consumer takes batches. Events are
+stamped by the same schedule: event ``i`` of the run happened ``i / rate`` seconds after its start
+(with ``rate = 0``, when its batch was drawn). With
 ``events`` set, the stream ends once that many events were emitted in total, counting those
 before a restore; the last batch is cut short to hit it exactly. With open categories (a
 :class:`~daemon.categories.CategoryTable`) category ``i`` of a listed key is the label ``"i"``,
@@ -116,8 +118,9 @@ class SyntheticSource:
         width = max(map(len, rows))  # open categories: keys of several lengths, padded with zeros
         return np.asarray([list(row) + [0.0] * (width - len(row)) for row in rows], dtype=np.float64)
 
-    def batch(self, rng: np.random.Generator, size: int | None = None) -> EventBatch:
-        """``size`` events (default ``batch_size``); ``key_names`` lists only the keys drawn."""
+    def batch(self, rng: np.random.Generator, size: int | None = None, times: np.ndarray | None = None) -> EventBatch:
+        """``size`` events (default ``batch_size``) at ``times`` (epoch ms ``[size]``, or unknown);
+        ``key_names`` lists only the keys drawn."""
         size = self.settings.batch_size if size is None else size
         if self.generated:
             keys = np.searchsorted(self._key_cdf, rng.random(size), side="right")
@@ -131,8 +134,16 @@ class SyntheticSource:
         categories = (u[:, None] >= cdf[keys]).sum(axis=1)
         self.emitted_total += size
         present, index = np.unique(keys, return_inverse=True)
-        batch = EventBatch(self._names[present].tolist(), index.astype(np.int64), categories.astype(np.int64))
+        batch = EventBatch(self._names[present].tolist(), index.astype(np.int64), categories.astype(np.int64),
+                           times=times)
         return batch if self._table is None else self._named(batch)
+
+    def _times(self, start: float, produced: int, size: int, rate: float) -> np.ndarray:
+        """Event times (epoch ms) of the next ``size`` events: event ``i`` of the run at ``start + i/rate``
+        (with ``rate = 0``, all at the clock's time)."""
+        if rate <= 0:
+            return np.full(size, round(self._clock() * 1000), dtype=np.int64)
+        return np.floor((start + (produced + np.arange(size)) / rate) * 1000).astype(np.int64)
 
     def _named(self, batch: EventBatch) -> EventBatch:
         """Open categories: index ``i`` becomes the table's index of label ``"i"``; refused ones are bad events."""
@@ -141,7 +152,8 @@ class SyntheticSource:
         refused = indices < 0
         bad = [BadEvent("category_limit", self._table.refusal(int(c)), {"key": batch.key_names[k], "category": int(c)})
                for k, c in zip(batch.keys[refused], batch.categories[refused])]
-        return EventBatch(batch.key_names, batch.keys[~refused], indices[~refused], bad)
+        return EventBatch(batch.key_names, batch.keys[~refused], indices[~refused], bad,
+                          None if batch.times is None else batch.times[~refused])
 
     async def batches(self) -> AsyncIterator[EventBatch]:
         """Paced batches until ``events`` were emitted in total (forever when unset)."""
@@ -150,8 +162,9 @@ class SyntheticSource:
         start, produced, rate, limit = self._clock(), 0, self.settings.rate, self.settings.events
         while limit is None or self.emitted_total < limit:
             size = self.settings.batch_size
-            batch = self.batch(rng, size if limit is None else min(size, limit - self.emitted_total))
-            produced += len(batch)
+            drawn = size if limit is None else min(size, limit - self.emitted_total)
+            batch = self.batch(rng, drawn, times=self._times(start, produced, drawn, rate))
+            produced += drawn
             yield batch
             delay = start + produced / rate - self._clock() if rate > 0 else 0.0
             await self._sleep(max(0.0, delay))

@@ -23,6 +23,7 @@ class Message:
     key: bytes | None
     value: bytes | None
     headers: Sequence[tuple[str, bytes | None]] = ()  # in order; a name may repeat
+    timestamp: int = 0  # the record's CreateTime, epoch ms; 0: when it is sent
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def produce(bootstrap: str, topic: str, messages: Iterable[Message], config: dic
         while True:
             try:
                 producer.produce(topic, value=message.value, key=message.key, headers=list(message.headers) or None,
+                                 timestamp=message.timestamp,
                                  on_delivery=functools.partial(_delivered, placed, failures, index))
                 break
             except BufferError:  # the local queue is full: let deliveries drain it

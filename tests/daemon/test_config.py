@@ -273,3 +273,19 @@ def test_field_paths_in_both_forms_load():
     settings = load_settings({"source.kafka.category_field": "/items/0/category",
                               "source.kafka.key_field": "context.user.id"}, env={}).source.kafka
     assert (settings.category_field, settings.key_field) == ("/items/0/category", "context.user.id")
+
+
+def test_durations_and_the_time_field_from_every_source():
+    settings = load_settings({"model.allowed_lateness": "90s", "source.kafka.time_field": "meta.time"}, env={})
+    assert settings.model.allowed_lateness == 90.0 and settings.source.kafka.time_field == "meta.time"
+    assert load_settings({}, env={"GUMBELD_MODEL__ALLOWED_LATENESS": "1.5"}).model.allowed_lateness == 1.5
+    assert load_settings({}, env={}).model.allowed_lateness is None
+
+
+@pytest.mark.parametrize("overrides, says", [
+    ({"model.allowed_lateness": "5 minutes"}, "text like '90s'"),
+    ({"source.kafka.time_field": "ts", "source.kafka.value_format": "text"}, "time_field needs value_format = json"),
+])
+def test_a_bad_duration_or_time_field_is_refused_with_what_to_write(overrides, says):
+    with pytest.raises(ConfigError, match=says):
+        load_settings(overrides, env={})

@@ -10,7 +10,9 @@ Value formats (``source.kafka.value_format``):
 - ``array``: a JSON array of categories — many events in one message, for high-volume producers.
 
 The distribution key is the record key (UTF-8) unless ``key_from = "field"``
-(:class:`~daemon.sources.kafka.record_keys.RecordKeys`). With
+(:class:`~daemon.sources.kafka.record_keys.RecordKeys`). An event's time is its record's timestamp
+unless ``time_field`` names a field of the JSON object (:mod:`daemon.event_time`); a record without
+a timestamp, or whose field holds no time, is dead-lettered (``bad_time``). With
 ``value_framing = "confluent"`` each value's 5-byte schema-registry frame is checked and sliced off
 first (:mod:`daemon.sources.kafka.framing`); a dead letter keeps the value whole.
 
@@ -34,9 +36,11 @@ import numpy as np
 import orjson
 
 from ...categories import CategoryTable
+from ...event_time import BadTime, event_time_ms
 from ...events import BadEvent, EventBatch, EventCodec, InvalidEvent
+from ...field_path import FieldPath
 from .framing import FRAME_BYTES, frame_problem, payloads
-from .record_keys import RecordKeys, record_origin
+from .record_keys import RecordKeys, RecordProvenance, record_origin
 
 FORMATS = ("json", "scalar", "text", "array")
 MEMO_SIZE = 4096  # distinct message values remembered; typical streams repeat a handful
@@ -46,8 +50,9 @@ class RecordDecoder:
     def __init__(self, labels: Sequence[str], *, value_format: str = "json", value_framing: str = "none",
                  key_from: str = "message_key", key_field: str = "key", category_field: str = "category",
                  default_key: str | None = None, max_message_bytes: int = 1 << 20,
-                 table: CategoryTable | None = None) -> None:
+                 table: CategoryTable | None = None, time_field: str | None = None) -> None:
         self.value_format, self.key_from = value_format, key_from
+        self.time_path = None if time_field is None else FieldPath(time_field)
         self.framed, self.max_message_bytes = value_framing == "confluent", max_message_bytes
         self.codec = EventCodec(labels, key_field=key_field, category_field=category_field, default_key=default_key,
                                 loads=orjson.loads, table=table)
@@ -73,11 +78,12 @@ class RecordDecoder:
         good, values = self._screen(records, bad)
         if self.value_format == "array":
             names: list[str] = []
-            keys, categories = [], []
-            self._decode_arrays(good, values, keys, categories, bad, {}, names)
+            keys, categories, times, origins = [], [], [], []
+            self._decode_arrays(good, values, keys, categories, times, origins, bad, {}, names)
             empty = np.zeros(0, dtype=np.int64)
-            return EventBatch(names, np.concatenate(keys) if keys else empty,
-                              np.concatenate(categories) if categories else empty, bad)
+            keys, categories, times, origins = (np.concatenate(part) if part else empty
+                                                for part in (keys, categories, times, origins))
+            return EventBatch(names, keys, categories, bad, times, RecordProvenance(good, origins))
         categories = np.fromiter(self._categories(values), dtype=np.int64, count=len(good))
         key_ids, names, key_ok = self.keys.ids(good, values, bad)
         accepted = (categories >= 0) & key_ok
@@ -85,7 +91,33 @@ class RecordDecoder:
             index = self._exact(good[i], values[i], bad)
             if index is not None:
                 categories[i], accepted[i] = index, True
-        return EventBatch(names, key_ids[accepted], categories[accepted], bad)
+        times = self._times(good, values, accepted, bad)
+        return EventBatch(names, key_ids[accepted], categories[accepted], bad, times[accepted],
+                          RecordProvenance(good, np.flatnonzero(accepted)))
+
+    def _times(self, records: Sequence, values: Sequence[bytes], accepted: np.ndarray,
+               bad: list[BadEvent]) -> np.ndarray:
+        """Event time per record ``[n]`` (epoch ms); an accepted record without one is dead-lettered
+        (``bad_time``) and no longer accepted."""
+        if self.time_path is None:
+            times = np.array([r.timestamp for r in records], dtype=np.int64)
+            for i in np.flatnonzero(accepted & (times < 0)):  # Kafka's "no timestamp" (-1): old message formats
+                bad.append(BadEvent("bad_time", f"the record has no timestamp ({times[i]}) and source.kafka.time_field "
+                                    "is not set", records[i].value, record_origin(records[i])))
+                accepted[i] = False
+            return times
+        found = self.codec.parse_all(values, at=self.time_path)
+        times = np.zeros(len(records), dtype=np.int64)
+        for i in np.flatnonzero(accepted):
+            try:
+                if found[i] is None:
+                    raise BadTime(f"no '{self.time_path}' field, or it is null")
+                times[i] = event_time_ms(found[i])
+            except BadTime as problem:
+                bad.append(BadEvent("bad_time", f"'{self.time_path}': {problem}", records[i].value,
+                                    record_origin(records[i])))
+                accepted[i] = False
+        return times
 
     # -- screening ---------------------------------------------------------------------------
     def _screen(self, records: Sequence, bad: list[BadEvent]) -> tuple[list, list[bytes]]:
@@ -162,15 +194,22 @@ class RecordDecoder:
         return None
 
     # -- the batched format ------------------------------------------------------------------
-    def _decode_arrays(self, records, payloads, keys, categories, bad, key_ids, names) -> None:
-        """Appends one ``(keys, categories)`` array pair per good message."""
+    def _decode_arrays(self, records, payloads, keys, categories, times, origins, bad, key_ids, names) -> None:
+        """Appends one array of keys, categories, times and record indices each per good message (its
+        events share the record's timestamp)."""
         get, tokens = self._label_lookup.get, self._array_tokens
-        for record, payload in zip(records, payloads):
+        for position, (record, payload) in enumerate(zip(records, payloads)):
+            if record.timestamp < 0:
+                bad.append(BadEvent("bad_time", f"the record has no timestamp ({record.timestamp})", record.value,
+                                    record_origin(record)))
+                continue
             if tokens is not None:
                 fast = self._array_fast(record, payload, tokens, key_ids, names)
                 if fast is not None:
                     keys.append(fast[0])
                     categories.append(fast[1])
+                    times.append(np.full(len(fast[1]), record.timestamp, dtype=np.int64))
+                    origins.append(np.full(len(fast[1]), position, dtype=np.int64))
                     continue
             try:
                 values = self.codec.parse(payload)
@@ -202,6 +241,8 @@ class RecordDecoder:
                 indices = indices[keep]
             keys.append(np.full(len(indices), key, dtype=np.int64))
             categories.append(indices)
+            times.append(np.full(len(indices), record.timestamp, dtype=np.int64))
+            origins.append(np.full(len(indices), position, dtype=np.int64))
 
     def _array_fast(self, record, value: bytes, tokens: dict, key_ids: dict, names: list[str]):
         if value[:1] != b"[" or value[-1:] != b"]":

@@ -82,3 +82,16 @@ def record_origin(record) -> dict:
             del origin["key"]
             origin["key_hex"] = record.key.hex()
     return origin
+
+
+class RecordProvenance:
+    """Which record each event of a batch came from (``index`` ``[n]`` into ``records``): a bad
+    event found after decoding (``late``) is dead-lettered as its record, with its origin."""
+
+    def __init__(self, records: Sequence, index: np.ndarray) -> None:
+        self.records, self.index = records, index
+
+    def of(self, event: int) -> tuple[bytes, dict]:
+        """The raw value and the origin of ``event``'s record."""
+        record = self.records[int(self.index[event])]
+        return record.value, record_origin(record)

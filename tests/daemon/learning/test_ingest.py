@@ -3,6 +3,7 @@ import json
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from daemon.event_time import Watermarks
 from daemon.events import EventBatch, EventCodec
 from daemon.learning.ingest import BadEventLog, Ingest, Pending
 from daemon.learning.keys import KeyTable
@@ -28,12 +29,13 @@ def _dense(pending: Pending) -> np.ndarray:
     return counts
 
 
-def _ingest(tmp_path, max_keys=10, policy="evict_least_recent", max_key_labels=10, clock=None):
+def _ingest(tmp_path, max_keys=10, policy="evict_least_recent", max_key_labels=10, clock=None, lateness_ms=None):
     registry = CollectorRegistry()
     metrics = Metrics(registry, max_key_labels=max_key_labels, clock=lambda: 0.0)
     dead = DeadLetterFile(tmp_path / "dead.jsonl")
     ingest = Ingest(KeyTable(max_keys, policy), LABELS, metrics=metrics, dead_letters=dead,
-                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), clock=clock or Clock())
+                    bad_log=BadEventLog(10.0, clock=lambda: 0.0), clock=clock or Clock(),
+                    watermarks=Watermarks(lateness_ms))
     return ingest, registry, dead
 
 
@@ -258,3 +260,15 @@ def test_open_categories_count_as_sparse_cells_and_a_freed_row_drops_its_own(tmp
     ingest.add(EventBatch(["late"], np.array([0]), cats[[1]]))       # evicts new, whose counts are pending
     pending = ingest.take()
     assert list(zip(*(a.tolist() for a in pending.cells))) == [(0, 1, 1.0), (1, 2, 1.0)], "new's counts went with it"
+
+
+def test_late_events_are_dead_lettered_and_counted_and_the_rest_of_the_batch_counts(tmp_path):
+    ingest, registry, _ = _ingest(tmp_path, lateness_ms=60_000)
+    batch = EventBatch(["k1", "k2"], np.array([0, 0, 1, 0, 1]), np.array([0, 1, 2, 2, 0]),
+                       times=np.array([1_796_637_600_000, 1_796_637_530_000, 5, 1_796_637_540_000, 6]))
+    assert ingest.add(batch) == 4
+    assert _dense(ingest.take()).tolist() == [[1.0, 0.0, 1.0], [1.0, 0.0, 1.0]]
+    assert registry.get_sample_value("gumbeld_bad_events_total", {"reason": "late"}) == 1
+    (late,) = _dead_letters(tmp_path)
+    assert late["reason"] == "late" and late["raw"] == {"key": "k1", "category": "b", "time": "2026-12-07T09:58:50.000Z"}
+    assert "model.allowed_lateness" in late["detail"]

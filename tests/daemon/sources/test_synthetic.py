@@ -67,6 +67,19 @@ async def test_rate_paces_the_stream_by_deadline():
     await stream.aclose()
 
 
+async def test_events_are_stamped_by_the_rate_from_the_start_of_the_run():
+    now = [1_000.0]
+
+    async def fake_sleep(seconds):
+        now[0] += seconds
+
+    source = SyntheticSource(SyntheticSettings(rate=400.0, batch_size=100), clock=lambda: now[0], sleep=fake_sleep)
+    stream = source.batches()
+    times = np.concatenate([(await stream.__anext__()).times for _ in range(3)])
+    assert np.array_equal(times, 1_000_000 + np.floor(np.arange(300) * 2.5).astype(np.int64))  # 2.5 ms apart
+    await stream.aclose()
+
+
 async def test_unlimited_rate_still_yields_to_the_event_loop():
     source = _source(rate=0.0, batch_size=10)
     ticks = 0

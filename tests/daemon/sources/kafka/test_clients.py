@@ -302,3 +302,30 @@ def test_dead_letters_keep_the_original_key_and_value(edges, run):
         if (letter.key, letter.value) != (sent.key, value):
             changed[edge] = {"sent": (sent.key, sent.value), "dead letter": (letter.key, letter.value)}
     assert not changed
+
+
+def test_librdkafka_create_times_are_the_event_times_and_events_past_the_lateness_are_dead_lettered(kafka_broker,
+                                                                                                     tmp_path):
+    """One partition, in this order: on time, 30 s older (within a lateness of 60 s), 120 s older
+    (late), then 200 events on time. Exactly the late record is dead-lettered, as ``late``."""
+    bootstrap = kafka_broker.bootstrap
+    events, learned, dead = _name("times"), _name("times-learned"), _name("times-dead")
+
+    async def create() -> None:
+        for topic in (events, learned, dead):
+            await create_topic(bootstrap, topic, 1)
+    asyncio.run(create())
+    now = int(time.time() * 1000)
+    good = json.dumps({"category": "a"}).encode()
+    stamped = [Message(b"clock", good, timestamp=t) for t in (now, now - 30_000, now - 120_000)]
+    stamped += [Message(b"clock", m.value, timestamp=now + 1 + i) for i, m in enumerate(_events(["clock"], 200, seed=40))]
+    placed = librdkafka.produce(bootstrap, events, stamped)
+    daemon = Daemon(tmp_path, *_flags(bootstrap, [events], learned, dead, "--model.allowed_lateness", "60s"))
+    try:
+        _counted(daemon, {"clock": 202})
+    finally:
+        _stop(daemon)
+    assert _latest(list(daemon.snapshots))["clock"]["events"] == 202
+    letters = _published(bootstrap, dead)
+    assert [(int(dict(r.headers)["gumbeld.source.offset"]), dict(r.headers)["gumbeld.reason"]) for r in letters] == [
+        (placed[2][1], b"late")]

@@ -209,3 +209,29 @@ def test_open_categories_fold_into_other_past_the_limit():
     assert table.labels == ["a", "b", OTHER] and table.folded == 2
     assert [table.labels[c] for c in batch.categories.tolist()] == ["a", "b", OTHER, OTHER, "a"]
     assert [b.reason for b in batch.bad] == ["unknown_category"], "a negative index names no category"
+
+
+def _stamped(values, timestamps):
+    return [ConsumerRecord("events", 0, offset, timestamp, 0, b"k", value, None, 1, len(value), [])
+            for offset, (value, timestamp) in enumerate(zip(values, timestamps))]
+
+
+def test_an_events_time_is_its_records_timestamp_and_a_record_without_one_is_dead_lettered():
+    values = [b'{"category": "red"}', b'{"category": "blue"}', b'{"category": "green"}']
+    batch = RecordDecoder(LABELS).decode(_stamped(values, [1_700_000_000_000, -1, 1_700_000_000_500]))
+    assert batch.times.tolist() == [1_700_000_000_000, 1_700_000_000_500]
+    assert batch.categories.tolist() == [0, 1] and [(b.reason, b.origin["offset"]) for b in batch.bad] == [("bad_time", 1)]
+    arrays = RecordDecoder(LABELS, value_format="array").decode(_stamped([b'["red","blue"]', b'["red"]'], [7, -1]))
+    assert arrays.times.tolist() == [7, 7] and [b.reason for b in arrays.bad] == ["bad_time"]
+
+
+def test_an_events_time_from_a_field_in_rfc_3339_or_epoch_milliseconds_and_one_that_cannot_be_read():
+    values = [b'{"category": "red", "at": {"ts": "2026-12-07T10:00:00Z"}}', b'{"category": "red", "at": {"ts": 5}}',
+              b'{"category": "blue"}', b'{"category": "blue", "at": {"ts": "noon"}}',
+              b'{"category": "green", "at": {"ts": 1796637600001}}', b'{"category": "purple", "at": {"ts": 1}}']
+    batch = RecordDecoder(LABELS, time_field="at.ts").decode(_stamped(values, [0] * 6))
+    assert batch.times.tolist() == [1_796_637_600_000, 5, 1_796_637_600_001]
+    assert [LABELS[c] for c in batch.categories] == ["red", "red", "green"]
+    bad = sorted((b.reason, b.origin["offset"]) for b in batch.bad)
+    assert bad == [("bad_time", 2), ("bad_time", 3), ("unknown_category", 5)]  # a bad category is said first
+    assert "'at.ts'" in next(b.detail for b in batch.bad if b.origin["offset"] == 3)
