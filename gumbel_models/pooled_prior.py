@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .key_cells import KeyCells
 from .prior_precision import chi2_quantile, concentration_lower_bound, standard_errors
 
 MIN_CONCENTRATION, MAX_CONCENTRATION = 1e-3, 1e6  # keys identical to the mean would push α to infinity
@@ -113,7 +114,7 @@ def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, 
     columns are its own categories, in its own order, as with open categories); without it column
     ``k`` is category ``k`` for every key. A category no key with events has gets the smallest
     pseudo-count."""
-    cells = _Cells.of(counts, support, categories, n_categories)
+    cells = KeyCells.of(counts, support, categories, n_categories)
     if cells is None:
         return None
     a = (start.concentration * start.mean).to(cells.counts) if start is not None and start.mean.numel() == cells.n_categories \
@@ -140,7 +141,7 @@ def fit_pooled_prior(counts: torch.Tensor, support: torch.Tensor | None = None, 
     return _fitted(cells, a)
 
 
-def _fitted(cells: "_Cells", a: torch.Tensor) -> PooledPrior:
+def _fitted(cells: KeyCells, a: torch.Tensor) -> PooledPrior:
     """The fit ``a`` ``[K]`` with how well it is known (:mod:`.prior_precision`)."""
     alpha, mean = float(a.sum()), a / a.sum()
     weight, weight_error = concentration_lower_bound(cells, mean, alpha, MIN_CONCENTRATION)
@@ -162,7 +163,7 @@ def moment_estimate(counts: torch.Tensor, support: torch.Tensor | None = None, *
     ``ρ = 1/(1+α)`` and ``m̃_b`` the mean restricted to key ``b``'s categories,
     ``Var(p̂_bk) = m̃_bk(1−m̃_bk)(1+(n_b−1)ρ)/n_b``, so
     ``Σ_b n_b Σ_k (p̂_bk − m̃_bk)² = Σ_b (1 − Σ_k m̃_bk²)(1 + (n_b−1)ρ)`` gives ρ."""
-    cells = _Cells.of(counts, support, categories, n_categories)
+    cells = KeyCells.of(counts, support, categories, n_categories)
     if cells is None:
         raise ValueError("no key has events")
     mean = cells.per_category(cells.counts)
@@ -175,46 +176,3 @@ def moment_estimate(counts: torch.Tensor, support: torch.Tensor | None = None, *
     rho = (spread - float(purity.sum())) / max(float((purity * (cells.totals - 1.0).clamp_min(0)).sum()), 1e-12)
     rho = min(max(rho, 1.0 / (1.0 + MAX_CONCENTRATION)), 1.0 / (1.0 + MIN_CONCENTRATION))
     return PooledPrior(mean, 1.0 / rho - 1.0)
-
-
-@dataclass(frozen=True)
-class _Cells:
-    """The (key, category, count) cells of the keys with events, over each key's own categories."""
-
-    key: torch.Tensor        # [N] key of each cell, 0..keys−1
-    category: torch.Tensor   # [N] its category, 0..n_categories−1
-    counts: torch.Tensor     # [N] float64
-    totals: torch.Tensor     # [keys] n_b
-    n_categories: int
-
-    @classmethod
-    def of(cls, counts: torch.Tensor, support: torch.Tensor | None, categories: torch.Tensor | None,
-           n_categories: int | None) -> "_Cells | None":
-        if counts.dim() != 2 or counts.shape[-1] < 1:
-            raise ValueError(f"counts must be [keys, columns], not {tuple(counts.shape)}")
-        if bool((counts < 0).any()):
-            raise ValueError("counts must be non-negative")
-        counts = counts.to(torch.float64)
-        support = torch.ones_like(counts, dtype=torch.bool) if support is None else support.to(torch.bool)
-        if categories is None:
-            categories = torch.arange(counts.shape[-1]).expand(counts.shape)
-            n_categories = counts.shape[-1] if n_categories is None else n_categories
-        if support.shape != counts.shape or categories.shape != counts.shape:
-            raise ValueError(f"support and categories must have the shape of counts {tuple(counts.shape)}")
-        if n_categories is None or n_categories < 2:
-            raise ValueError("a prior needs at least 2 categories (give n_categories with categories)")
-        support = support & (categories >= 0)
-        totals = (counts * support).sum(dim=-1)
-        informative = totals > 0
-        if int(informative.sum()) < 2:
-            return None
-        support, totals = support[informative], totals[informative]
-        key, column = torch.nonzero(support, as_tuple=True)
-        return cls(key, categories[informative][key, column].to(torch.long), counts[informative][key, column],
-                   totals, n_categories)
-
-    def per_key(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(len(self.totals), dtype=values.dtype).index_add_(0, self.key, values)
-
-    def per_category(self, values: torch.Tensor) -> torch.Tensor:
-        return torch.zeros(self.n_categories, dtype=values.dtype).index_add_(0, self.category, values)

@@ -30,12 +30,9 @@ read from the likelihood's curvature in α at α_L (:func:`concentration_lower_b
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
-
 import torch
 
-if TYPE_CHECKING:
-    from .pooled_prior import _Cells
+from .key_cells import KeyCells
 
 LOWER_BOUND_Z = 1.645   # one-sided 95 %
 BISECTIONS = 24         # of log α: α_L to within a factor e^(ln(1e9)/2^24), far below its error
@@ -45,7 +42,7 @@ def _trigamma(x: torch.Tensor) -> torch.Tensor:
     return torch.special.polygamma(1, x)
 
 
-def standard_errors(cells: "_Cells", a: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+def standard_errors(cells: KeyCells, a: torch.Tensor) -> tuple[torch.Tensor, float] | None:
     """``(se(m̂) [K], se(α̂))`` of the fit ``a`` ``[K]``; None when ``J`` is not positive definite.
     A category without events is not estimated: its error is infinite."""
     a_cell, a0 = a[cells.category], cells.per_key(a[cells.category])
@@ -65,7 +62,7 @@ def standard_errors(cells: "_Cells", a: torch.Tensor) -> tuple[torch.Tensor, flo
     return torch.where(informed, variance.clamp_min(0.0).sqrt(), torch.inf), float((s + t * t / (z - u)).sqrt())
 
 
-def concentration_lower_bound(cells: "_Cells", mean: torch.Tensor, alpha: float, floor: float,
+def concentration_lower_bound(cells: KeyCells, mean: torch.Tensor, alpha: float, floor: float,
                               z: float = LOWER_BOUND_Z) -> tuple[float, float]:
     """``(α_L, its standard error)``: the lower confidence bound of α at ``z`` with ``mean`` held
     (module docstring), never below ``floor``; the error from the curvature of ``ℓ`` at α_L."""
