@@ -323,4 +323,3 @@ class GumbelGAN:
         self.g_loss = state["g_loss"].to(self.device).clone()
         self.d_loss = state["d_loss"].to(self.device).clone()
         self._refresh_reference()
-
