@@ -101,9 +101,8 @@ class RecordDecoder:
         (``bad_time``) and no longer accepted."""
         if self.time_path is None:
             times = np.array([r.timestamp for r in records], dtype=np.int64)
-            for i in np.flatnonzero(accepted & (times < 0)):  # Kafka's "no timestamp" (-1): old message formats
-                bad.append(BadEvent("bad_time", f"the record has no timestamp ({times[i]}) and source.kafka.time_field "
-                                    "is not set", records[i].value, record_origin(records[i])))
+            for i in np.flatnonzero(accepted & (times < 0)):
+                bad.append(_without_timestamp(records[i]))
                 accepted[i] = False
             return times
         found = self.codec.parse_all(values, at=self.time_path)
@@ -197,64 +196,75 @@ class RecordDecoder:
     def _decode_arrays(self, records, payloads, keys, categories, times, origins, bad, key_ids, names) -> None:
         """Appends one array of keys, categories, times and record indices each per good message (its
         events share the record's timestamp)."""
-        get, tokens = self._label_lookup.get, self._array_tokens
         for position, (record, payload) in enumerate(zip(records, payloads)):
             if record.timestamp < 0:
-                bad.append(BadEvent("bad_time", f"the record has no timestamp ({record.timestamp})", record.value,
-                                    record_origin(record)))
+                bad.append(_without_timestamp(record))
                 continue
-            if tokens is not None:
-                fast = self._array_fast(record, payload, tokens, key_ids, names)
-                if fast is not None:
-                    keys.append(fast[0])
-                    categories.append(fast[1])
-                    times.append(np.full(len(fast[1]), record.timestamp, dtype=np.int64))
-                    origins.append(np.full(len(fast[1]), position, dtype=np.int64))
+            found = None if self._array_tokens is None else self._array_fast(record, payload, key_ids, names)
+            if found is None:
+                found = self._array_exact(record, payload, bad, key_ids, names)
+                if found is None:
                     continue
-            try:
-                values = self.codec.parse(payload)
-            except InvalidEvent as invalid:
-                bad.append(BadEvent(invalid.reason, invalid.detail, record.value, record_origin(record)))
-                continue
-            if not isinstance(values, list):
-                bad.append(BadEvent("wrong_type", f"expected a JSON array, got {type(values).__name__}",
-                                    record.value, record_origin(record)))
-                continue
-            name, problem = self.keys.name(record.key if self.key_from == "message_key" else None)
-            if problem is not None:
-                bad.append(BadEvent(problem[0], problem[1], record.value, record_origin(record)))
-                continue
-            key = key_ids.setdefault(name, len(key_ids))
-            if key == len(names):
-                names.append(name)
-            indices = np.fromiter(map(get, values, repeat(-1)), dtype=np.int64, count=len(values))
-            unknown = np.flatnonzero(indices < 0)
-            if len(unknown):  # index categories, and the bad ones, take the exact path
-                keep = np.ones(len(values), dtype=bool)
-                for position in unknown:
-                    try:
-                        indices[position] = self.codec.category_index(values[position])
-                    except InvalidEvent as invalid:
-                        keep[position] = False
-                        bad.append(BadEvent(invalid.reason, invalid.detail, values[position],
-                                            {**record_origin(record), "element": int(position)}))
-                indices = indices[keep]
+            key, indices = found
             keys.append(np.full(len(indices), key, dtype=np.int64))
             categories.append(indices)
             times.append(np.full(len(indices), record.timestamp, dtype=np.int64))
             origins.append(np.full(len(indices), position, dtype=np.int64))
 
-    def _array_fast(self, record, value: bytes, tokens: dict, key_ids: dict, names: list[str]):
+    def _array_exact(self, record, payload: bytes, bad: list[BadEvent], key_ids: dict, names: list[str]):
+        """``(key id, category indices)`` of an array message by the codec's checks; ``None`` when
+        the whole message is bad (its reason in ``bad``). Bad elements alone are dead-lettered."""
+        try:
+            values = self.codec.parse(payload)
+        except InvalidEvent as invalid:
+            bad.append(BadEvent(invalid.reason, invalid.detail, record.value, record_origin(record)))
+            return None
+        if not isinstance(values, list):
+            bad.append(BadEvent("wrong_type", f"expected a JSON array, got {type(values).__name__}",
+                                record.value, record_origin(record)))
+            return None
+        name, problem = self.keys.name(record.key if self.key_from == "message_key" else None)
+        if problem is not None:
+            bad.append(BadEvent(problem[0], problem[1], record.value, record_origin(record)))
+            return None
+        indices = np.fromiter(map(self._label_lookup.get, values, repeat(-1)), dtype=np.int64, count=len(values))
+        unknown = np.flatnonzero(indices < 0)
+        if len(unknown):  # index categories, and the bad ones, take the exact path
+            keep = np.ones(len(values), dtype=bool)
+            for element in unknown:
+                try:
+                    indices[element] = self.codec.category_index(values[element])
+                except InvalidEvent as invalid:
+                    keep[element] = False
+                    bad.append(BadEvent(invalid.reason, invalid.detail, values[element],
+                                        {**record_origin(record), "element": int(element)}))
+            indices = indices[keep]
+        return _key_id(name, key_ids, names), indices
+
+    def _array_fast(self, record, value: bytes, key_ids: dict, names: list[str]):
+        """``(key id, category indices)`` of an array message whose every element is a label's exact
+        JSON encoding; ``None`` for the exact path to decide."""
         if value[:1] != b"[" or value[-1:] != b"]":
             return None
-        indices = np.fromiter(map(tokens.get, value[1:-1].split(b","), repeat(-1)), dtype=np.int64)
+        indices = np.fromiter(map(self._array_tokens.get, value[1:-1].split(b","), repeat(-1)), dtype=np.int64)
         if (indices < 0).any():
             return None
         name, problem = self.keys.name(record.key if self.key_from == "message_key" else None)
         if problem is not None:
             return None  # the exact path dead-letters it
-        key = key_ids.setdefault(name, len(key_ids))
-        if key == len(names):
-            names.append(name)
-        return np.full(len(indices), key, dtype=np.int64), indices
+        return _key_id(name, key_ids, names), indices
+
+
+def _key_id(name: str, key_ids: dict, names: list[str]) -> int:
+    """The batch's id of key ``name``, given on first sight (``names`` lists them in id order)."""
+    key = key_ids.setdefault(name, len(key_ids))
+    if key == len(names):
+        names.append(name)
+    return key
+
+
+def _without_timestamp(record) -> BadEvent:
+    """A record with Kafka's "no timestamp" (−1, old message formats) and no other time to read."""
+    return BadEvent("bad_time", f"the record has no timestamp ({record.timestamp})", record.value,
+                    record_origin(record))
 

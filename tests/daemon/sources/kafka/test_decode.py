@@ -235,3 +235,11 @@ def test_an_events_time_from_a_field_in_rfc_3339_or_epoch_milliseconds_and_one_t
     bad = sorted((b.reason, b.origin["offset"]) for b in batch.bad)
     assert bad == [("bad_time", 2), ("bad_time", 3), ("unknown_category", 5)]  # a bad category is said first
     assert "'at.ts'" in next(b.detail for b in batch.bad if b.origin["offset"] == 3)
+
+
+def test_each_event_of_an_array_message_comes_from_its_record_whichever_path_decoded_it():
+    records = _stamped([b'["red","green"]', b'[2, "blue", "purple"]', b'["blue"]'], [1, 2, 3])
+    batch = RecordDecoder(LABELS, value_format="array").decode(records)
+    assert batch.times.tolist() == [1, 1, 2, 2, 3]
+    assert [batch.provenance.of(i)[1]["offset"] for i in range(len(batch))] == [0, 0, 1, 1, 2]
+    assert [(b.reason, b.origin["offset"], b.origin["element"]) for b in batch.bad] == [("unknown_category", 1, 2)]
