@@ -1,9 +1,10 @@
 """Events in batches, and the codec that turns raw records into them.
 
 A batch is columnar: ``key_names[keys[i]]``, ``categories[i]`` (an index into the model's
-categories) and ``times[i]`` (its event time, :mod:`daemon.event_time`) describe event ``i``. Sources that generate events (synthetic) build batches directly;
-sources that receive records (JSON) go through :class:`EventCodec`, which sets every invalid
-record aside as a :class:`BadEvent` with its reason — the good records of the batch still count.
+categories) and ``times[i]`` (its event time, :mod:`daemon.event_time`) describe event ``i``.
+Sources that generate events (synthetic) build batches directly; sources that receive records
+(JSON) go through :class:`EventCodec`, which sets every invalid record aside as a
+:class:`BadEvent` with its reason — the good records of the batch still count.
 
 >>> codec = EventCodec(["a", "b"])
 >>> batch = codec.decode([{"key": "k", "category": "b"}, {"key": "k", "category": "z"}, b"{"])

@@ -36,6 +36,13 @@ def _name(prefix: str) -> str:
     return f"clients-{prefix}-{next(_ids)}-{int(time.time() * 1000)}"
 
 
+def _create_topics(bootstrap: str, topics, partitions: int) -> None:
+    async def create() -> None:
+        for topic in topics:
+            await create_topic(bootstrap, topic, partitions)
+    asyncio.run(create())
+
+
 def _events(keys: list[str], n: int, seed: int) -> list[Message]:
     """``n`` JSON events ``{"category": …}``, each keyed by one of ``keys`` at random (fixed seed)."""
     rng = np.random.default_rng(seed)
@@ -110,10 +117,7 @@ def test_librdkafka_and_kafkajs_producers_are_counted_exactly_with_every_codec(k
     topics = {case: _name(case) for case in cases}
     learned, dead = _name("learned"), _name("dead")
 
-    async def create() -> None:
-        for topic in [*topics.values(), learned, dead]:
-            await create_topic(bootstrap, topic, 2)
-    asyncio.run(create())
+    _create_topics(bootstrap, [*topics.values(), learned, dead], 2)
 
     expected, placed = Counter(), {}
     for seed, case in enumerate(cases):  # three keys of its own per case, 3,000 events in all
@@ -148,10 +152,7 @@ def test_librdkafka_and_kafkajs_readers_get_every_snapshot_schema_valid_and_the_
     bootstrap = kafka_broker.bootstrap
     events, learned, dead = _name("events"), _name("learned"), _name("dead")
 
-    async def create() -> None:
-        for topic in (events, learned, dead):
-            await create_topic(bootstrap, topic, 1)
-    asyncio.run(create())
+    _create_topics(bootstrap, (events, learned, dead), 1)
 
     # room for two keys: the third evicts the least recent, reader-1, which gets a tombstone. gzip:
     # KafkaJS decodes it natively (snappy, lz4 and zstd need its codec plugins); every codec is read
@@ -215,11 +216,8 @@ def edges(kafka_broker, tmp_path_factory) -> dict:
     runs = {"strict": [], "defaulted": ["--source.kafka.default_key", "unkeyed"]}
     topics = {run: {part: _name(f"edge-{run}-{part}") for part in ("events", "learned", "dead")} for run in runs}
 
-    async def create() -> None:
-        for names in topics.values():
-            for topic in names.values():
-                await create_topic(bootstrap, topic, 1)  # one partition: the good events queue behind the edges
-    asyncio.run(create())
+    # one partition: the good events queue behind the edges
+    _create_topics(bootstrap, [topic for names in topics.values() for topic in names.values()], 1)
 
     records = [*EDGES.values(), *_events(["after"], AFTER, seed=30)]
     placed = {run: librdkafka.produce(bootstrap, topics[run]["events"], records) for run in runs}
@@ -311,10 +309,7 @@ def test_librdkafka_create_times_are_the_event_times_and_events_past_the_latenes
     bootstrap = kafka_broker.bootstrap
     events, learned, dead = _name("times"), _name("times-learned"), _name("times-dead")
 
-    async def create() -> None:
-        for topic in (events, learned, dead):
-            await create_topic(bootstrap, topic, 1)
-    asyncio.run(create())
+    _create_topics(bootstrap, (events, learned, dead), 1)
     now = int(time.time() * 1000)
     good = json.dumps({"category": "a"}).encode()
     stamped = [Message(b"clock", good, timestamp=t) for t in (now, now - 30_000, now - 120_000)]
