@@ -8,7 +8,12 @@ a UTC offset, or a number of epoch milliseconds. The synthetic source stamps its
 Each key's watermark is the newest event time it has seen, less ``model.allowed_lateness``. An
 event older than its key's watermark is late; unset, no event is late. Within a batch each event
 is judged against the events of its key before it, so the outcome does not depend on how the
-stream was cut into batches.
+stream was cut into batches. A key's newest time is learned state (``newest`` of
+:mod:`gumbel_models.histogram`): it is checkpointed and handed over with the key, and
+:meth:`Watermarks.restore` gives it back.
+
+Forgetting in event time (``model.half_life`` as a duration) weighs each event by
+``2^(−(T − t)/h)``, ``T`` its key's newest time (:class:`TimeWeights`).
 
 >>> parse_duration("90s"), parse_duration("1h"), parse_duration(2.5)
 (90.0, 3600.0, 2.5)
@@ -19,6 +24,8 @@ stream was cut into batches.
 [True, False, True, True]
 >>> w.newest(np.array([0, 1])).tolist()
 [5000, 10]
+>>> TimeWeights(half_life_ms=1000, watermarks=w)(np.array([0, 0]), np.array([5000, 3000])).tolist()
+[1.0, 0.25]
 """
 from __future__ import annotations
 
@@ -29,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from gumbel_models.histogram import NO_TIME  # a row's newest time before its first event: no lateness reaches it
 
-NO_TIME = np.iinfo(np.int64).min // 2  # a row's newest time before its first event: no lateness can reach it
 EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01 .. 9999-12-31, as RFC 3339 allows
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")  # no unit: seconds
@@ -83,7 +90,7 @@ def event_time_ms(value: Any) -> int:
 class Watermarks:
     """The newest event time of each row (key), and which events of a batch are late.
 
-    ``lateness_ms`` None: no event is late, and no time is kept.
+    ``lateness_ms`` None: no event is late (the newest times are kept all the same).
     """
 
     def __init__(self, lateness_ms: int | None) -> None:
@@ -96,9 +103,10 @@ class Watermarks:
         accepted = np.ones(len(rows), dtype=bool)
         if not len(rows):
             return accepted
-        if self.lateness_ms is None:  # nothing is late, and nothing else reads the times yet
-            return accepted
         self._grow(int(rows.max()) + 1)
+        if self.lateness_ms is None:  # nothing is late: only the newest times move
+            np.maximum.at(self._newest, rows, times.astype(np.int64))
+            return accepted
         order = np.argsort(rows, kind="stable")             # each row's events, in arrival order
         r, t = rows[order], times[order].astype(np.int64)
         first = np.r_[True, r[1:] != r[:-1]]
@@ -118,6 +126,13 @@ class Watermarks:
         self._grow(int(rows.max()) + 1 if len(rows) else 0)
         return self._newest[rows]
 
+    def restore(self, rows: np.ndarray, newest: np.ndarray) -> None:
+        """Rows of restored keys, with their newest times (``[n]`` int64, :data:`NO_TIME`: none kept)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows):
+            self._grow(int(rows.max()) + 1)
+            self._newest[rows] = np.maximum(self._newest[rows], np.asarray(newest, dtype=np.int64))
+
     def forget(self, rows) -> None:
         """Rows whose key left: the next key in the row starts without a time."""
         rows = np.asarray(rows, dtype=np.int64)
@@ -128,3 +143,15 @@ class Watermarks:
         if len(self._newest) < n_rows:
             size = max(n_rows, 2 * len(self._newest))
             self._newest = np.concatenate([self._newest, np.full(size - len(self._newest), NO_TIME, np.int64)])
+
+
+class TimeWeights:
+    """Each event's weight when forgetting in event time: ``2^(−(T_row − t)/h)``, with ``T_row`` its
+    row's newest time (``watermarks``, which has seen the event) and ``h`` = ``half_life_ms``. At most 1."""
+
+    def __init__(self, half_life_ms: float, watermarks: Watermarks) -> None:
+        self.half_life_ms, self.watermarks = half_life_ms, watermarks
+
+    def __call__(self, rows: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """``[n]`` float64: the weights of events at ``times`` of ``rows`` (``[n]`` each)."""
+        return np.exp2((times - self.watermarks.newest(rows)) / self.half_life_ms)

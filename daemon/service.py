@@ -88,6 +88,9 @@ class Service:
         self.dead_letters = build_dead_letters(s, failures)
         self.ingest = build_ingest(s, resumed.keys, categories, metrics=self.metrics, dead_letters=self.dead_letters,
                                    clock=self._clock)
+        newest = await asyncio.get_running_loop().run_in_executor(  # the keys' event clocks, as checkpointed
+            self.executor, resumed.learner.newest_times, resumed.keys.n_rows)
+        self.ingest.watermarks.restore(np.arange(len(newest)), newest)
         self.training = Training(resumed.learner, resumed.keys, self.ingest, self.executor, metrics=self.metrics,
                                  round_seconds=s.training.round_seconds)
         if self.changelog is not None:

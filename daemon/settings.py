@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
 
 from gumbel_models import GANConfig, TemperatureSchedule
+from gumbel_models.fields import check_field
 from gumbel_models.temperature import check_floor
 
 from .api.settings import ApiSettings
@@ -30,6 +31,25 @@ from .setting_sections import Section, core_rule, settings_of
 SEED_DISTRIBUTION = [0.0, 0.0, 0.1, 0.3, 0.6]
 Duration = Annotated[float, BeforeValidator(parse_duration)]  # seconds, or text: "500ms", "90s", "30m", "1h", "7d"
 OPEN_SMALLEST_CLASS = 8  # open categories: the narrowest size class (gumbel_models.size_classes)
+
+
+def _half_life(value):
+    """A number of events (a number, or text of one) as a float; a duration (text with a unit) as it is, checked."""
+    if isinstance(value, bool):
+        raise ValueError("half_life is a number of events or a duration such as '90s', '30m', '1h'")
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            try:
+                seconds = parse_duration(value)
+            except ValueError:
+                raise ValueError(f"half_life is a number of events or a duration such as '90s', '30m', '1h'; "
+                                 f"got {value!r}") from None
+            if seconds <= 0:
+                raise ValueError(f"a half-life in event time must be longer than 0, got {value!r}")
+            return value.strip()
+    return check_field(GANConfig, "half_life", value)
 
 
 class TemperatureSettings(settings_of(TemperatureSchedule)):
@@ -51,6 +71,7 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
     prior: Literal["none", "pooled"] = Field("pooled", description="pooled: every key's histogram is joined by a Dirichlet prior fitted to all keys' histograms, which shrinks keys with few events toward the population (with open categories, over each key's own categories); none: each key's own histogram alone")
     interval_level: float = Field(0.9, ge=0.8, le=0.99, description="the probability of each category's posterior interval in snapshots (equal-tailed)")
     allowed_lateness: Duration | None = Field(None, description="an event older than its key's newest event by more than this is dead-lettered (reason late): seconds, or text such as \"90s\", \"30m\", \"1h\"; unset: no event is late")
+    half_life: Annotated[float | str | None, BeforeValidator(_half_life)] = Field(None, description="forgetting: an event's weight halves for each half-life between it and its key's newest event; a number is events of the key, text with a unit (\"90s\", \"30m\", \"1h\") is event time, which forgets alike at any rate; unset keeps every event")
 
     @field_validator("categories", mode="before")
     @classmethod
@@ -84,9 +105,16 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
             return list(self.categories)
         return [str(i) for i in range(self.n_categories or len(SEED_DISTRIBUTION))]
 
+    @property
+    def half_life_ms(self) -> float | None:
+        """``half_life`` in milliseconds of event time when it is a duration, else None."""
+        return parse_duration(self.half_life) * 1000 if isinstance(self.half_life, str) else None
+
     def gan_config(self) -> GANConfig:
         """The learning core's configuration: these settings, K from the categories (open: the narrowest class)."""
-        return self.build(n_categories=OPEN_SMALLEST_CLASS if self.open else len(self.labels))
+        in_time = self.half_life_ms is not None
+        return self.build(n_categories=OPEN_SMALLEST_CLASS if self.open else len(self.labels),
+                          half_life=None if in_time else self.half_life, half_life_ms=self.half_life_ms)
 
 
 class DriftSettings(Section):

@@ -51,7 +51,8 @@ def build_ingest(settings: GumbeldSettings, keys: KeyTable, categories=None, *, 
     return Ingest(keys, categories if m.open else m.labels, metrics=metrics, dead_letters=dead_letters,
                   bad_log=BadEventLog(settings.dead_letter.log_interval, clock),
                   clock=clock, open_width=m.max_categories if m.open else None,
-                  watermarks=Watermarks(None if m.allowed_lateness is None else round(m.allowed_lateness * 1000)))
+                  watermarks=Watermarks(None if m.allowed_lateness is None else round(m.allowed_lateness * 1000)),
+                  half_life_ms=m.half_life_ms)
 
 
 def _producer(settings: GumbeldSettings, failures: KafkaFailures, *, operation: str = "produce",

@@ -37,7 +37,8 @@ class GANConfig:
     expected_fake: bool = checked(True, "hard samples: exact expected fake term in the discriminator loss")
     real_batch: int | None = checked(None, ge=1)  # None: exact histogram; n: resample n real events per D step
     temperature: TemperatureSchedule = field(default_factory=TemperatureSchedule, metadata={"description": "τ(t) of the Gumbel-softmax samples"})
-    half_life: float | None = checked(None, "forgetting half-life, events per key", gt=0)
+    half_life: float | None = checked(None, gt=0)  # forgetting half-life, events per key (the setting model.half_life)
+    half_life_ms: float | None = checked(None, gt=0)  # or in event time, ms (model.half_life as a duration)
     change_p_value: float | None = checked(None, "restart a key's histogram when a window of its events differs at this p-value", gt=0, lt=1)
     change_window: int = checked(2000, "events per key in each change test", ge=1)
     settle_tolerance: float = checked(0.02, "a key settles (stops training) when TV(learned, empirical) <= max(settle_floor, settle_tolerance·sqrt(K_seen/n))", gt=0)
@@ -47,6 +48,7 @@ class GANConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_forgetting(self.half_life, self.half_life_ms)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -103,9 +105,11 @@ class GANConfig:
         return self.ema_decay if self.ema_decay == 0 else 1.0 - (1.0 - self.ema_decay) / self.category_factor
 
 
-def check_half_life(half_life: float | None) -> float | None:
-    """``half_life`` if :class:`GANConfig` would take it; else ValueError."""
-    return check_field(GANConfig, "half_life", half_life)
+def check_forgetting(half_life: float | None, half_life_ms: float | None) -> tuple[float | None, float | None]:
+    """``(half_life, half_life_ms)`` if :class:`GANConfig` would take them (at most one set); else ValueError."""
+    if half_life is not None and half_life_ms is not None:
+        raise ValueError("forget in events (half_life) or in event time (half_life_ms), not both")
+    return check_field(GANConfig, "half_life", half_life), check_field(GANConfig, "half_life_ms", half_life_ms)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

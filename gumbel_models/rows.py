@@ -12,7 +12,8 @@ what is derived from the row (the settling state: a written key is evaluated afr
 
 Fields and shapes, for ``K`` categories::
 
-    counts [K] f64   events [] i64   window [K] f64        histogram, events ever, change window
+    counts [K] f64   events [] i64   newest [] i64   window [K] f64
+                                         histogram, events ever, newest event time (ms), change window
     logits [K]       average [K]     mask [K] bool         generator (model dtype)
     d_params [K+1]                                          discriminator weights, then bias
     g_exp_avg [K]    g_exp_avg_sq [K]    g_steps [1]        generator Adam
@@ -32,14 +33,14 @@ from collections.abc import Mapping
 
 import torch
 
-ROW_FIELDS = ("counts", "events", "window", "logits", "average", "mask", "d_params",
+ROW_FIELDS = ("counts", "events", "newest", "window", "logits", "average", "mask", "d_params",
               "g_exp_avg", "g_exp_avg_sq", "g_steps", "d_exp_avg", "d_exp_avg_sq", "d_steps")
 
 
 def _parts(model) -> dict[str, tuple[object, str]]:
     """Field → (object holding the tensor, attribute name)."""
     h, g = model.histogram, model.generator
-    parts = {"counts": (h, "counts"), "events": (h, "events"), "logits": (g, "logits"), "average": (g, "average"),
+    parts = {"counts": (h, "counts"), "events": (h, "events"), "newest": (h, "newest"), "logits": (g, "logits"), "average": (g, "average"),
              "mask": (g, "mask"), "d_params": (model, "d_params")}
     for prefix, opt in (("g", model.g_opt), ("d", model.d_opt)):
         for name in ("exp_avg", "exp_avg_sq", "steps"):

@@ -56,7 +56,8 @@ class GumbelGAN:
         self.d_opt = RowAdam(self.d_params, lr=discriminator_lr, betas=config.betas)
         change = None if config.change_p_value is None else ChangeDetector(
             n_keys, k, window=config.change_window, p_value=config.change_p_value, device=self.device)
-        self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, change=change, device=self.device)
+        self.histogram = EmpiricalHistogram(n_keys, k, half_life=config.half_life, half_life_ms=config.half_life_ms,
+                                             change=change, device=self.device)
         self.settling = Settling(n_keys, tolerance=config.settle_tolerance, floor=config.settle_floor,
                                  max_steps_awake=config.max_steps_awake, max_samples=config.samples_per_step,
                                  min_samples=config.min_samples_per_step, device=self.device)
@@ -137,17 +138,21 @@ class GumbelGAN:
         self._refresh_reference()
 
     # -- data and training --------------------------------------------------------------------
-    def observe(self, counts, rows=None) -> None:
+    def observe(self, counts, rows=None, newest=None, events=None) -> None:
         """Count events: ``counts`` ``[n_keys, K]`` (tensor or array) of new events per category, or
-        ``[A, K]`` for the distinct rows ``rows`` ``[A]`` (then the cost follows those rows only)."""
+        ``[A, K]`` for the distinct rows ``rows`` ``[A]`` (then the cost follows those rows only).
+        Forgetting in event time, ``counts`` are weighed relative to each row's ``newest`` event time
+        (ms) and ``events`` says how many events they are (:mod:`.histogram`)."""
         counts = torch.as_tensor(counts, device=self.device)
+        newest = None if newest is None else torch.as_tensor(newest, dtype=torch.int64, device=self.device)
+        events = None if events is None else torch.as_tensor(events, dtype=torch.int64, device=self.device)
         index = None if rows is None else torch.as_tensor(rows, dtype=torch.long, device=self.device)
         expected = (self.n_keys if index is None else index.numel(), self.config.n_categories)
         if counts.shape != expected:
             raise ValueError(f"counts must have shape {expected}, got {tuple(counts.shape)}")
         mask = self.generator.mask if index is None else self.generator.mask.index_select(0, index)
         counts = counts.masked_fill(~mask, 0)
-        self.histogram.observe(counts, index)
+        self.histogram.observe(counts, index, newest, events)
         arrived = counts.sum(dim=-1) > 0
         if index is None:
             self.settling.mark_dirty(arrived)

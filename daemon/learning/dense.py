@@ -27,6 +27,7 @@ from ..arrays import grown
 from ..snapshots import Eviction, Publication, SnapshotBatch
 from ..timestamps import rfc3339
 from .bounds import IntervalBounds
+from .pending import RowEvents
 
 BLOCK_STEPS = 4  # steps per chunk between clock reads: gathering a chunk costs ~2% of 4 steps
 
@@ -101,10 +102,15 @@ class DenseLearner:
         self.versions[rows], self._published_events[rows], self._published_time[rows] = 0, 0, -np.inf
         self._changed, self.revision = True, self.revision + 1
 
-    def observe(self, rows: np.ndarray, counts: np.ndarray) -> None:
-        """Count ``counts`` ``[len(rows), K]`` new events into the distinct ``rows``."""
+    def observe(self, rows: np.ndarray, counts: np.ndarray, events: RowEvents | None = None) -> None:
+        """Count ``counts`` ``[len(rows), K]`` new events into the distinct ``rows``; ``events``: how many
+        each row received and its newest event time, which the counts are weighed relative to
+        (None: the counts are the events, without times)."""
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        self.model.observe(counts, index)
+        if events is None:
+            self.model.observe(counts, index)
+        else:
+            self.model.observe(counts, index, torch.from_numpy(events.newest), torch.from_numpy(events.events))
         self._unwritten.index_fill_(0, index.to(self._unwritten.device), True)
         self._changed, self.revision = True, self.revision + 1
 

@@ -1,26 +1,30 @@
 """Ingest: count each batch of events into per-key histograms waiting for the trainer.
 
 Runs on the event loop and costs O(batch) work, however many keys there are. Counts aggregate as
-distinct ``(row, category)`` cells (:class:`SparseCounts`) until the trainer takes them
-(:class:`Pending`), so memory follows the cells with events — not rows × K, which may be a whole
+distinct ``(row, category)`` cells (:class:`~.pending.SparseCounts`) until the trainer takes them
+(:class:`~.pending.Pending`), so memory follows the cells with events — not rows × K, which may be a whole
 catalogue — however far training falls behind, and no event is dropped: every good event is
 counted once, every bad one is dead-lettered and counted by reason. An event older than its key's
 watermark (:class:`~daemon.event_time.Watermarks`) is one of those: ``late``.
+
+Forgetting in event time, each event counts with its weight relative to its key's newest time
+(:class:`~daemon.event_time.TimeWeights`), and :class:`~.pending.Pending` hands the model each key's newest
+time with the counts, so the model decays what it counted before by as much.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
 from ..arrays import grown
-from ..event_time import Watermarks
+from ..event_time import TimeWeights, Watermarks
 from ..events import BadEvent, EventBatch
 from ..metrics import OTHER_KEY
 from ..timestamps import rfc3339
 from .keys import KeyTable
+from .pending import Pending, RowEvents, SparseCounts
 
 log = logging.getLogger("gumbeld.ingest")
 
@@ -43,103 +47,21 @@ class BadEventLog:
             self._last, self._since = now, {}
 
 
-class Cells(NamedTuple):
-    """Events per distinct ``(row, category)`` cell, sorted by row then category."""
-
-    rows: np.ndarray        # int64 [n]
-    categories: np.ndarray  # int64 [n]
-    counts: np.ndarray      # float64 [n]
-
-
-@dataclass(frozen=True)
-class Pending:
-    """What ingest hands the model: the rows in use, the events counted since the last take, and the
-    rows to reset (freed since then: start them afresh before counting).
-
-    >>> Pending.of_counts(np.array([[0.0, 2.0], [0.0, 0.0], [1.0, 3.0]])).cells
-    Cells(rows=array([0, 2, 2]), categories=array([1, 0, 1]), counts=array([2., 1., 3.]))
-    """
-
-    n_rows: int
-    cells: Cells | None             # None: no events
-    reset_rows: list[int] = field(default_factory=list)
-
-    @classmethod
-    def of_counts(cls, counts: np.ndarray, reset_rows: list[int] = ()) -> "Pending":
-        """The events of ``counts`` ``[rows, K]`` (tools and benches that count by themselves)."""
-        rows, categories = np.nonzero(counts)
-        return cls(counts.shape[0], Cells(rows, categories, counts[rows, categories].astype(np.float64)),
-                   list(reset_rows))
-
-
-class SparseCounts:
-    """Events per distinct ``(row, category)`` cell: memory follows the cells with events, not
-    rows × K (K may be a whole catalogue). Batches are appended as they come and summed when
-    taken, or when ``compact_after`` batches have gathered (so memory stays bounded by the
-    distinct cells). The counts of dropped rows (keys that left) are removed before the next
-    batch is added, in one pass however many rows left.
-
-    >>> counts = SparseCounts(width=10)
-    >>> counts.add(np.array([1, 0, 1]), np.array([4, 2, 4])); counts.add(np.array([0]), np.array([2]))
-    >>> [a.tolist() for a in counts.take()]
-    [[0, 1], [2, 4], [2.0, 2.0]]
-    """
-
-    def __init__(self, width: int, compact_after: int = 64) -> None:
-        self.width, self.compact_after = width, compact_after
-        self._cells: list[np.ndarray] = []
-        self._counts: list[np.ndarray] = []
-        self._summed = True  # the one chunk left holds distinct cells
-        self._dropped: list[int] = []  # rows whose counts so far are to go
-
-    def add(self, rows: np.ndarray, categories: np.ndarray) -> None:
-        self._drop()
-        self._cells.append(rows * self.width + categories)
-        self._counts.append(np.ones(len(rows)))
-        self._summed = False
-        if len(self._cells) >= self.compact_after:
-            self._compact()
-
-    def drop_row(self, row: int) -> None:
-        """Forget the counts of ``row`` (its key left) — those added so far; a new key may take the row."""
-        self._dropped.append(row)
-
-    def take(self) -> Cells:
-        """The distinct cells, sorted; empties the counts."""
-        self._drop()
-        self._compact()
-        cells, counts = (self._cells[0], self._counts[0]) if self._cells else (np.zeros(0, np.int64), np.zeros(0))
-        self._cells, self._counts = [], []
-        return Cells(cells // self.width, cells % self.width, counts)
-
-    def _drop(self) -> None:
-        if self._dropped:
-            self._compact()
-            if self._cells:
-                keep = ~np.isin(self._cells[0] // self.width, self._dropped)
-                self._cells, self._counts = [self._cells[0][keep]], [self._counts[0][keep]]
-            self._dropped = []
-
-    def _compact(self) -> None:
-        if self._cells and not self._summed:
-            cells, inverse = np.unique(np.concatenate(self._cells), return_inverse=True)
-            self._cells, self._counts = [cells], [np.bincount(inverse, weights=np.concatenate(self._counts))]
-        self._summed = True
-
-
 class Ingest:
     def __init__(self, keys: KeyTable, labels, *, metrics, dead_letters, bad_log: BadEventLog,
                  clock: Callable[[], float], open_width: int | None = None,
-                 watermarks: Watermarks | None = None) -> None:
+                 watermarks: Watermarks | None = None, half_life_ms: float | None = None) -> None:
         """``labels``: the categories' labels (a list, or the open :class:`~daemon.categories.CategoryTable`,
         whose ``labels`` grow); ``open_width``: open categories, at most this many (sparse counts);
-        ``watermarks``: each key's newest event time, and which events are late (none without)."""
+        ``watermarks``: each key's newest event time, and which events are late (none without);
+        ``half_life_ms``: forgetting in event time, each event weighed by its age (:class:`TimeWeights`)."""
         self.keys, self.labels = keys, labels
         self.watermarks = Watermarks(None) if watermarks is None else watermarks
         self._metrics, self._dead_letters, self._bad_log = metrics, dead_letters, bad_log
         self._clock = clock
         self._open = open_width is not None
-        self._counts = SparseCounts(open_width if self._open else len(labels))
+        weights = None if half_life_ms is None else TimeWeights(half_life_ms, self.watermarks)
+        self._counts = SparseCounts(open_width if self._open else len(labels), weights=weights)
         self._has_pending = False
         self._unreported = np.zeros(0, dtype=np.int64)   # events per row not yet added to the metrics
         self._labelled = np.zeros(0, dtype=bool)         # rows whose key has metric series of its own
@@ -160,16 +82,17 @@ class Ingest:
             rows, categories = rows[events], batch.categories[events]
         else:
             events, categories = None, batch.categories
+        times = None
         if batch.times is not None and len(rows):
             times = batch.times if events is None else batch.times[events]
             on_time = self.watermarks.admit(rows, times)
             if not on_time.all():
                 late = np.flatnonzero(~on_time)
                 bad += self._late(batch, late if events is None else events[late], rows[late], times[late])
-                rows, categories = rows[on_time], categories[on_time]
+                rows, categories, times = rows[on_time], categories[on_time], times[on_time]
         counted = int(rows.shape[0])
         if counted:
-            self._count(rows, categories)
+            self._count(rows, categories, times)
         if bad:
             self._dead_letter(bad)
         return counted
@@ -191,10 +114,10 @@ class Ingest:
     def _label(self, category: int) -> str:
         return (self.labels.labels if self._open else self.labels)[category]
 
-    def _count(self, rows: np.ndarray, categories: np.ndarray) -> None:
+    def _count(self, rows: np.ndarray, categories: np.ndarray, times: np.ndarray | None) -> None:
         """Add to the pending counts in O(batch): a batch touches few of possibly many rows."""
         self._grow(self.keys.n_rows)
-        self._counts.add(rows, categories)
+        self._counts.add(rows, categories, times)
         self._touched[rows] = True
         np.add.at(self._unreported, rows, 1)
         self._has_pending = True
@@ -264,4 +187,5 @@ class Ingest:
             return Pending(n_rows, None, reset)
         self._touched[:] = False
         self._has_pending = False
-        return Pending(n_rows, self._counts.take(), reset)
+        cells = self._counts.take()
+        return Pending(n_rows, cells, reset, RowEvents.of_cells(cells, self.watermarks.newest))

@@ -31,6 +31,13 @@ class KeyRows:
         """The positions (in ``0..A-1``) of the keys of ``width``, in the order of ``states[width]``."""
         return np.flatnonzero(self.widths == width)
 
+    def newest(self) -> np.ndarray:
+        """``[A]`` int64: each key's newest event time (ms; ``NO_TIME``: none kept), in position order."""
+        newest = np.zeros(len(self), dtype=np.int64)
+        for w, state in self.states.items():
+            newest[self.positions(w)] = state["newest"].cpu().numpy()
+        return newest
+
     def select(self, positions: np.ndarray) -> "KeyRows":
         """The rows at ``positions``, in that order."""
         positions = np.asarray(positions, dtype=np.int64)

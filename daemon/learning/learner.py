@@ -11,7 +11,7 @@ categories each has seen, not keys × the catalogue). Each absorb
    support outgrows its width moves to the next class with its whole state (padding masked, so
    its probabilities do not change, :func:`gumbel_models.size_classes.widen`);
 3. unmasks the new columns (a new category starts at logit 0, as any category of a new key);
-4. counts the cells into their classes.
+4. counts the cells into their classes, with each key's events and newest event time.
 
 A training round gives the classes equal shares of ``round_seconds`` in turn; a class with
 nothing to learn hands its share on. A snapshot lists the key's support in column order, so its
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from gumbel_models import GANConfig, GumbelGAN, resolve_device
+from gumbel_models.histogram import NO_TIME
 from gumbel_models.rows import read_rows
 from gumbel_models.size_classes import widen
 
@@ -37,7 +38,7 @@ from ..snapshots import Eviction, Publication, SnapshotBatch
 from ..timestamps import rfc3339
 from .dense import DenseLearner, RoundStats
 from .full_supports import FullSupports
-from .ingest import Pending
+from .pending import Pending
 from .key_rows import KeyRows
 from .pooling import PriorClass, PriorRefresh
 from .supports import Move, Supports
@@ -104,7 +105,8 @@ class Learner:
             self._moves += 1
         if pending.cells is None or not len(pending.cells.rows):
             return
-        placed = self.supports.place(*pending.cells)                                     # 2.
+        cells = pending.cells
+        placed = self.supports.place(cells.rows, cells.categories, cells.counts)          # 2.
         for move in placed.moves:
             self._move(move)
         for width, rows in placed.grown.items():                                         # 3.
@@ -114,7 +116,8 @@ class Learner:
             local, inverse = np.unique(cells.rows, return_inverse=True)
             counts = np.zeros((len(local), width))
             np.add.at(counts, (inverse, cells.columns), cells.counts)
-            self._learner(width).observe(local, counts)
+            rows = None if pending.rows is None else pending.rows.at(self.supports.classes[width].owner[local])
+            self._learner(width).observe(local, counts, rows)
 
     def _move(self, move: Move) -> None:
         old, new = self.classes[move.width], self._learner(move.new_width)
@@ -211,6 +214,15 @@ class Learner:
         if not key_rows:
             return np.zeros(0, np.int64), KeyRows(np.zeros(0, np.int64), [], {}), np.zeros(0, np.int64)
         return np.concatenate(key_rows), KeyRows(np.concatenate(widths), supports, states), np.concatenate(versions)
+
+    def newest_times(self, n_rows: int) -> np.ndarray:
+        """``[n_rows]`` int64: each key row's newest event time (``NO_TIME`` for none, or a free row)."""
+        newest = np.full(n_rows, NO_TIME, dtype=np.int64)
+        for width, learner in self.classes.items():
+            owner = grown(self.supports.classes[width].owner, learner.model.n_keys, fill=-1)[: learner.model.n_keys]
+            held = np.flatnonzero((owner >= 0) & (owner < n_rows))
+            newest[owner[held]] = learner.model.histogram.newest.cpu().numpy()[held]
+        return newest
 
     def _label_array(self) -> np.ndarray:
         """The table's labels as an array, to index by category (renewed when the table grew)."""

@@ -26,7 +26,8 @@ import numpy as np
 from ..metrics import Metrics
 from ..snapshots import Eviction, Publication
 from .dense import RoundStats
-from .ingest import Ingest, Pending
+from .ingest import Ingest
+from .pending import Pending
 from .keys import KeyTable
 from .learner import Learner
 
@@ -136,8 +137,10 @@ class Training:
 
     async def restore_rows(self, rows: np.ndarray, state, versions: np.ndarray) -> None:
         """Set ``rows`` (just given to restored keys) to their restored states and snapshot versions;
-        the rows freed before are reset first, so no restored state lands in a row that is reset after."""
+        the rows freed before are reset first, so no restored state lands in a row that is reset after.
+        Ingest judges the keys' next events against their restored newest event times."""
         pending = self.take()
+        self.ingest.watermarks.restore(rows, state.newest())
         await self.on_thread(self._restore_rows, pending, rows, state, versions)
 
     def _restore_rows(self, pending: Pending, rows: np.ndarray, state, versions: np.ndarray) -> None:

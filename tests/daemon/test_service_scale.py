@@ -12,7 +12,7 @@ from datetime import datetime
 
 import numpy as np
 
-from daemon.learning.ingest import Pending
+from daemon.learning.pending import Pending
 from daemon.service import Service
 from tests.daemon.in_process import (
     SHUTDOWN_TIMEOUT,

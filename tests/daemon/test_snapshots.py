@@ -7,7 +7,7 @@ import pytest
 
 from daemon.categories import CategoryTable
 from daemon.learning.full_supports import FullSupports
-from daemon.learning.ingest import Pending
+from daemon.learning.pending import Pending
 from daemon.learning.learner import Learner
 from daemon.snapshots import MODEL_NAME, Eviction, Publication, SnapshotBatch
 from tests.daemon.snapshot_intervals import interval_fields

@@ -2,9 +2,10 @@
 
 With open categories (``model.categories = "open"``) a key's row is as wide as its size class
 ``W`` (:mod:`daemon.learning.supports`). Its value is the packed row of :mod:`.rows` over ``W``
-categories, with row format 2 and no label fingerprint, followed by the key's support::
+categories, with row format 4 (2 before keys kept their event time) and no label fingerprint,
+followed by the key's support::
 
-    row over W categories (format 2, labels 0) | size u32 | label bytes u32[size] | UTF-8 labels
+    row over W categories (format 4, labels 0) | size u32 | label bytes u32[size] | UTF-8 labels
 
 Labels, not indices: every instance numbers categories in its own order of appearance, so the
 reader maps a row's labels into its own table (:meth:`OpenRowCodec.localise`), on the event loop
@@ -37,7 +38,7 @@ import numpy as np
 
 from ...categories import CategoryTable
 from ...learning.key_rows import KeyRows
-from .rows import OPEN_ROW_FORMAT, DecodedRows, RowLayout, header_problem, header_width
+from .rows import OPEN_ROW_FORMAT, READABLE, DecodedRows, RowLayout, header_problem, row_header, parse_rows
 
 _U32 = np.dtype("<u4")
 
@@ -49,11 +50,15 @@ class OpenRowCodec:
 
     def __init__(self, table: CategoryTable, *, value_bytes: int = 4, smallest: int = 8) -> None:
         self.table, self.value_bytes, self.smallest = table, value_bytes, smallest
-        self._layouts: dict[int, RowLayout] = {}
+        self._layouts: dict[int, dict[int, RowLayout]] = {}
 
-    def _layout(self, width: int) -> RowLayout:
+    def _layout(self, width: int, row_format: int = OPEN_ROW_FORMAT) -> RowLayout:
+        return self._readable(width)[row_format]
+
+    def _readable(self, width: int) -> dict[int, RowLayout]:
+        """Format → the layout of rows of ``width`` in that format, for every format read."""
         if width not in self._layouts:
-            self._layouts[width] = RowLayout(width, 0, self.value_bytes, OPEN_ROW_FORMAT)
+            self._layouts[width] = {f: RowLayout(width, 0, self.value_bytes, f) for f in READABLE[OPEN_ROW_FORMAT]}
         return self._layouts[width]
 
     def encode(self, rows: KeyRows, versions: Sequence[int]) -> list[bytes]:
@@ -74,15 +79,17 @@ class OpenRowCodec:
             if isinstance(parsed, str):
                 bad.append((i, parsed))
                 continue
-            width, labels = parsed
+            width, row_format, labels = parsed
             good.append(i)
             widths.append(width)
             supports.append(labels)
-            by_width.setdefault(width, []).append(value[: self._layout(width).itemsize])
+            fixed, formats = by_width.setdefault(width, ([], []))
+            fixed.append(value[: self._layout(width, row_format).itemsize])
+            formats.append(row_format)
         states, versions = {}, np.zeros(len(good), dtype=np.int64)
         widths = np.asarray(widths, dtype=np.int64)
-        for w, fixed in by_width.items():
-            states[w], versions[widths == w] = self._layout(w).parse(fixed)
+        for w, (fixed, formats) in by_width.items():
+            states[w], versions[widths == w] = parse_rows(self._readable(w), fixed, formats)
         return DecodedRows(KeyRows(widths, supports, states, {}, *_codes(widths, supports)), versions, good, bad)
 
     @staticmethod
@@ -115,14 +122,15 @@ class OpenRowCodec:
         refused.sort()
         return local.select(np.setdiff1d(np.arange(len(rows)), [p for p, _ in refused])), refused
 
-    def _parse(self, value: bytes) -> tuple[int, list[str]] | str:
+    def _parse(self, value: bytes) -> tuple[int, int, list[str]] | str:
+        """``(width, row format, support)`` of an open row, or why it is none."""
         problem = header_problem(value, OPEN_ROW_FORMAT, self.value_bytes)
         if problem:
             return problem
-        width, _ = header_width(value)
+        width, _, row_format = row_header(value)
         if width < self.smallest or width & (width - 1):
             return f"width {width}: not a size class (powers of two from {self.smallest})"
-        fixed = self._layout(width).itemsize
+        fixed = self._layout(width, row_format).itemsize
         if len(value) < fixed + 4:
             return f"{len(value)} bytes, a row over {width} categories has {fixed} and then its support"
         size = int(np.frombuffer(value, dtype=_U32, count=1, offset=fixed)[0])
@@ -139,7 +147,7 @@ class OpenRowCodec:
             return "a label that is not UTF-8"
         if len(set(labels)) != size:
             return "a label twice in one support"
-        return width, labels
+        return width, row_format, labels
 
 
 def _codes(widths: np.ndarray, supports: list[list[str]]) -> tuple[dict[int, np.ndarray], list[str]]:

@@ -22,7 +22,7 @@ import torch
 from gumbel_models import GANConfig
 
 from ...categories import CategoryTable
-from ...learning.ingest import Pending, SparseCounts
+from ...learning.pending import Pending, SparseCounts
 from ...learning.learner import Learner
 from ...learning.supports import Supports
 

@@ -32,7 +32,7 @@ from gumbel_models.rows import read_rows
 
 from ...categories import CategoryTable
 from ...learning.full_supports import FullSupports
-from ...learning.ingest import Pending
+from ...learning.pending import Pending
 from ...learning.key_rows import KeyRows
 from ...kafka.producer import Producer
 from ...learning.keys import KeyTable

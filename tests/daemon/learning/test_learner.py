@@ -3,15 +3,23 @@ support, checkpoint state) and fixed ones (one class over the whole table). Seed
 tolerances are stated per test."""
 import numpy as np
 import torch
+from prometheus_client import CollectorRegistry
 
 from daemon.categories import CategoryTable
+from daemon.event_time import Watermarks
+from daemon.events import EventBatch
 from daemon.learning.full_supports import FullSupports
-from daemon.learning.ingest import Pending, SparseCounts
+from daemon.learning.ingest import BadEventLog, Ingest
+from daemon.learning.keys import KeyTable
+from daemon.learning.pending import Pending, RowEvents, SparseCounts
 from daemon.learning.learner import Learner
 from daemon.learning.supports import Supports
 from daemon.state.changelog.open_rows import OpenRowCodec
+from daemon.metrics import Metrics
+from daemon.sinks.local import DeadLetterFile
 from daemon.state.checkpoint import CheckpointStore
 from gumbel_models import GANConfig, GumbelGAN
+from gumbel_models.histogram import NO_TIME
 
 WIDTH = 8
 
@@ -182,3 +190,62 @@ def test_a_checkpoint_taken_before_any_event_loads_again():
     again = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu")
     again.load_state_dict(saved)
     assert again.classes == {} and again.steps_taken == 0
+
+
+def _replay(tmp_path, events, batch_size: int, batches_per_take: int, marks: list[int]) -> dict[int, tuple]:
+    """Feed ``events`` (keys, categories, times) through ingest and the learner in batches of
+    ``batch_size``, taking every ``batches_per_take`` batches; the histograms and clocks at ``marks``."""
+    table = CategoryTable(3)
+    table.indices(["a", "b", "c"])
+    learner = Learner(GANConfig(n_categories=3, half_life_ms=60_000.0), table, FullSupports(3), device="cpu")
+    ingest = Ingest(KeyTable(10), ["a", "b", "c"], metrics=Metrics(CollectorRegistry(), max_key_labels=10,
+                                                                 clock=lambda: 0.0),
+                    dead_letters=DeadLetterFile(tmp_path / "dead.jsonl"), bad_log=BadEventLog(10.0, clock=lambda: 0.0),
+                    clock=lambda: 0.0, watermarks=Watermarks(None), half_life_ms=60_000.0)
+    keys, categories, times = events
+    seen = {}
+    for n, start in enumerate(range(0, len(keys), batch_size)):
+        stop = min(len(keys), start + batch_size)
+        ingest.add(EventBatch(["k0", "k1", "k2"], keys[start:stop], categories[start:stop], times=times[start:stop]))
+        if (n + 1) % batches_per_take == 0 or stop in marks:
+            learner.absorb(ingest.take())
+        if stop in marks:
+            h = learner.classes[3].model.histogram
+            seen[stop] = (h.counts[:3].clone(), h.newest[:3].clone(), h.events[:3].clone())
+    return seen
+
+
+def test_a_replay_at_another_speed_counts_the_same_histograms_at_each_offset(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 6000
+    keys = rng.choice(3, n, p=[0.7, 0.25, 0.05])  # keys at rates 14× apart
+    times = 1_796_000_000_000 + np.sort(rng.integers(0, 1_800_000, n)) + rng.integers(-20_000, 20_000, n)
+    categories = rng.integers(0, 3, n)
+    marks = [1500, 3000, 4500, 6000]
+    # live: small polls, a take every 2; replay: large polls, a take every poll
+    live = _replay(tmp_path, (keys, categories, times), 10, 2, marks)
+    fast = _replay(tmp_path, (keys, categories, times), 500, 1, marks)
+    for mark in marks:
+        (c1, t1, e1), (c2, t2, e2) = live[mark], fast[mark]
+        assert torch.equal(t1, t2) and torch.equal(e1, e2)
+        torch.testing.assert_close(c1, c2, rtol=1e-12, atol=0)  # float64 sums of the same terms in another order
+    # and they are the definition: each event weighs 2^(−(T − t)/h), T its key's newest time
+    for key in range(3):
+        own = keys == key
+        weights = np.exp2((times[own] - times[own].max()) / 60_000.0)
+        expected = np.bincount(categories[own], weights=weights, minlength=3)
+        np.testing.assert_allclose(live[6000][0][key].numpy(), expected, rtol=1e-12)
+
+
+def test_the_newest_event_times_of_every_key_row_come_back_from_a_checkpoint():
+    table = CategoryTable(max_categories=1000)
+    learner = Learner(GANConfig(n_categories=WIDTH), table, Supports(smallest=WIDTH), device="cpu")
+    counts = SparseCounts(width=table.max_categories)
+    labels = [f"c{i}" for i in range(12)]  # key row 1 outgrows the narrowest class
+    counts.add(np.array([0, 0] + [1] * 12), table.indices(["x", "y"] + labels))
+    cells = counts.take()
+    learner.absorb(Pending(3, cells, [], RowEvents(np.array([0, 1]), np.array([2, 12]), np.array([5_000, 9_000]))))
+    assert learner.newest_times(3).tolist() == [5_000, 9_000, NO_TIME]
+    again = Learner(GANConfig(n_categories=WIDTH), table, Supports(smallest=WIDTH), device="cpu")
+    again.load_state_dict(learner.state_dict())
+    assert again.newest_times(3).tolist() == [5_000, 9_000, NO_TIME]

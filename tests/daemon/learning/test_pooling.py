@@ -6,7 +6,7 @@ import torch
 
 from daemon.categories import CategoryTable
 from daemon.learning.full_supports import FullSupports
-from daemon.learning.ingest import Pending, SparseCounts
+from daemon.learning.pending import Pending, SparseCounts
 from daemon.learning.learner import Learner
 from daemon.learning.pooling import PriorClass, PriorRefresh
 from daemon.learning.supports import Supports

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from daemon.categories import CategoryTable
 from daemon.learning.full_supports import FullSupports
-from daemon.learning.ingest import Pending
+from daemon.learning.pending import Pending
 from daemon.learning.key_rows import KeyRows
 from daemon.learning.keys import KeyTable
 from daemon.learning.learner import Learner

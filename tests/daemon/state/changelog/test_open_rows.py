@@ -54,7 +54,7 @@ def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
     decoded = codec.decode(values)
     assert decoded.good == [0] and decoded.state.supports == [["a", "b"]]
     reasons = dict(decoded.bad)
-    assert "row format 1 (fixed categories)" in reasons[1]
+    assert "row format 3 (fixed categories)" in reasons[1]
     assert "not a size class" in reasons[2]
     assert "bytes of labels" in reasons[3]
     assert "a support of 9 categories" in reasons[4]
@@ -62,7 +62,7 @@ def test_bad_rows_are_refused_each_with_why_and_the_good_ones_kept():
     assert "not UTF-8" in reasons[6]
     assert "too short" in reasons[7]
     # and a fixed-category reader refuses an open row, saying so
-    assert "row format 2 (open categories)" in dict(RowCodec(["a", "b"]).decode([good]).bad)[0]
+    assert "row format 4 (open categories)" in dict(RowCodec(["a", "b"]).decode([good]).bad)[0]
 
 
 def test_labels_map_into_the_readers_table_and_rows_past_its_limit_are_refused():
