@@ -60,6 +60,7 @@ class Snapshot(BaseModel):
     events: int = Field(ge=0, description="events counted for this key since it first appeared")
     effective_events: float | None = Field(None, ge=0, description="events plus the pooled prior's weight over the key's categories (α with fixed categories; events alone with model.prior = none); Beta(p·N, (1 − p)·N) of a probability p and these N gives intervals at other levels. Absent only from snapshots that earlier versions wrote")
     intervals: Intervals | None = Field(None, description="how sure each category's probability is: the equal-tailed interval of its posterior marginal, of the histogram joined by the pooled prior (with model.prior = none, of each category's count under Jeffreys' prior). Absent only from snapshots that earlier versions wrote")
+    as_of: datetime | None = Field(None, description="the key's watermark: its newest event time less model.allowed_lateness, RFC 3339, UTC; the snapshot describes the key's events up to it (later events within the lateness may still join). Null when the key's events carry no time; absent only from snapshots that earlier versions wrote")
     published_at: datetime = Field(description="RFC 3339, UTC")
     model: Literal["gumbel-softmax-gan"] = "gumbel-softmax-gan"
     version: int = Field(ge=1, description="per key, +1 with every snapshot, across restarts")

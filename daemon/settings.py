@@ -106,6 +106,10 @@ class ModelSettings(settings_of(GANConfig, temperature=TemperatureSettings)):
         return [str(i) for i in range(self.n_categories or len(SEED_DISTRIBUTION))]
 
     @property
+    def allowed_lateness_ms(self) -> int | None:
+        return None if self.allowed_lateness is None else round(self.allowed_lateness * 1000)
+
+    @property
     def half_life_ms(self) -> float | None:
         """``half_life`` in milliseconds of event time when it is a duration, else None."""
         return parse_duration(self.half_life) * 1000 if isinstance(self.half_life, str) else None

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
+from .timestamps import rfc3339_ms
+
 MODEL_NAME = "gumbel-softmax-gan"
 
 
@@ -49,6 +51,7 @@ class SnapshotBatch:
     lower: np.ndarray | list[np.ndarray]    # as learned: each category's interval at interval_level
     upper: np.ndarray | list[np.ndarray]
     interval_level: float
+    as_of: np.ndarray | None = None         # [n] int64 ms, each key's watermark (NO_TIME: none); None: no times
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -66,13 +69,22 @@ class SnapshotBatch:
         steps, events = self.steps[indices].tolist(), self.events[indices].tolist()
         versions, effective = self.versions[indices].tolist(), self.effective_events[indices].tolist()
         lower, upper = [self.lower[i].tolist() for i in indices], [self.upper[i].tolist() for i in indices]
+        as_of = self.as_of_texts(indices)
         return [{"key": self.keys[i], "categories": self.categories[i],
                  "probabilities": learned[j], "empirical": empirical[j],
                  "divergence": {"tv": tv[j], "kl": kl[j], "js": js[j]}, "temperature": temperature[j],
                  "step": int(steps[j]), "events": int(events[j]), "effective_events": effective[j],
                  "intervals": {"level": self.interval_level, "lower": lower[j], "upper": upper[j]},
-                 "published_at": self.published_at, "model": MODEL_NAME, "version": int(versions[j])}
+                 "as_of": as_of[j], "published_at": self.published_at, "model": MODEL_NAME,
+                 "version": int(versions[j])}
                 for j, i in enumerate(indices)]
+
+    def as_of_texts(self, indices=None) -> list[str | None]:
+        """Each snapshot's ``as_of`` (of ``indices``, or all): RFC 3339, or None without a time."""
+        n = len(self.keys) if indices is None else len(indices)
+        if self.as_of is None:
+            return [None] * n
+        return rfc3339_ms(self.as_of if indices is None else self.as_of[list(indices)])
 
     def temperature_of(self, i: int) -> float:
         """The temperature of snapshot ``i``."""
@@ -82,7 +94,7 @@ class SnapshotBatch:
     def empty(cls, temperature: float, published_at: str) -> "SnapshotBatch":
         nothing = np.zeros(0, dtype=np.int64)
         return cls([], [], [], [], nothing, nothing, nothing, temperature, nothing, nothing, nothing, published_at,
-                   np.zeros(0), [], [], 0.9)
+                   np.zeros(0), [], [], 0.9, nothing)
 
 
 @dataclass(frozen=True)
@@ -122,14 +134,15 @@ class Publication:
         temperatures = b.temperature.tolist() if isinstance(b.temperature, np.ndarray) else [b.temperature] * n
         steps, events, versions = (np.asarray(column, dtype=np.int64).tolist() for column in (b.steps, b.events, b.versions))
         columns = zip(b.keys, b.categories, learned, empirical, lower, upper, b.tv.tolist(), b.kl.tolist(),
-                      b.js.tolist(), temperatures, steps, events, b.effective_events.astype(np.float32).tolist(), versions)
+                      b.js.tolist(), temperatures, steps, events, b.effective_events.astype(np.float32).tolist(),
+                      b.as_of_texts(), versions)
         level, published_at, values = b.interval_level, b.published_at, []
-        for key, labels, p, e, lo, hi, tv, kl, js, temperature, step, events, effective, version in columns:
+        for key, labels, p, e, lo, hi, tv, kl, js, temperature, step, events, effective, as_of, version in columns:
             values.append(orjson.dumps(
                 {"key": key, "categories": _encoded(labels, encoded_lists), "probabilities": p, "empirical": e,
                  "divergence": {"tv": tv, "kl": kl, "js": js}, "temperature": temperature, "step": step,
                  "events": events, "effective_events": effective, "intervals": {"level": level, "lower": lo, "upper": hi},
-                 "published_at": published_at, "model": MODEL_NAME, "version": version},
+                 "as_of": as_of, "published_at": published_at, "model": MODEL_NAME, "version": version},
                 option=orjson.OPT_SERIALIZE_NUMPY))
         self.keys += [key.encode() for key in b.keys]
         self.values += values

@@ -51,7 +51,7 @@ def build_ingest(settings: GumbeldSettings, keys: KeyTable, categories=None, *, 
     return Ingest(keys, categories if m.open else m.labels, metrics=metrics, dead_letters=dead_letters,
                   bad_log=BadEventLog(settings.dead_letter.log_interval, clock),
                   clock=clock, open_width=m.max_categories if m.open else None,
-                  watermarks=Watermarks(None if m.allowed_lateness is None else round(m.allowed_lateness * 1000)),
+                  watermarks=Watermarks(m.allowed_lateness_ms),
                   half_life_ms=m.half_life_ms)
 
 

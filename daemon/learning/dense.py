@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gumbel_models import GumbelGAN, divergences, total_variation
+from gumbel_models.histogram import NO_TIME
 from gumbel_models.rows import read_rows, write_rows
 
 from ..arrays import grown
@@ -48,9 +49,10 @@ class RoundStats:
 class DenseLearner:
     def __init__(self, model: GumbelGAN, labels: Sequence[str], *, round_seconds: float = 0.1,
                  active_set: bool = True, max_step_cells: int = 1 << 21, interval_level: float = 0.9,
-                 clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
+                 lateness_ms: int = 0, clock: Callable[[], float] = time.time, timer: Callable[[], float] = time.perf_counter) -> None:
         self.model, self.labels = model, list(labels)
         self._bounds = IntervalBounds(interval_level)
+        self.lateness_ms = lateness_ms  # a snapshot's as_of is its key's newest event time less this
         self.round_seconds, self.active_set, self.max_step_cells = round_seconds, active_set, max_step_cells
         self._clock, self._timer = clock, timer
         self.versions = np.zeros(model.n_keys, dtype=np.int64)
@@ -217,12 +219,13 @@ class DenseLearner:
         probabilities = learned.double().cpu().numpy()
         probabilities /= probabilities.sum(axis=1, keepdims=True).clip(min=1e-300)
         lower, upper = self._bounds.of(model, rows_t, events[rows])
+        newest = model.histogram.newest.index_select(0, rows_t).cpu().numpy()
         batch = SnapshotBatch(
             [names_by_row[r] for r in rows.tolist()], [self.labels] * len(rows), probabilities,
             empirical.double().cpu().numpy(), divergence["tv"], divergence["kl"], divergence["js"],
             model.temperature, model.key_steps().index_select(0, rows_t).cpu().numpy(), events[rows],
             self.versions[rows].copy(), rfc3339(now), effective.cpu().numpy(),
-            lower, upper, self._bounds.level)
+            lower, upper, self._bounds.level, np.where(newest == NO_TIME, NO_TIME, newest - self.lateness_ms))
         return Publication(batch, evictions), self._worst
 
     # -- state --------------------------------------------------------------------------------

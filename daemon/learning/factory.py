@@ -26,7 +26,7 @@ def new_learner(settings: GumbeldSettings, categories: CategoryTable | None = No
     prior = PriorRefresh(seed=t.seed, metrics=metrics) if m.prior == "pooled" else None
     return Learner(config, table, supports, seed=t.seed, device=t.device, round_seconds=t.round_seconds,
                    active_set=t.active_set, max_step_cells=t.max_step_cells, prior=prior,
-                   interval_level=m.interval_level, clock=clock)
+                   interval_level=m.interval_level, lateness_ms=m.allowed_lateness_ms or 0, clock=clock)
 
 
 def new_keys(settings: GumbeldSettings, state: dict | None = None) -> KeyTable:

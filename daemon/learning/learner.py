@@ -47,15 +47,17 @@ from .supports import Move, Supports
 class Learner:
     def __init__(self, config: GANConfig, table: CategoryTable, supports: Supports | FullSupports, *, seed: int = 0,
                  device="auto", round_seconds: float = 0.1, active_set: bool = True, max_step_cells: int = 1 << 21,
-                 prior: PriorRefresh | None = None, interval_level: float = 0.9, clock: Callable[[], float] = time.time,
+                 prior: PriorRefresh | None = None, interval_level: float = 0.9, lateness_ms: int = 0,
+                 clock: Callable[[], float] = time.time,
                  timer: Callable[[], float] = time.perf_counter) -> None:
         """``config``: the model settings (each class takes its own width); ``table``: the categories;
-        ``prior``: the pooled prior's refresh; ``interval_level``: of the posterior intervals in snapshots."""
+        ``prior``: the pooled prior's refresh; ``interval_level``: of the posterior intervals in snapshots;
+        ``lateness_ms``: a snapshot is as of its key's newest event time less this (its watermark)."""
         self.config, self.table, self.supports, self.seed, self.device = config, table, supports, seed, device
         self.prior = prior
         self.round_seconds, self._clock, self._timer = round_seconds, clock, timer
         self._learner_options = dict(active_set=active_set, max_step_cells=max_step_cells, clock=clock, timer=timer,
-                                     interval_level=interval_level)
+                                     interval_level=interval_level, lateness_ms=lateness_ms)
         self.classes: dict[int, DenseLearner] = {}
         self._moves = 0  # part of the revision: a move changes state without a class counting it
         self._labels = np.zeros(0, dtype=object)
@@ -186,7 +188,7 @@ class Learner:
                 rows.append(_cut(getattr(batch, name), sizes))
             temperatures.append(np.full(len(local), batch.temperature))
         joined = {name: np.concatenate([getattr(batch, name) for _, batch in parts])
-                  for name in ("tv", "kl", "js", "steps", "events", "versions", "effective_events")}
+                  for name in ("tv", "kl", "js", "steps", "events", "versions", "effective_events", "as_of")}
         return SnapshotBatch(keys, categories, **{name: _joined(rows) for name, rows in cut.items()},
                              temperature=np.concatenate(temperatures), published_at=parts[0][1].published_at,
                              interval_level=parts[0][1].interval_level, **joined)

@@ -3,7 +3,8 @@
 From the JSON lines gumbeld wrote (``sinks.jsonl_path``, or stdout saved to a file), for the keys
 given with ``--keys`` (default: the ``--top`` 10 with the most events):
 
-- ``<key>-bars.png``: learned vs empirical probability per category, in the key's last snapshot;
+- ``<key>-bars.png``: learned vs empirical probability per category, in the key's last snapshot
+  (the title says the event time it is as of);
 - ``<key>-heatmap.png``: learned − empirical per category (rows) over the key's snapshots (one
   column per publish time), the picture of where the error sits and how it closes;
 - ``tv.png``: TV(learned, empirical) of each key over time; ``temperature.png``: τ over time;
@@ -63,7 +64,8 @@ def bars_figure(snapshot: Snapshot) -> "Figure":
     axes.bar(x + width / 2, snapshot.empirical, width, label="empirical")
     axes.set_xticks(x, snapshot.categories, rotation=45 if len(snapshot.categories) > 12 else 0)
     axes.set_ylabel("probability")
-    axes.set_title(f"{snapshot.key}: {snapshot.events:,} events, TV {snapshot.divergence.tv:.4f}")
+    as_of = "" if snapshot.as_of is None else f", as of {snapshot.as_of:%Y-%m-%d %H:%M:%S} UTC"
+    axes.set_title(f"{snapshot.key}: {snapshot.events:,} events, TV {snapshot.divergence.tv:.4f}{as_of}")
     axes.legend()
     figure.tight_layout()
     return figure

@@ -16,7 +16,7 @@ from gumbel_models import GANConfig
 LABELS = ["red", "green", "blue"]
 RFC3339_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 CONTRACT_FIELDS = {"key", "categories", "probabilities", "empirical", "divergence", "temperature", "step",
-                   "events", "effective_events", "intervals", "published_at", "model", "version"}
+                   "events", "effective_events", "intervals", "as_of", "published_at", "model", "version"}
 
 
 def _publication(evictions=()) -> Publication:
@@ -45,6 +45,7 @@ def test_encoded_snapshots_parse_back_to_the_published_contract():
         assert record["categories"] == LABELS
         assert record["model"] == MODEL_NAME == "gumbel-softmax-gan"
         assert record["published_at"] == "2026-01-01T00:00:00.250Z"
+        assert record["as_of"] is None  # counted without event times
         assert RFC3339_UTC.match(record["published_at"])
         assert len(record["probabilities"]) == len(record["empirical"]) == 3
         assert abs(sum(record["probabilities"]) - 1.0) <= 1e-6

@@ -63,12 +63,14 @@ def age_text(seconds: float) -> str:
 
 
 def key_panel(snapshot: Snapshot, now: float) -> Panel:
-    """One key: its summary line and learned vs empirical bars per category. ``now``: Unix time."""
+    """One key: its summary line (with the event time it is as of) and learned vs empirical bars per
+    category. ``now``: Unix time."""
     d = snapshot.divergence
     summary = Text.assemble(
         "events ", (f"{snapshot.events:,}", "bold"), "  v", str(snapshot.version),
         "  TV ", (f"{d.tv:.4f}", "bold"), "  KL ", f"{d.kl:.4f}",
-        "  age ", age_text(now - snapshot.published_at.timestamp()))
+        "  age ", age_text(now - snapshot.published_at.timestamp()),
+        *(() if snapshot.as_of is None else ("  as of ", f"{snapshot.as_of:%H:%M:%S}")))
     table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="dim")
     table.add_column("category", no_wrap=True, overflow="ellipsis", max_width=LABEL_WIDTH)
     table.add_column("learned", no_wrap=True)

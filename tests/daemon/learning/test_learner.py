@@ -249,3 +249,17 @@ def test_the_newest_event_times_of_every_key_row_come_back_from_a_checkpoint():
     again = Learner(GANConfig(n_categories=WIDTH), table, Supports(smallest=WIDTH), device="cpu")
     again.load_state_dict(learner.state_dict())
     assert again.newest_times(3).tolist() == [5_000, 9_000, NO_TIME]
+
+
+def test_a_snapshot_is_as_of_its_keys_watermark_and_of_nothing_without_event_times():
+    clock = FakeClock()
+    table = CategoryTable(3)
+    table.indices(["a", "b", "c"])
+    learner = Learner(GANConfig(n_categories=3), table, FullSupports(3), device="cpu", lateness_ms=60_000, clock=clock)
+    counts = SparseCounts(width=3)
+    counts.add(np.array([0, 0, 1]), np.array([0, 1, 2]))
+    learner.absorb(Pending(2, counts.take(), [],
+                           RowEvents(np.array([0, 1]), np.array([2, 1]), np.array([1_796_637_600_000, NO_TIME]))))
+    snapshots = _snapshots(learner, ["timed", "untimed"], clock)
+    assert snapshots["timed"]["as_of"] == "2026-12-07T09:59:00.000Z"  # its newest event, less a minute
+    assert snapshots["untimed"]["as_of"] is None

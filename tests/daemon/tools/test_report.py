@@ -21,7 +21,7 @@ def _lines(keys=("a", "b"), publishes: int = 5) -> list[bytes]:
         batch = SnapshotBatch(list(keys), [LABELS] * len(keys), rng.dirichlet(np.ones(3), n), empirical,
                               np.full(n, 0.1), np.full(n, 0.01), np.full(n, 0.005), 1.5 - 0.1 * t, np.full(n, 10 * t),
                               events, np.full(n, t + 1), f"2026-11-28T10:00:{t:02d}.000Z",
-                              **interval_fields(empirical, events))
+                              **interval_fields(empirical, events), as_of=np.full(n, 1_796_637_000_000 + 1000 * t))
         lines += Publication(batch).encode().lines
     return lines
 
@@ -30,6 +30,7 @@ def test_the_bars_carry_the_category_labels_both_distributions_and_the_intervals
     snapshot = Snapshot.model_validate_json(_lines()[-1])
     axes = bars_figure(snapshot).axes[0]
     assert [t.get_text() for t in axes.get_xticklabels()] == LABELS
+    assert axes.get_title().endswith("as of 2026-12-07 09:50:04 UTC")  # the key's watermark
     learned, empirical = (c for c in axes.containers if isinstance(c, BarContainer))
     assert np.allclose([b.get_height() for b in learned], snapshot.probabilities)
     assert np.allclose([b.get_height() for b in empirical], snapshot.empirical)

@@ -38,6 +38,7 @@ def test_a_snapshot_shows_its_labels_bars_in_proportion_and_its_numbers():
     text = _text(state)
     assert "shop-17" in text
     assert re.search(r"events 412,000\s+v12\s+TV 0\.0612\s+KL 0\.0437\s+age 2m05s", text), text
+    assert "as of" not in text  # a snapshot without event time says nothing of it
     for label, learned, empirical in [("red", 0.55, 0.5), ("green", 0.25, 0.3), ("blue", 0.15, 0.2), ("cyan", 0.05, 0.0)]:
         row = _row(text, label)
         assert row.count(LEARNED) == round(learned * BAR_WIDTH), row
@@ -102,3 +103,9 @@ def test_a_long_label_is_cut_and_categories_past_the_limit_are_summed_in_one_row
     assert "a-category-label-far-too-long-to-show" not in text and "a-category-la…" in text
     assert f"c{MAX_CATEGORIES - 1} " in text and f"c{MAX_CATEGORIES} " not in text
     assert re.search(rf"\+6 more\s+{LEARNED}+\s+{6 / k:.1%}", text), text
+
+
+def test_a_snapshot_with_event_time_says_what_time_it_is_as_of():
+    state = WatchState()
+    state.apply(Update("shop-17", snapshot("shop-17", as_of="2026-11-28T09:58:41.250Z")))
+    assert re.search(r"age 2m05s\s+as of 09:58:41", _text(state)), _text(state)
