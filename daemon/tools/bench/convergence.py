@@ -5,7 +5,8 @@ Usage: ``gumbeld bench convergence [--scenarios seed,zipf100] [--json PATH] [--d
 With ``--prior pooled`` (or when it is the service's default) a scenario of several keys learns
 with the pooled prior as the service does (:mod:`daemon.learning.pooling`), refitted after every
 chunk of events; a scenario of one key has no population to pool. The population scenarios
-(:mod:`.population`) learn many keys with a pooled prior, and report per bucket of key size.
+(:mod:`.population`) learn many keys with a pooled prior, and report per bucket of key size;
+``drift_event_time`` (:mod:`.event_time_drift`) forgets in event time, two keys 100× apart in rate.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from gumbel_models import GumbelGAN, resolve_device
 
 from ...learning.pooling import PriorClass, PriorRefresh
 from ...settings import ModelSettings
+from .event_time_drift import format_event_time_drift, run_event_time_drift
 from .machine import describe_machine
 from .open_catalogue import run_open_catalogue
 from .population import KEYS, POPULATIONS, format_buckets, run_population
@@ -112,7 +114,7 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gumbeld bench convergence", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = [s.name for s in build_scenarios()] + ["open_catalogue"]
+    default = [s.name for s in build_scenarios()] + ["open_catalogue", "drift_event_time"]
     known = default + list(POPULATIONS)  # the populations take minutes each: asked for by name
     parser.add_argument("--scenarios", default=",".join(default),
                         help=f"comma-separated subset of {known} (default: all but the population_* ones)")
@@ -136,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if "open_catalogue" in wanted:  # sparse, through the open learner: not a dense Scenario
         rows.append(run_open_catalogue(device, args.seed, scale=args.scale, budget_seconds=120.0 * args.scale))
         print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    if "drift_event_time" in wanted:  # two keys in event time, forgetting twice: not a dense Scenario
+        rows.append(run_event_time_drift(device, args.seed, scale=args.scale))
+        print(format_table(rows[-1:]).splitlines()[-1] + "\n" + format_event_time_drift(rows[-1]), flush=True)
     for name in POPULATIONS:  # many keys with a pooled prior: reported per bucket of key size
         if name in wanted:
             rows.append(run_population(name, device, args.seed, keys=max(500, int(KEYS * args.scale)),
