@@ -324,3 +324,40 @@ def test_librdkafka_create_times_are_the_event_times_and_events_past_the_latenes
     letters = _published(bootstrap, dead)
     assert [(int(dict(r.headers)["gumbeld.source.offset"]), dict(r.headers)["gumbeld.reason"]) for r in letters] == [
         (placed[2][1], b"late")]
+
+
+def test_a_topic_replayed_in_polls_of_another_size_learns_the_same_histograms_in_event_time(kafka_broker, tmp_path):
+    """Two hours of librdkafka CreateTimes (out of order by up to 20 s), three keys at rates 25×
+    apart, forgetting with a half-life of 5 minutes of event time: one instance reads polls of
+    1,000 records, another of 7. Their final snapshots agree on every key's histogram (to the
+    float32 rounding of the published values), mass and watermark. (Without the pooled prior, whose
+    fits depend on when they ran, the mass is the histogram's alone.)"""
+    bootstrap = kafka_broker.bootstrap
+    events, learned, dead = _name("replay"), _name("replay-learned"), _name("replay-dead")
+    _create_topics(bootstrap, (events, learned, dead), 1)
+    rng = np.random.default_rng(41)
+    start, n = int(time.time() * 1000) - 7_200_000, 3000
+    keys = rng.choice(["fast", "middle", "slow"], size=n, p=[25 / 31, 5 / 31, 1 / 31])
+    stamps = start + np.sort(rng.integers(0, 7_200_000, n)) + rng.integers(-20_000, 20_000, n)
+    sent = [Message(key.encode(), json.dumps({"category": LABELS[c]}).encode(), timestamp=int(t))
+            for key, c, t in zip(keys, rng.choice(len(LABELS), size=n, p=TRUTH), stamps)]
+    librdkafka.produce(bootstrap, events, sent)
+    expected = dict(Counter(str(k) for k in keys))
+    finals = []
+    for polls in ("1000", "7"):
+        daemon = Daemon(tmp_path / polls, *_flags(bootstrap, [events], learned, dead, "--model.half_life", "5m",
+                                                   "--model.allowed_lateness", "60s", "--model.prior", "none",
+                                                   "--source.kafka.max_poll_records", polls))
+        try:
+            _counted(daemon, expected)
+        finally:
+            _stop(daemon)
+        finals.append(_latest(list(daemon.snapshots)))
+    one, other = finals
+    assert {key: s["events"] for key, s in one.items()} == {key: s["events"] for key, s in other.items()} == expected
+    for key in expected:
+        assert one[key]["as_of"] == other[key]["as_of"] is not None
+        np.testing.assert_allclose(one[key]["empirical"], other[key]["empirical"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(one[key]["effective_events"], other[key]["effective_events"], rtol=1e-6)
+    # forgetting in time: the slow key weighs far fewer events than it counted, as the fast one does
+    assert one["slow"]["effective_events"] < 0.5 * expected["slow"]
