@@ -75,7 +75,8 @@ async def test_learns_publishes_serves_and_drains(tmp_path):
 
     snap = _snapshots(out)[-1]
     assert set(snap) == {"key", "categories", "probabilities", "empirical", "divergence", "temperature", "step",
-                         "events", "effective_events", "intervals", "published_at", "model", "version"}
+                         "events", "effective_events", "intervals", "as_of", "published_at", "model", "version"}
+    assert snap["as_of"].endswith("Z")  # the synthetic source stamps its events
     assert snap["effective_events"] == snap["events"] and snap["intervals"]["level"] == 0.9  # no prior by default
     assert abs(sum(snap["probabilities"]) - 1.0) <= 1e-6 and snap["published_at"].endswith("Z")
     assert set(snap["divergence"]) == {"tv", "kl", "js"}
