@@ -20,8 +20,15 @@ def rfc3339(timestamp: float) -> str:
 def rfc3339_ms(times: np.ndarray) -> list[str | None]:
     """Epoch milliseconds ``[n]`` (int64) in RFC 3339, UTC, to the millisecond; None for ``NO_TIME``.
 
-    >>> rfc3339_ms(np.array([1_000_000, NO_TIME]))
-    ['1970-01-01T00:16:40.000Z', None]
+    Each distinct second is formatted once: the times of one publication span few seconds.
+
+    >>> rfc3339_ms(np.array([1_000_000, NO_TIME, 1_000_999]))
+    ['1970-01-01T00:16:40.000Z', None, '1970-01-01T00:16:40.999Z']
     """
-    text = np.datetime_as_string(np.asarray(times, dtype=np.int64).astype("datetime64[ms]"), unit="ms", timezone="UTC")
-    return [None if t == NO_TIME else s for t, s in zip(np.asarray(times).tolist(), text.tolist())]
+    times = np.asarray(times, dtype=np.int64)
+    timed = times != NO_TIME
+    seconds, millis = np.divmod(times[timed], 1000)
+    distinct, which = np.unique(seconds, return_inverse=True)
+    prefixes = [datetime.fromtimestamp(s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") for s in distinct.tolist()]
+    texts = iter([f"{prefixes[i]}{m:03d}Z" for i, m in zip(which.tolist(), millis.tolist())])
+    return [next(texts) if t else None for t in timed.tolist()]
