@@ -138,12 +138,12 @@ class Publication:
                       b.as_of_texts(), versions)
         level, published_at, values = b.interval_level, b.published_at, []
         for key, labels, p, e, lo, hi, tv, kl, js, temperature, step, events, effective, as_of, version in columns:
-            values.append(orjson.dumps(
+            values.append(_right_sized(orjson.dumps(
                 {"key": key, "categories": _encoded(labels, encoded_lists), "probabilities": p, "empirical": e,
                  "divergence": {"tv": tv, "kl": kl, "js": js}, "temperature": temperature, "step": step,
                  "events": events, "effective_events": effective, "intervals": {"level": level, "lower": lo, "upper": hi},
                  "as_of": as_of, "published_at": published_at, "model": MODEL_NAME, "version": version},
-                option=orjson.OPT_SERIALIZE_NUMPY))
+                option=orjson.OPT_SERIALIZE_NUMPY)))
         self.keys += [key.encode() for key in b.keys]
         self.values += values
         self.lines += values
@@ -152,6 +152,14 @@ class Publication:
             self.values.append(None)
             self.lines.append(orjson.dumps(eviction.record()))
         return self
+
+
+def _right_sized(value: bytes) -> bytes:
+    """A copy of ``value`` that holds its length only. orjson returns its whole output buffer, 4 or 8 KiB
+    however short the JSON, and snapshots are kept (``/v1``, sinks that fell behind): at 100,000 keys
+    that was 0.4–0.8 GiB of resident memory for ~0.1 GiB of JSON. The copy costs less than it saves
+    in allocation time."""
+    return bytes(memoryview(value))
 
 
 def _encoded(labels: list[str], done: dict[int, orjson.Fragment]) -> orjson.Fragment:

@@ -1,6 +1,7 @@
 import json
 import math
 import re
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -133,3 +134,17 @@ def test_a_large_publication_encodes_every_snapshot_once_in_order():
     assert [r["key"] for r in records] == batch.keys
     assert [r["events"] for r in records] == list(range(1, n + 1))
     assert publication.values[-1] is None and publication.keys[-1] == b"gone"
+
+
+def test_encoded_snapshots_hold_their_own_length_not_the_encoders_buffer():
+    """``/v1`` and sinks that fell behind keep every key's value: each must cost its bytes, not the
+    4–8 KiB buffer orjson wrote it in (tolerance: Python's object header and allocator rounding)."""
+    publication = _publication()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        publication.encode()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * sum(len(value) for value in publication.values) + 4096, held
