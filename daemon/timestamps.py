@@ -29,6 +29,6 @@ def rfc3339_ms(times: np.ndarray) -> list[str | None]:
     timed = times != NO_TIME
     seconds, millis = np.divmod(times[timed], 1000)
     distinct, which = np.unique(seconds, return_inverse=True)
-    prefixes = [datetime.fromtimestamp(s, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") for s in distinct.tolist()]
+    prefixes = [rfc3339(float(s))[:-4] for s in distinct.tolist()]  # "…T00:16:40.000Z" without "000Z"
     texts = iter([f"{prefixes[i]}{m:03d}Z" for i, m in zip(which.tolist(), millis.tolist())])
     return [next(texts) if t else None for t in timed.tolist()]
