@@ -23,6 +23,20 @@ class Timer:
         return self.now
 
 
+class FitMetrics:
+    """What a refresh tells the metrics: each fit set, ``(concentration, share)``, and each fit rejected."""
+
+    def __init__(self) -> None:
+        self.fits: list[tuple[float, float]] = []
+        self.rejected = 0
+
+    def prior_fitted(self, concentration, share):
+        self.fits.append((concentration, share))
+
+    def prior_rejected(self):
+        self.rejected += 1
+
+
 def _population(keys: int, events: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.multinomial(events, rng.dirichlet(30.0 * MEAN, size=keys)).astype(np.float64)
@@ -31,16 +45,9 @@ def _population(keys: int, events: int, seed: int) -> np.ndarray:
 def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     model = GumbelGAN(GANConfig(n_categories=4), 500, seed=0, device="cpu")
     model.observe(_population(500, 50, seed=1))
-    timer, fits = Timer(), []
-
-    class Metrics:
-        def prior_fitted(self, concentration, share):
-            fits.append((concentration, share))
-
-        def prior_rejected(self):
-            raise AssertionError("every fit here is finite")
-
-    refresh = PriorRefresh(interval=10.0, sample_keys=1000, metrics=Metrics(), timer=timer)  # every key: same fit
+    timer, metrics = Timer(), FitMetrics()
+    fits = metrics.fits
+    refresh = PriorRefresh(interval=10.0, sample_keys=1000, metrics=metrics, timer=timer)  # every key: same fit
     classes = [PriorClass(model)]
     assert refresh.refresh(classes, 4) and model.prior is not None
     assert fits[0][0] == refresh.prior.events and 0.2 < fits[0][1] < 0.6  # α/(50+α) with α ≈ 30
@@ -52,27 +59,20 @@ def test_a_refresh_fits_every_interval_and_sets_the_prior_only_when_it_moved():
     model.observe(np.tile([0.0, 0.0, 0.0, 200.0], (500, 1)))  # the population moves to the last category
     timer.now = 20.0
     assert refresh.refresh(classes, 4) and float(refresh.prior.mean[3]) > 0.5
+    assert metrics.rejected == 0  # every fit here is finite
 
 
 def test_a_fit_that_is_not_finite_is_counted_and_set_aside_and_the_models_keep_their_prior():
     model = GumbelGAN(GANConfig(n_categories=4), 50, seed=0, device="cpu")
     model.observe(_population(50, 50, seed=1))
-    timer, rejected = Timer(), []
-
-    class Metrics:
-        def prior_fitted(self, concentration, share):
-            pass
-
-        def prior_rejected(self):
-            rejected.append(True)
-
-    refresh = PriorRefresh(interval=10.0, metrics=Metrics(), timer=timer)
+    timer, metrics = Timer(), FitMetrics()
+    refresh = PriorRefresh(interval=10.0, metrics=metrics, timer=timer)
     assert refresh.refresh([PriorClass(model)], 4)
     first = model.prior.clone()
     model.histogram.counts[3, 0] = float("inf")  # nothing in the service makes one: this stands for a bug
     timer.now = 10.0
     assert not refresh.refresh([PriorClass(model)], 4)
-    assert rejected == [True] and torch.equal(model.prior, first) and refresh.last_fit.finite
+    assert metrics.rejected == 1 and torch.equal(model.prior, first) and refresh.last_fit.finite
 
 
 def test_refits_on_other_samples_of_one_population_keep_the_prior_the_models_have():
