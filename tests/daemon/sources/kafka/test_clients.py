@@ -11,90 +11,26 @@ the records behind them on their partition.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
-import time
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from tests.clients import kafkajs, librdkafka, wire
 from tests.clients.librdkafka import Message
 from tests.clients.schema import snapshot_validator
 from tests.daemon.process import Daemon
-from tests.kafka_broker import consume_all, create_topic
+from tests.daemon.sources.kafka.client_runs import (create_topics, daemon_flags, random_events, records_of,
+                                                     stop_cleanly, unique_name, wait_counted)
 
-LABELS = ["a", "b", "c", "d"]
-TRUTH = [0.4, 0.3, 0.2, 0.1]
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 TRANSACTIONS = 3
-_ids = itertools.count()
-
-
-def _name(prefix: str) -> str:
-    return f"clients-{prefix}-{next(_ids)}-{int(time.time() * 1000)}"
-
-
-def _create_topics(bootstrap: str, topics, partitions: int) -> None:
-    async def create() -> None:
-        for topic in topics:
-            await create_topic(bootstrap, topic, partitions)
-    asyncio.run(create())
-
-
-def _events(keys: list[str], n: int, seed: int) -> list[Message]:
-    """``n`` JSON events ``{"category": …}``, each keyed by one of ``keys`` at random (fixed seed)."""
-    rng = np.random.default_rng(seed)
-    return [Message(keys[k].encode(), json.dumps({"category": LABELS[c]}).encode())
-            for k, c in zip(rng.integers(len(keys), size=n), rng.choice(len(LABELS), size=n, p=TRUTH))]
-
-
-def _flags(bootstrap: str, topics: list[str], learned: str, dead: str, *extra: str) -> list[str]:
-    return ["--source.kind", "kafka", "--source.kafka.bootstrap_servers", bootstrap,
-            "--source.kafka.topics", json.dumps(topics), "--source.kafka.group_id", _name("group"),
-            "--source.kafka.request_timeout", "3", "--source.kafka.retry_backoff_max", "2",
-            # the broker holds a join for a share of the rebalance timeout, waiting for other members
-            "--source.kafka.session_timeout_ms", "6000", "--source.kafka.rebalance_timeout_ms", "2000",
-            "--sinks.kafka.topic", learned, "--sinks.kafka.enable_idempotence", "false",  # Tansu lacks aiokafka's
-            "--sinks.kafka.send_timeout", "5", "--dead_letter.topic", dead,               # InitProducerId
-            "--model.categories", json.dumps(LABELS), "--publish_interval", "0.3", "--checkpoint.interval", "1",
-            *extra]
-
-
-def _latest(lines: list[dict]) -> dict[str, dict]:
-    """Each key's newest snapshot among the daemon's stdout lines (eviction records end a key)."""
-    latest: dict[str, dict] = {}
-    for line in lines:
-        if line.get("evicted"):
-            latest.pop(line["key"], None)
-        else:
-            latest[line["key"]] = line
-    return latest
-
-
-def _counted(daemon: Daemon, expected: dict[str, int], timeout: float = 60.0) -> None:
-    """Wait until every key of ``expected`` has a snapshot counting at least its events."""
-    def reached() -> bool:
-        latest = _latest(list(daemon.snapshots))
-        return all(key in latest and latest[key]["events"] >= n for key, n in expected.items())
-    daemon.wait_for(reached, timeout)
-
-
-def _stop(daemon: Daemon) -> None:
-    code, _ = daemon.stop()
-    assert code == 0, "".join(daemon.log)[-4000:]
-
-
-def _published(bootstrap: str, topic: str) -> list:
-    """The records of ``topic`` as aiokafka reads them: the reference the other readers must match."""
-    return asyncio.run(consume_all(bootstrap, topic, timeout=20))
 
 
 def _send(case: str, bootstrap: str, topic: str, events: list[Message]) -> list[tuple[int, int]]:
     """Send ``events`` as ``case`` says; returns where librdkafka put each (KafkaJS: nothing)."""
     if case == "librdkafka-transactional":  # committed transactions, a commit marker after each
-        return librdkafka.produce_transactions(bootstrap, topic, _transactions(events), _name("tx"))
+        return librdkafka.produce_transactions(bootstrap, topic, _transactions(events), unique_name("tx"))
     if case == "librdkafka-idempotent":
         return librdkafka.produce(bootstrap, topic, events, {"enable.idempotence": True, "acks": "all"})
     if case == "kafkajs-gzip":
@@ -114,14 +50,14 @@ def test_librdkafka_and_kafkajs_producers_are_counted_exactly_with_every_codec(k
     bootstrap = kafka_broker.bootstrap
     cases = [f"librdkafka-{codec}" for codec in CODECS] + ["librdkafka-idempotent", "librdkafka-transactional",
                                                             "kafkajs-gzip"]
-    topics = {case: _name(case) for case in cases}
-    learned, dead = _name("learned"), _name("dead")
+    topics = {case: unique_name(case) for case in cases}
+    learned, dead = unique_name("learned"), unique_name("dead")
 
-    _create_topics(bootstrap, [*topics.values(), learned, dead], 2)
+    create_topics(bootstrap, [*topics.values(), learned, dead], 2)
 
     expected, placed = Counter(), {}
     for seed, case in enumerate(cases):  # three keys of its own per case, 3,000 events in all
-        events = _events([f"{case}-{i}" for i in range(3)], 3_000, seed)
+        events = random_events([f"{case}-{i}" for i in range(3)], 3_000, seed)
         expected.update(m.key.decode() for m in events)
         placed[case] = _send(case, bootstrap, topics[case], events)
 
@@ -136,13 +72,13 @@ def test_librdkafka_and_kafkajs_producers_are_counted_exactly_with_every_codec(k
                   for transaction in _transactions(placed["librdkafka-transactional"]))
     assert sum(b.control for b in transactional) == markers  # one per transaction and partition it wrote
 
-    daemon = Daemon(tmp_path, *_flags(bootstrap, list(topics.values()), learned, dead))
+    daemon = Daemon(tmp_path, *daemon_flags(bootstrap, list(topics.values()), learned, dead))
     try:
-        _counted(daemon, expected)
+        wait_counted(daemon, expected)
     finally:
-        _stop(daemon)  # publishes a final snapshot of every key
+        stop_cleanly(daemon)  # publishes a final snapshot of every key
     newest = {}
-    for record in _published(bootstrap, learned):
+    for record in records_of(bootstrap, learned):
         newest[record.key.decode()] = json.loads(record.value)
     assert {key: snapshot["events"] for key, snapshot in newest.items()} == dict(expected), \
         "".join(line for line in daemon.log if "ERROR" in line or "WARNING" in line)[-4000:]
@@ -150,25 +86,25 @@ def test_librdkafka_and_kafkajs_producers_are_counted_exactly_with_every_codec(k
 
 def test_librdkafka_and_kafkajs_readers_get_every_snapshot_schema_valid_and_the_tombstone(kafka_broker, tmp_path):
     bootstrap = kafka_broker.bootstrap
-    events, learned, dead = _name("events"), _name("learned"), _name("dead")
+    events, learned, dead = unique_name("events"), unique_name("learned"), unique_name("dead")
 
-    _create_topics(bootstrap, (events, learned, dead), 1)
+    create_topics(bootstrap, (events, learned, dead), 1)
 
     # room for two keys: the third evicts the least recent, reader-1, which gets a tombstone. gzip:
     # KafkaJS decodes it natively (snappy, lz4 and zstd need its codec plugins); every codec is read
     # back by aiokafka and librdkafka in test_compression.py
-    daemon = Daemon(tmp_path, *_flags(bootstrap, [events], learned, dead, "--model.max_keys", "2",
+    daemon = Daemon(tmp_path, *daemon_flags(bootstrap, [events], learned, dead, "--model.max_keys", "2",
                                       "--sinks.kafka.compression_type", "gzip"))
     try:
         for seed, key in enumerate(("reader-1", "reader-2", "reader-3")):
-            librdkafka.produce(bootstrap, events, _events([key], 500, seed=20 + seed))
-            _counted(daemon, {key: 500})
+            librdkafka.produce(bootstrap, events, random_events([key], 500, seed=20 + seed))
+            wait_counted(daemon, {key: 500})
         daemon.wait_for(lambda: any(line.get("evicted") and line["key"] == "reader-1" for line in daemon.snapshots))
     finally:
-        _stop(daemon)
+        stop_cleanly(daemon)
 
     reference = [(r.offset, r.key.decode(), None if r.value is None else r.value.decode())
-                 for r in _published(bootstrap, learned)]
+                 for r in records_of(bootstrap, learned)]
     # at least once: an eviction whose publish the shutdown interrupted is published again
     tombstones = [(offset, key) for offset, key, value in reference if value is None]
     assert tombstones and {key for _, key in tombstones} == {"reader-1"}
@@ -214,26 +150,26 @@ def edges(kafka_broker, tmp_path_factory) -> dict:
     (offset), what the learned topic counts per key, and the dead letters by source offset."""
     bootstrap = kafka_broker.bootstrap
     runs = {"strict": [], "defaulted": ["--source.kafka.default_key", "unkeyed"]}
-    topics = {run: {part: _name(f"edge-{run}-{part}") for part in ("events", "learned", "dead")} for run in runs}
+    topics = {run: {part: unique_name(f"edge-{run}-{part}") for part in ("events", "learned", "dead")} for run in runs}
 
     # one partition: the good events queue behind the edges
-    _create_topics(bootstrap, [topic for names in topics.values() for topic in names.values()], 1)
+    create_topics(bootstrap, [topic for names in topics.values() for topic in names.values()], 1)
 
-    records = [*EDGES.values(), *_events(["after"], AFTER, seed=30)]
+    records = [*EDGES.values(), *random_events(["after"], AFTER, seed=30)]
     placed = {run: librdkafka.produce(bootstrap, topics[run]["events"], records) for run in runs}
-    daemons = {run: Daemon(tmp_path_factory.mktemp(run), *_flags(
+    daemons = {run: Daemon(tmp_path_factory.mktemp(run), *daemon_flags(
         bootstrap, [topics[run]["events"]], topics[run]["learned"], topics[run]["dead"],
         "--source.kafka.max_message_bytes", str(MAX_MESSAGE_BYTES), *flags)) for run, flags in runs.items()}
     try:
         for daemon in daemons.values():
-            _counted(daemon, {"after": AFTER})
+            wait_counted(daemon, {"after": AFTER})
     finally:
         for daemon in daemons.values():
-            _stop(daemon)  # the final checkpoint sends the dead letters still queued
+            stop_cleanly(daemon)  # the final checkpoint sends the dead letters still queued
     outcome = {}
     for run in runs:
-        counted = {r.key.decode(): json.loads(r.value)["events"] for r in _published(bootstrap, topics[run]["learned"])}
-        letters = {int(dict(r.headers)["gumbeld.source.offset"]): r for r in _published(bootstrap, topics[run]["dead"])}
+        counted = {r.key.decode(): json.loads(r.value)["events"] for r in records_of(bootstrap, topics[run]["learned"])}
+        letters = {int(dict(r.headers)["gumbeld.source.offset"]): r for r in records_of(bootstrap, topics[run]["dead"])}
         offsets = dict(zip(EDGES, (offset for _, offset in placed[run])))
         outcome[run] = {"offsets": offsets, "counted": counted, "letters": letters, "topic": topics[run]["events"]}
     return outcome
@@ -300,64 +236,3 @@ def test_dead_letters_keep_the_original_key_and_value(edges, run):
         if (letter.key, letter.value) != (sent.key, value):
             changed[edge] = {"sent": (sent.key, sent.value), "dead letter": (letter.key, letter.value)}
     assert not changed
-
-
-def test_librdkafka_create_times_are_the_event_times_and_events_past_the_lateness_are_dead_lettered(kafka_broker,
-                                                                                                     tmp_path):
-    """One partition, in this order: on time, 30 s older (within a lateness of 60 s), 120 s older
-    (late), then 200 events on time. Exactly the late record is dead-lettered, as ``late``."""
-    bootstrap = kafka_broker.bootstrap
-    events, learned, dead = _name("times"), _name("times-learned"), _name("times-dead")
-
-    _create_topics(bootstrap, (events, learned, dead), 1)
-    now = int(time.time() * 1000)
-    good = json.dumps({"category": "a"}).encode()
-    stamped = [Message(b"clock", good, timestamp=t) for t in (now, now - 30_000, now - 120_000)]
-    stamped += [Message(b"clock", m.value, timestamp=now + 1 + i) for i, m in enumerate(_events(["clock"], 200, seed=40))]
-    placed = librdkafka.produce(bootstrap, events, stamped)
-    daemon = Daemon(tmp_path, *_flags(bootstrap, [events], learned, dead, "--model.allowed_lateness", "60s"))
-    try:
-        _counted(daemon, {"clock": 202})
-    finally:
-        _stop(daemon)
-    assert _latest(list(daemon.snapshots))["clock"]["events"] == 202
-    letters = _published(bootstrap, dead)
-    assert [(int(dict(r.headers)["gumbeld.source.offset"]), dict(r.headers)["gumbeld.reason"]) for r in letters] == [
-        (placed[2][1], b"late")]
-
-
-def test_a_topic_replayed_in_polls_of_another_size_learns_the_same_histograms_in_event_time(kafka_broker, tmp_path):
-    """Two hours of librdkafka CreateTimes (out of order by up to 20 s), three keys at rates 25×
-    apart, forgetting with a half-life of 5 minutes of event time: one instance reads polls of
-    1,000 records, another of 7. Their final snapshots agree on every key's histogram (to the
-    float32 rounding of the published values), mass and watermark. (Without the pooled prior, whose
-    fits depend on when they ran, the mass is the histogram's alone.)"""
-    bootstrap = kafka_broker.bootstrap
-    events, learned, dead = _name("replay"), _name("replay-learned"), _name("replay-dead")
-    _create_topics(bootstrap, (events, learned, dead), 1)
-    rng = np.random.default_rng(41)
-    start, n = int(time.time() * 1000) - 7_200_000, 3000
-    keys = rng.choice(["fast", "middle", "slow"], size=n, p=[25 / 31, 5 / 31, 1 / 31])
-    stamps = start + np.sort(rng.integers(0, 7_200_000, n)) + rng.integers(-20_000, 20_000, n)
-    sent = [Message(key.encode(), json.dumps({"category": LABELS[c]}).encode(), timestamp=int(t))
-            for key, c, t in zip(keys, rng.choice(len(LABELS), size=n, p=TRUTH), stamps)]
-    librdkafka.produce(bootstrap, events, sent)
-    expected = dict(Counter(str(k) for k in keys))
-    finals = []
-    for polls in ("1000", "7"):
-        daemon = Daemon(tmp_path / polls, *_flags(bootstrap, [events], learned, dead, "--model.half_life", "5m",
-                                                   "--model.allowed_lateness", "60s", "--model.prior", "none",
-                                                   "--source.kafka.max_poll_records", polls))
-        try:
-            _counted(daemon, expected)
-        finally:
-            _stop(daemon)
-        finals.append(_latest(list(daemon.snapshots)))
-    one, other = finals
-    assert {key: s["events"] for key, s in one.items()} == {key: s["events"] for key, s in other.items()} == expected
-    for key in expected:
-        assert one[key]["as_of"] == other[key]["as_of"] is not None
-        np.testing.assert_allclose(one[key]["empirical"], other[key]["empirical"], rtol=0, atol=1e-6)
-        np.testing.assert_allclose(one[key]["effective_events"], other[key]["effective_events"], rtol=1e-6)
-    # forgetting in time: the slow key weighs far fewer events than it counted, as the fast one does
-    assert one["slow"]["effective_events"] < 0.5 * expected["slow"]
